@@ -1,0 +1,3 @@
+from fxcli.cli.app import main
+
+main()

@@ -1,0 +1,81 @@
+"""How results reach the user: progress bars on terminals, one line per file,
+JSON lines for pipelines, a summary. Human output goes to stderr; ``--json``
+lines go to stdout so they can be piped."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+class Reporter:
+    """``progress``: auto (only when stderr is a terminal) | always | never."""
+
+    def __init__(self, *, json_mode: bool, quiet: bool, progress: str, total_files: int,
+                 total_frames: int) -> None:
+        from rich.console import Console
+
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        show = progress == "always" or (progress == "auto" and sys.stderr.isatty())
+        self._progress = None
+        self._files_task = self._frames_task = None
+        if show and not quiet:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=self.err, transient=True,
+            )
+            self._files_task = self._progress.add_task("files", total=total_files)
+            self._frames_task = self._progress.add_task("frames", total=max(total_frames, 1))
+            self._progress.start()
+
+    def advance_frames(self, n: int) -> None:
+        if self._progress is not None and n:
+            self._progress.advance(self._frames_task, n)  # type: ignore[arg-type]
+
+    def file_done(self, result: Any) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._files_task)  # type: ignore[arg-type]
+        if self.json_mode:
+            sys.stdout.write(json.dumps(result.to_json()) + "\n")
+            sys.stdout.flush()
+        if self.quiet:
+            if result.status == "failed" and not self.json_mode:
+                self.err.print(f"error: {result.input}: {result.error}", markup=False)
+            return
+        if result.status == "ok":
+            extra = f", clipped {result.clipped} samples" if result.clipped else ""
+            self.err.print(
+                f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s, "
+                f"{result.sample_rate} Hz, {result.channels} ch, {result.subtype}{extra})",
+                markup=False,
+            )
+        elif result.status == "skipped":
+            self.err.print(f"skipped {result.input}: {'; '.join(result.notes)}", markup=False)
+        else:
+            self.err.print(f"error: {result.input}: {result.error}", markup=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def summary(self, counts: dict[str, int], ignored: int, elapsed: float) -> None:
+        if self.quiet:
+            return
+        parts = [f"{counts.get('ok', 0)} processed"]
+        if counts.get("failed"):
+            parts.append(f"{counts['failed']} failed")
+        if counts.get("skipped"):
+            parts.append(f"{counts['skipped']} skipped (output exists)")
+        if ignored:
+            parts.append(f"{ignored} non-audio files ignored")
+        self.err.print(", ".join(parts) + f" in {elapsed:.2f} s", markup=False)
+
+    def message(self, text: str) -> None:
+        self.err.print(text, markup=False)

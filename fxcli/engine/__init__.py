@@ -1,0 +1,1 @@
+"""The engine: chain planning, chunking, devices and per-file processing."""

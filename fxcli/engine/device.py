@@ -1,0 +1,51 @@
+"""Device choice and chunk planning."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from fxcli.io.paths import UsageError
+
+DEFAULT_CPU_CHUNK_SECONDS = 10.0
+# Device bytes per (frame x channel) while a chunk is in flight: the float32
+# input and output, float64 working copies inside the kernels, and slack.
+_CUDA_BYTES_PER_SAMPLE = 96
+_CUDA_MAX_CHUNK_FRAMES = 1 << 24
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises :class:`UsageError` (exit 2) for an unknown spec or a missing GPU.
+    """
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if not m:
+        raise UsageError(f"--device {spec!r}: allowed: auto, cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise UsageError(f"--device {spec}: CUDA is not available ({why}); use --device cpu or auto")
+    index = int(m.group(1) or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise UsageError(f"--device {spec}: only {count} CUDA device(s) (0..{count - 1})")
+    return torch.device("cuda", index)
+
+
+def chunk_frames(device: torch.device, samplerate: int, channels: int,
+                 chunk_seconds: float | None) -> int:
+    """Frames per chunk: ``chunk_seconds`` when given; on CUDA sized from free
+    device memory with a 2x safety margin; on CPU a fixed 10 s."""
+    if chunk_seconds is not None:
+        return max(1, round(chunk_seconds * samplerate))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        frames = int(free // 2 // (_CUDA_BYTES_PER_SAMPLE * max(1, channels)))
+        return max(4096, min(frames, _CUDA_MAX_CHUNK_FRAMES))
+    return max(1, round(DEFAULT_CPU_CHUNK_SECONDS * samplerate))

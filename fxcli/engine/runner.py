@@ -1,0 +1,179 @@
+"""Process files: design the chain once per sample rate, stream chunks through it
+on the device with state carried across chunks, and write atomically.
+
+The result of a file equals whole-file processing for any chunk size: every
+step's state is carried from chunk to chunk, and analysis steps (normalize)
+get a measuring pass over the chain up to them before the writing pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fxcli.engine.chain import NonFiniteError, init_states, run_chain, run_chain_checked
+from fxcli.engine.device import chunk_frames
+from fxcli.io.audio import AtomicWriter, AudioError, AudioInfo, output_format, probe, read_blocks
+from fxcli.io.paths import Job
+from fxcli.preset.loader import Preset, PresetError
+from fxcli.steps import Step, build_step, fuse
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class FileResult:
+    """What happened to one file; ``to_json()`` is the ``--json`` line."""
+
+    input: str
+    output: str
+    status: str  # ok | failed | skipped
+    frames: int = 0
+    seconds: float = 0.0
+    sample_rate: int | None = None
+    channels: int | None = None
+    subtype: str | None = None
+    clipped: int = 0
+    elapsed_s: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine:
+    """Runs one preset over many files on one device.
+
+    ``overwrite``: ``"refuse"`` (default), ``"overwrite"`` (atomic replace) or ``"skip"``.
+    Chains are designed once per sample rate and kept on the device.
+    """
+
+    def __init__(self, preset: Preset, device: torch.device, *, chunk_seconds: float | None = None,
+                 fmt: str = "same", subtype: str = "same", overwrite: str = "refuse") -> None:
+        self.preset = preset
+        self.device = device
+        self.chunk_seconds = chunk_seconds
+        self.fmt = fmt
+        self.subtype = subtype
+        self.overwrite = overwrite
+        self._chains: dict[int, list[Step] | PresetError] = {}
+
+    # ------------------------------------------------------------------ chain
+    def chain_for(self, samplerate: int) -> list[Step]:
+        """The designed (unfused) steps for this rate, on the device; cached."""
+        cached = self._chains.get(samplerate)
+        if cached is None:
+            try:
+                cached = [build_step(c, samplerate).to(self.device) for c in self.preset.steps]
+            except PresetError as exc:
+                cached = exc
+            self._chains[samplerate] = cached
+        if isinstance(cached, PresetError):
+            raise cached
+        return cached
+
+    def _resolve_analysis(self, steps: list[Step], info: AudioInfo, frames: int,
+                          progress: ProgressFn | None) -> list[Step]:
+        """Replace each analysis step by its resolved form via a measuring pass."""
+        steps = list(steps)
+        for k, step in enumerate(steps):
+            if not step.needs_analysis:
+                continue
+            head = fuse(steps[:k])
+            states = init_states(head, (info.channels,), self.device)
+            acc = None
+            offset = 0
+            for block in read_blocks(info, frames):
+                x = torch.from_numpy(block).to(self.device)
+                y, states = run_chain_checked(head, x, states, offset)
+                offset += block.shape[1]
+                acc = step.measure(acc, y)  # type: ignore[attr-defined]
+                if progress:
+                    progress(0)
+            steps[k] = step.resolve(acc).to(self.device)  # type: ignore[attr-defined]
+        return fuse(steps)
+
+    # ------------------------------------------------------------------ files
+    def process(self, job: Job, progress: ProgressFn | None = None) -> FileResult:
+        """Process one file; never raises for per-file problems (returns a failed result).
+
+        ``KeyboardInterrupt`` propagates after the partial output is removed.
+        """
+        t0 = time.perf_counter()
+        res = FileResult(str(job.src), str(job.dest), "ok")
+        try:
+            if job.dest.exists() or job.dest.is_symlink():
+                if self.overwrite == "skip":
+                    res.status = "skipped"
+                    res.notes.append("output exists")
+                    return res
+                if self.overwrite != "overwrite":
+                    raise AudioError(
+                        f"output {job.dest} exists (use --overwrite or --skip-existing)"
+                    )
+                if job.dest.is_dir():
+                    raise AudioError(f"output {job.dest} is a directory")
+            info = probe(job.src)
+            res.sample_rate, res.channels = info.samplerate, info.channels
+            ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype)
+            res.subtype = ofmt.subtype
+            steps = self.chain_for(info.samplerate)
+            frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
+            steps = self._resolve_analysis(steps, info, frames, progress)
+            self._write(job, info, steps, frames, ofmt, res, progress)
+        except (AudioError, PresetError, NonFiniteError) as exc:
+            res.status, res.error = "failed", str(exc)
+        except torch.OutOfMemoryError:
+            res.status, res.error = "failed", "out of device memory (try a smaller --chunk-seconds)"
+        res.elapsed_s = round(time.perf_counter() - t0, 6)
+        return res
+
+    def _write(self, job: Job, info: AudioInfo, steps: list[Step], frames: int, ofmt: Any,
+               res: FileResult, progress: ProgressFn | None) -> None:
+        states = init_states(steps, (info.channels,), self.device)
+        offset = 0
+        with AtomicWriter(job.dest, info.samplerate, info.channels, ofmt,
+                          self.preset.dither) as writer:
+            for block in read_blocks(info, frames):
+                x = torch.from_numpy(block).to(self.device, non_blocking=True)
+                y, states = run_chain_checked(steps, x, states, offset)
+                writer.write(y.cpu().numpy())
+                offset += block.shape[1]
+                if progress:
+                    progress(block.shape[1])
+            writer.commit()
+        res.frames = offset
+        res.seconds = round(offset / info.samplerate, 6)
+        res.clipped = writer.clipped
+        if writer.clipped:
+            res.notes.append(f"clipped {writer.clipped} samples")
+
+
+def process_array(steps: list[Step], x: np.ndarray | torch.Tensor, chunk: int | None = None,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Run designed steps over a whole ``(channels, frames)`` array in chunks of
+    ``chunk`` frames (None: one chunk). Analysis steps are resolved first.
+    Used by tests and the library to check chunked == whole-file processing."""
+    t = torch.as_tensor(x).to(device)
+    steps = [s.to(device) for s in steps]
+    for k, step in enumerate(steps):
+        if step.needs_analysis:
+            head = fuse(steps[:k])
+            y, _ = run_chain(head, t, init_states(head, tuple(t.shape[:-1]), t.device))
+            steps[k] = step.resolve(step.measure(None, y))  # type: ignore[attr-defined]
+    steps = fuse(steps)
+    states = init_states(steps, tuple(t.shape[:-1]), t.device)
+    n = t.shape[-1]
+    chunk = n if not chunk else chunk
+    outs = []
+    for start in range(0, max(n, 1), max(chunk, 1)):
+        y, states = run_chain(steps, t[..., start:start + chunk], states)
+        outs.append(y)
+    return torch.cat(outs, dim=-1)

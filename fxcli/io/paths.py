@@ -1,0 +1,151 @@
+"""Turn the CLI's INPUT arguments into (input file, output file) jobs.
+
+- A directory is walked (symlinked directories are not followed, so loops
+  cannot trap the walk); its tree is mirrored under OUTPUT. Files without an
+  audio extension and special files are skipped and counted.
+- A file maps to ``OUTPUT/<name>``.
+- A glob pattern (quoted, so the shell leaves it alone) maps each match to its
+  path relative to the pattern's fixed leading folder.
+- ``--input-list FILE`` (or ``-`` for stdin) lists files one per line; blank
+  lines and ``#`` comments are ignored. Their relative paths are mirrored, with
+  ``..`` and absolute anchors removed, so no output lands outside OUTPUT.
+- With a single input file and an OUTPUT that ends in an audio extension (and
+  is not an existing folder), OUTPUT is the output file itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from fxcli.io.audio import AUDIO_EXTENSIONS, FORMAT_EXTENSIONS
+
+
+class UsageError(Exception):
+    """A usage problem found before any file is touched (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dest: Path
+
+
+@dataclass
+class Collected:
+    jobs: list[Job] = field(default_factory=list)
+    ignored: int = 0  # non-audio or special files found in folders/globs
+
+
+def _safe_rel(p: PurePath) -> Path:
+    parts = [x for x in p.parts if x not in ("..", ".", "") and x != p.anchor]
+    if not parts:
+        raise UsageError(f"input path {str(p)!r} has no file name")
+    return Path(*parts)
+
+
+def _is_audio(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _walk(root: Path, skip: Path | None) -> tuple[list[Path], int]:
+    files: list[Path] = []
+    ignored = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        if skip is not None:
+            dirnames[:] = [n for n in dirnames if (d / n).resolve() != skip]
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = d / name
+            try:
+                mode = p.stat().st_mode
+            except OSError:  # dangling symlink
+                ignored += 1
+                continue
+            if stat.S_ISREG(mode) and _is_audio(p):
+                files.append(p)
+            else:
+                ignored += 1
+    return files, ignored
+
+
+def _glob_root(pattern: str) -> Path:
+    parts = []
+    for part in PurePath(pattern).parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def read_input_list(source: str) -> list[str]:
+    """Paths from a list file (``-`` = stdin), one per line."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--input-list {source}: cannot read: {exc}") from None
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+def collect(
+    inputs: list[str], output: Path, listed: list[str] | None = None, out_ext: str | None = None
+) -> Collected:
+    """Resolve inputs into jobs. ``out_ext`` replaces the extension (``--format``)."""
+    out = Collected()
+    pairs: list[tuple[Path, Path]] = []  # (src, rel)
+    out_resolved = output.resolve()
+    single_file = (
+        len(inputs) == 1 and not listed and Path(inputs[0]).is_file()
+        and output.suffix.lower() in AUDIO_EXTENSIONS and not output.is_dir()
+    )
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files, ignored = _walk(p, out_resolved)
+            out.ignored += ignored
+            pairs += [(f, f.relative_to(p)) for f in files]
+        elif p.exists():
+            pairs.append((p, Path(p.name)))
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise UsageError(f"INPUT {item!r}: no files match this pattern")
+            root = _glob_root(item)
+            for m in matches:
+                mp = Path(m)
+                if mp.is_file() and _is_audio(mp):
+                    pairs.append((mp, _safe_rel(mp.relative_to(root))))
+                elif not mp.is_dir():
+                    out.ignored += 1
+        else:
+            raise UsageError(f"INPUT {item!r}: no such file or directory")
+    for item in listed or []:
+        p = Path(item)
+        pairs.append((p, _safe_rel(PurePath(item))))
+    if not pairs:
+        raise UsageError("no input files (give files, folders, glob patterns or --input-list)")
+    seen: dict[Path, Path] = {}
+    for src, rel in pairs:
+        if single_file:
+            dest = output
+        else:
+            if out_ext is not None:
+                rel = rel.with_suffix(out_ext)
+            dest = output / rel
+        key = dest.resolve()
+        if key in seen:
+            raise UsageError(f"inputs {seen[key]} and {src} would both write {dest}")
+        seen[key] = src
+        out.jobs.append(Job(src, dest))
+    return out
+
+
+def format_extension(fmt: str) -> str | None:
+    """``--format`` to the extension outputs get (None: keep the input's)."""
+    return FORMAT_EXTENSIONS.get(fmt)

@@ -1,0 +1,360 @@
+"""Load and validate YAML presets (version 1) before any audio is read.
+
+Errors are :class:`PresetError` with one line of the form
+``FILE:LINE: step INDEX (TYPE): key 'KEY': what is wrong; allowed: ...``.
+Only ``yaml.SafeLoader`` is used: presets may come from untrusted places.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fxcli.preset.spec import (
+    DITHER,
+    MAX_COEFFICIENTS_FILE_BYTES,
+    MAX_FIR_TAPS,
+    OUTPUT_KEYS,
+    OUTPUT_SUBTYPES,
+    STEPS,
+    TOP_LEVEL_KEYS,
+    Param,
+    StepSpec,
+)
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+class PresetError(ValueError):
+    """A preset is malformed or a step cannot be built; the message is one line."""
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """A validated step: its type, its keys with defaults filled in, and where it came from."""
+
+    type: str
+    params: dict[str, Any]
+    index: int
+    line: int | None
+    source: str
+    base_dir: Path | None = None
+
+    @property
+    def where(self) -> str:
+        loc = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{loc}: step {self.index} ({self.type})"
+
+
+@dataclass
+class Preset:
+    """A validated preset. ``steps`` are :class:`StepConfig` in chain order."""
+
+    source: str
+    description: str = ""
+    subtype: str = "same"
+    dither: str = "none"
+    steps: list[StepConfig] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+def _construct(node: yaml.Node, lines: dict[int, int], loader: yaml.SafeLoader) -> Any:
+    """Build Python data from a composed node, recording each mapping's line by id()."""
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for k, v in node.value:
+            key = _construct(k, lines, loader)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise PresetError(f"line {k.start_mark.line + 1}: mapping keys must be plain words")
+            if key in out:
+                raise PresetError(f"line {k.start_mark.line + 1}: duplicate key {key!r}")
+            out[key] = _construct(v, lines, loader)
+        lines[id(out)] = node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = [_construct(v, lines, loader) for v in node.value]
+        lines[id(seq)] = node.start_mark.line + 1
+        return seq
+    return loader.construct_object(node, deep=True)  # scalars: SafeLoader's own rules
+
+
+def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
+    """Parse YAML safely; return the data and a map ``id(container) -> line``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PresetError(f"{where}: invalid YAML: {problem}") from None
+    lines: dict[int, int] = {}
+    if root is None:
+        return None, lines
+    try:
+        return _construct(root, lines, yaml.SafeLoader("")), lines
+    except PresetError as exc:
+        raise PresetError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{source}: invalid YAML: {str(exc).splitlines()[0]}") from None
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(p: Param, v: Any, where: str) -> Any:
+    def bad(why: str) -> PresetError:
+        return PresetError(f"{where}: key '{p.name}': {why}; allowed: {p.allowed()}")
+
+    def check_range(x: float) -> None:
+        if not math.isfinite(x):
+            raise bad(f"got {x!r}")
+        if p.minimum is not None and (x <= p.minimum if p.exclusive_minimum else x < p.minimum):
+            raise bad(f"got {x:g}")
+        if p.maximum is not None and (x >= p.maximum if p.exclusive_maximum else x > p.maximum):
+            raise bad(f"got {x:g}")
+
+    if p.kind == "number":
+        if not _is_number(v):
+            raise bad(f"got {v!r}")
+        check_range(float(v))
+        return float(v)
+    if p.kind == "int":
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise bad(f"got {v!r}")
+        check_range(v)
+        return v
+    if p.kind == "choice":
+        if v not in p.choices:
+            raise bad(f"got {v!r}")
+        return v
+    if p.kind == "freq_or_band":
+        if _is_number(v):
+            if not (math.isfinite(v) and v > 0):
+                raise bad(f"got {v!r}")
+            return float(v)
+        if (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(_is_number(x) and math.isfinite(x) and x > 0 for x in v)
+        ):
+            return [float(x) for x in v]
+        raise bad(f"got {v!r}")
+    if p.kind == "numbers":
+        if not isinstance(v, list) or not v or not all(_is_number(x) for x in v):
+            raise bad("got " + (repr(v) if len(repr(v)) < 60 else repr(v)[:57] + "..."))
+        if len(v) > MAX_FIR_TAPS:
+            raise bad(f"got {len(v)} values (at most {MAX_FIR_TAPS})")
+        if not all(math.isfinite(x) for x in v):
+            raise bad("got a non-finite value")
+        return [float(x) for x in v]
+    if p.kind == "path":
+        if not isinstance(v, str) or not v:
+            raise bad(f"got {v!r}")
+        return v
+    if p.kind == "window":
+        if isinstance(v, str) and v:
+            return v
+        if isinstance(v, list) and v and isinstance(v[0], str) and all(_is_number(x) for x in v[1:]):
+            return v
+        raise bad(f"got {v!r}")
+    raise AssertionError(p.kind)  # pragma: no cover
+
+
+def validate_step(
+    raw: Any, index: int, line: int | None, source: str, base_dir: Path | None
+) -> StepConfig:
+    """Validate one chain entry (static checks only; rate-dependent ones happen at build)."""
+    loc = f"{source}:{line}" if line else source
+    if not isinstance(raw, dict):
+        raise PresetError(f"{loc}: step {index}: must be a mapping with a 'type' key, got {raw!r}")
+    stype = raw.get("type")
+    if stype not in STEPS:
+        known = ", ".join(sorted(STEPS))
+        raise PresetError(f"{loc}: step {index}: unknown type {stype!r}; allowed: {known}")
+    spec: StepSpec = STEPS[stype]
+    where = f"{loc}: step {index} ({stype})"
+    params: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "type":
+            continue
+        if key not in spec.param_map:
+            allowed = ", ".join(p.name for p in spec.params)
+            raise PresetError(f"{where}: unknown key {key!r}; allowed keys: {allowed}")
+        params[key] = _check_value(spec.param_map[key], value, where)
+    for group in spec.exclusive:
+        given = [k for k in group if k in params]
+        if len(given) > 1:
+            raise PresetError(f"{where}: keys {' and '.join(given)} exclude each other; give one")
+    for group in spec.one_of:
+        given = [k for k in group if k in params]
+        if len(given) != 1:
+            raise PresetError(f"{where}: give exactly one of {', '.join(group)}")
+    for p in spec.params:
+        if p.name not in params:
+            if p.required:
+                raise PresetError(f"{where}: missing key '{p.name}' ({p.help}; {p.allowed()})")
+            params[p.name] = p.default
+    _cross_checks(stype, params, where, base_dir)
+    return StepConfig(stype, params, index, line, source, base_dir)
+
+
+def _cross_checks(stype: str, params: dict[str, Any], where: str, base_dir: Path | None) -> None:
+    if stype in ("highpass", "lowpass", "bandpass", "bandstop"):
+        if params["design"] == "linkwitz_riley":
+            if stype in ("bandpass", "bandstop"):
+                raise PresetError(
+                    f"{where}: key 'design': linkwitz_riley is only for highpass and lowpass"
+                )
+            if params["order"] % 2:
+                raise PresetError(
+                    f"{where}: key 'order': linkwitz_riley needs an even order, "
+                    f"got {params['order']}"
+                )
+        if stype in ("bandpass", "bandstop") and not params["low_hz"] < params["high_hz"]:
+            raise PresetError(
+                f"{where}: key 'low_hz': {params['low_hz']:g} must be below high_hz "
+                f"{params['high_hz']:g}"
+            )
+    if stype in ("lowshelf", "highshelf") and params["q"] is None and params["slope"] is None:
+        params["q"] = 0.7071
+    if stype == "fir":
+        if params["taps"] is not None:
+            if params["cutoff_hz"] is None:
+                raise PresetError(f"{where}: missing key 'cutoff_hz' (needed with 'taps')")
+            band = params["pass"] in ("bandpass", "bandstop")
+            if band != isinstance(params["cutoff_hz"], list):
+                need = "[low, high]" if band else "a single number"
+                raise PresetError(f"{where}: key 'cutoff_hz': pass {params['pass']} needs {need}")
+            if params["pass"] in ("highpass", "bandstop") and params["taps"] % 2 == 0:
+                raise PresetError(
+                    f"{where}: key 'taps': a {params['pass']} FIR needs an odd number of taps, "
+                    f"got {params['taps']}"
+                )
+        elif params["cutoff_hz"] is not None:
+            raise PresetError(f"{where}: key 'cutoff_hz' only applies with 'taps'")
+        if params["coefficients_file"] is not None:
+            params["coefficients"] = load_coefficients_file(
+                params["coefficients_file"], base_dir, where
+            )
+
+
+def load_coefficients_file(name: str, base_dir: Path | None, where: str) -> list[float]:
+    """Load FIR taps from ``.npy`` (no pickle) or whitespace/comma separated text."""
+    import numpy as np
+
+    path = Path(name)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise PresetError(f"{where}: key 'coefficients_file': {path} is not a readable file")
+    if path.stat().st_size > MAX_COEFFICIENTS_FILE_BYTES:
+        raise PresetError(
+            f"{where}: key 'coefficients_file': {path} is larger than "
+            f"{MAX_COEFFICIENTS_FILE_BYTES // (1024 * 1024)} MiB"
+        )
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            arr = np.array(path.read_text().replace(",", " ").split(), dtype=np.float64)
+        arr = np.asarray(arr, dtype=np.float64).ravel()
+    except (ValueError, OSError) as exc:
+        raise PresetError(
+            f"{where}: key 'coefficients_file': cannot read {path}: {exc}".splitlines()[0]
+        ) from None
+    if arr.size == 0 or arr.size > MAX_FIR_TAPS or not np.all(np.isfinite(arr)):
+        raise PresetError(
+            f"{where}: key 'coefficients_file': {path} must hold 1..{MAX_FIR_TAPS} finite numbers"
+        )
+    return arr.tolist()
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def resolve_preset_path(name_or_path: str) -> Path:
+    """A path to an existing file, or the name of a bundled preset (``mastering``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    for cand in (BUNDLED_DIR / name_or_path, BUNDLED_DIR / f"{name_or_path}.yaml"):
+        if cand.is_file():
+            return cand
+    names = ", ".join(bundled_names())
+    raise PresetError(
+        f"preset {name_or_path!r}: no such file, and not a bundled preset ({names})"
+    )
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml"))
+
+
+def parse_preset(text: str, source: str, base_dir: Path | None = None) -> Preset:
+    """Validate preset text (static checks: types, keys, ranges, cross-key rules)."""
+    data, lines = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise PresetError(f"{source}: a preset is a mapping with 'version: 1' and a 'chain' list")
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise PresetError(
+                f"{source}:{lines.get(id(data), 1)}: unknown top-level key {key!r}; "
+                f"allowed: {', '.join(TOP_LEVEL_KEYS)}"
+            )
+    if data.get("version") != 1:
+        raise PresetError(
+            f"{source}: key 'version': got {data.get('version')!r}; allowed: 1 (required)"
+        )
+    desc = data.get("description", "")
+    if not isinstance(desc, str):
+        raise PresetError(f"{source}: key 'description': must be a string")
+    preset = Preset(source=source, description=desc.strip())
+    out = data.get("output", {}) or {}
+    if not isinstance(out, dict):
+        raise PresetError(f"{source}: key 'output': must be a mapping with subtype and dither")
+    for key, value in out.items():
+        if key not in OUTPUT_KEYS:
+            raise PresetError(
+                f"{source}:{lines.get(id(out), 1)}: output: unknown key {key!r}; "
+                f"allowed: {', '.join(OUTPUT_KEYS)}"
+            )
+    preset.subtype = out.get("subtype", "same")
+    if preset.subtype not in OUTPUT_SUBTYPES:
+        raise PresetError(
+            f"{source}: output: key 'subtype': got {preset.subtype!r}; "
+            f"allowed: {', '.join(OUTPUT_SUBTYPES)}"
+        )
+    preset.dither = out.get("dither", "none")
+    if preset.dither not in DITHER:
+        raise PresetError(
+            f"{source}: output: key 'dither': got {preset.dither!r}; allowed: {', '.join(DITHER)}"
+        )
+    chain = data.get("chain")
+    if not isinstance(chain, list) or not chain:
+        raise PresetError(f"{source}: key 'chain': must be a non-empty list of steps")
+    for i, raw in enumerate(chain):
+        line = lines.get(id(raw)) if isinstance(raw, (dict, list)) else lines.get(id(chain))
+        preset.steps.append(validate_step(raw, i, line, source, base_dir))
+    return preset
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """Resolve (path or bundled name), read and validate a preset."""
+    path = resolve_preset_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: cannot read preset: {exc}") from None
+    return parse_preset(text, str(path), path.resolve().parent)
