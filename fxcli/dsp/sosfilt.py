@@ -414,20 +414,23 @@ _MATS_LOCK = threading.Lock()
 _SCAN_LEVELS = 48  # P^(2^k) for k < 48: enough for 2^48 segments
 
 
+_XP = np.longdouble
+
+
 def _state_space(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(A, B, C, D) of the cascade of DF2T sections; states ordered like scipy's zi."""
     n_sec = sos.shape[0]
     n = 2 * n_sec
-    a = np.zeros((n, n))
-    b = np.zeros(n)
-    c = np.zeros(n)
-    d = 1.0
+    a = np.zeros((n, n), dtype=sos.dtype)
+    b = np.zeros(n, dtype=sos.dtype)
+    c = np.zeros(n, dtype=sos.dtype)
+    d = sos.dtype.type(1.0)
     for s in range(n_sec):
         b0, b1, b2, _, a1, a2 = sos[s]
         i = 2 * s
         # section input u_s = c . state + d * x  (c, d: the cascade so far)
-        a_s = np.array([[-a1, 1.0], [-a2, 0.0]])
-        b_s = np.array([b1 - a1 * b0, b2 - a2 * b0])
+        a_s = np.array([[-a1, 1.0], [-a2, 0.0]], dtype=sos.dtype)
+        b_s = np.array([b1 - a1 * b0, b2 - a2 * b0], dtype=sos.dtype)
         a[i : i + 2, :i] = np.outer(b_s, c[:i])
         a[i : i + 2, i : i + 2] = a_s
         b[i : i + 2] = b_s * d
@@ -444,14 +447,14 @@ def _block_mats(sos: np.ndarray, seg: int, device: torch.device) -> _BlockMats:
         if hit is not None:
             _MATS_CACHE.move_to_end(key)
             return hit
-    a, b, c, d = _state_space(sos)
+    a, b, c, d = _state_space(sos.astype(_XP))
     n = a.shape[0]
-    apow = np.empty((seg + 1, n, n))
-    apow[0] = np.eye(n)
+    apow = np.empty((seg + 1, n, n), dtype=_XP)
+    apow[0] = np.eye(n, dtype=_XP)
     for k in range(1, seg + 1):
         apow[k] = a @ apow[k - 1]
     ab = apow[:seg] @ b  # (L, N): A^k B
-    h = np.empty(seg)
+    h = np.empty(seg, dtype=_XP)
     h[0] = d
     h[1:] = ab[: seg - 1] @ c
     idx = np.arange(seg)
@@ -459,7 +462,7 @@ def _block_mats(sos: np.ndarray, seg: int, device: torch.device) -> _BlockMats:
     toep = np.where(diff >= 0, h[np.clip(diff, 0, None)], 0.0)
     mt = ab[::-1].copy()  # row k = A^(L-1-k) B
     tt = (apow[:seg].transpose(0, 2, 1) @ c).T  # column k = (C A^k)^T
-    pt = np.empty((_SCAN_LEVELS, n, n))
+    pt = np.empty((_SCAN_LEVELS, n, n), dtype=_XP)
     p = apow[seg]
     for k in range(_SCAN_LEVELS):
         pt[k] = p.T
@@ -468,7 +471,7 @@ def _block_mats(sos: np.ndarray, seg: int, device: torch.device) -> _BlockMats:
             p = np.where(np.isfinite(p), p, 0.0)
 
     def dev(arr: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)).to(device)
 
     mats = _BlockMats(
         L=seg,
@@ -487,6 +490,9 @@ def _block_mats(sos: np.ndarray, seg: int, device: torch.device) -> _BlockMats:
     return mats
 
 
+_TORCH_GROUP = 1
+
+
 def _segment_length(n_states: int) -> int:
     return 64 if n_states <= 16 else 128
 
@@ -497,6 +503,38 @@ def _slab_elements(device: torch.device) -> int:
     return 1 << 22 if device.type == "cpu" else 1 << 25
 
 
+def _block_step(
+    xs: torch.Tensor, m: _BlockMats, state: torch.Tensor, rows: int, js: int, pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One slab through one state-space group.
+
+    ``xs`` is (rows * js, L) float64 (segments of the slab, the last one padded
+    with ``pad`` samples), ``state`` (rows, N) the state entering the slab.
+    Returns the output segments (same shape as ``xs``) and the state after the
+    slab's last real sample.
+    """
+    n, seg = m.N, m.L
+    # (2) zero-state end state of every segment; fold the incoming state in
+    e = (xs @ m.MT).reshape(rows, js, n)
+    e[:, 0] += state @ m.PT[0]
+    # (3) inclusive scan e_j = P e_{j-1} + f_j (Hillis-Steele doubling with P^(2^k))
+    d, k = 1, 0
+    while d < js:
+        e[:, d:] += e[:, :-d] @ m.PT[k]
+        d, k = 2 * d, k + 1
+    s_in = torch.cat((state.unsqueeze(1), e[:, :-1]), dim=1)  # state entering segment j
+    # (1) + (4) zero-state output (causal Toeplitz) plus state response
+    ys = torch.addmm(xs @ m.HT, s_in.reshape(rows * js, n), m.TT)
+    # (5) state after the last real sample
+    if pad:
+        rem = seg - pad
+        last_x = xs.reshape(rows, js, seg)[:, -1, :rem]
+        state = s_in[:, -1] @ m.ApT[rem] + last_x @ m.MT[pad:]
+    else:
+        state = e[:, -1].clone()
+    return ys, state
+
+
 def _sosfilt_torch(
     x2: torch.Tensor, sos_np: np.ndarray, z: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -504,10 +542,11 @@ def _sosfilt_torch(
     rows, n_t = x2.shape
     device = x2.device
     n_sec = sos_np.shape[0]
-    seg = _segment_length(2 * n_sec)
-    m = _block_mats(sos_np, seg, device)
-    n = m.N
-    state = z.permute(1, 0, 2).reshape(rows, n)  # (rows, N), row-vector states
+    bounds = [(g, min(n_sec, g + _TORCH_GROUP)) for g in range(0, n_sec, _TORCH_GROUP)]
+    seg = _segment_length(2 * (bounds[0][1] - bounds[0][0]))
+    mats = [_block_mats(np.ascontiguousarray(sos_np[g0:g1]), seg, device) for g0, g1 in bounds]
+    # row-vector states (rows, N_group): section s of the group owns columns 2s, 2s+1
+    states = [z[g0:g1].permute(1, 0, 2).reshape(rows, 2 * (g1 - g0)) for g0, g1 in bounds]
     y = torch.empty((rows, n_t), dtype=x2.dtype, device=device)
     n_segs = -(-n_t // seg)
     per_slab = max(1, _slab_elements(device) // (rows * seg))
@@ -520,27 +559,12 @@ def _sosfilt_torch(
         if pad:
             xs = torch.nn.functional.pad(xs, (0, pad))
         xs = xs.reshape(rows * js, seg)
-        # (2) zero-state end state of every segment; fold the incoming state in
-        e = (xs @ m.MT).reshape(rows, js, n)
-        e[:, 0] += state @ m.PT[0]
-        # (3) inclusive scan e_j = P e_{j-1} + f_j (Hillis-Steele doubling)
-        d, k = 1, 0
-        while d < js:
-            e[:, d:] += e[:, :-d] @ m.PT[k]
-            d, k = 2 * d, k + 1
-        s_in = torch.cat((state.unsqueeze(1), e[:, :-1]), dim=1)  # state entering segment j
-        # (1) + (4) zero-state output plus state response
-        ys = torch.addmm(xs @ m.HT, s_in.reshape(rows * js, n), m.TT)
-        y[:, t0:t1] = ys.reshape(rows, js * seg)[:, : t1 - t0]
-        # (5) state after the last real sample
-        if pad:
-            rem = seg - pad
-            last_x = xs.reshape(rows, js, seg)[:, -1, :rem]
-            state = s_in[:, -1] @ m.ApT[rem] + last_x @ m.MT[pad:]
-        else:
-            state = e[:, -1]
-    zf = state.reshape(rows, n_sec, 2).permute(1, 0, 2).contiguous()
-    return y, zf
+        for gi, m in enumerate(mats):
+            # outputs in the padded tail are junk but only feed later padded samples
+            xs, states[gi] = _block_step(xs, m, states[gi], rows, js, pad)
+        y[:, t0:t1] = xs.reshape(rows, js * seg)[:, : t1 - t0]
+    zf = torch.cat([st.reshape(rows, -1, 2).permute(1, 0, 2) for st in states], dim=0)
+    return y, zf.contiguous()
 
 
 # ---------------------------------------------------------------------------

@@ -68,6 +68,8 @@ def probe(path: Path) -> AudioInfo:
     """Read a file's header; raise :class:`AudioError` with the reason if unreadable."""
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
+    if not path.exists():
+        raise AudioError("no such file")
     try:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(path, int(f.samplerate), int(f.channels), int(f.frames), f.format,

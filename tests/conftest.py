@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def noise(channels: int, frames: int, seed: int = 0, dtype: type = np.float32) -> np.ndarray:
+    """Normalized noise in [-1, 1], shape (channels, frames)."""
+    x = np.random.default_rng(seed).standard_normal((channels, frames))
+    return (x / np.max(np.abs(x))).astype(dtype)
+
+
+def write_audio(path: Path, x: np.ndarray, fs: int, subtype: str = "PCM_24",
+                fmt: str | None = None) -> Path:
+    """Write (channels, frames) audio."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x.T, fs, subtype=subtype, format=fmt)
+    return path
+
+
+@pytest.fixture
+def tiny_tree(tmp_path: Path) -> Path:
+    """A mixed tree: 24-bit WAV stereo 44.1k, 16-bit FLAC mono 48k, float WAV 8ch 22.05k,
+    a non-audio file."""
+    src = tmp_path / "in"
+    write_audio(src / "a.wav", 0.5 * noise(2, 4410, 1), 44100, "PCM_24")
+    write_audio(src / "sub" / "b.flac", 0.5 * noise(1, 4800, 2), 48000, "PCM_16")
+    write_audio(src / "sub" / "deeper" / "c.wav", 0.5 * noise(8, 2205, 3), 22050, "FLOAT")
+    (src / "sub" / "readme.txt").write_text("not audio")
+    return src
+
+
+SIMPLE_PRESET = """version: 1
+description: test chain
+chain:
+  - {type: highpass, cutoff_hz: 100, order: 2}
+  - {type: gain, gain_db: -3}
+"""
+
+
+@pytest.fixture
+def simple_preset(tmp_path: Path) -> Path:
+    p = tmp_path / "simple.yaml"
+    p.write_text(SIMPLE_PRESET)
+    return p
