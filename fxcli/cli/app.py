@@ -183,6 +183,110 @@ def presets_schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
+@app.command()
+def bench(
+    chain: Annotated[str, typer.Option(
+        help="iir | fir | api (the seed benchmark chains) or any preset path or bundled name."
+    )] = "iir",
+    durations: Annotated[str | None, typer.Option(
+        help="Signal durations in seconds, comma-separated [default: 5,60,600; api: 120].")] = None,
+    channels: Annotated[str | None, typer.Option(
+        help="Channel counts, comma-separated [default: 1,8; api: 8].")] = None,
+    backends: Annotated[str, typer.Option(
+        help="Comma-separated: cpu, cuda, scipy, torchaudio, torchfx (absent ones are "
+        "skipped with a note).")] = "cpu,cuda,scipy",
+    reps: Annotated[int, typer.Option(help="Timed runs per case (at most).")] = 5,
+    warmup: Annotated[int, typer.Option(
+        help="Warm-up runs per case (the output-check run is the first).")] = 1,
+    max_seconds: Annotated[float, typer.Option(
+        help="Time cap per backend and case; fewer reps are run (and recorded) when "
+        "it is reached, at least one.")] = 30.0,
+    sample_rate: Annotated[int, typer.Option(help="Sample rate in Hz.")] = 44100,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="CSV file [default: fxcli-bench-CHAIN.csv].")] = None,
+    plot: Annotated[str | None, typer.Option(
+        help="Also draw throughput vs duration to this PNG (needs matplotlib: "
+        "pip install 'fxcli[plot]').")] = None,
+    json_mode: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per result row on stdout (no table).")] = False,
+) -> None:
+    """Time a chain over durations x channel counts x backends; check outputs; write CSV.
+
+    Every backend's output is first compared with a float64 SciPy reference: the
+    max abs error goes in the CSV and a backend off by more than 1e-4 is flagged
+    MISMATCH. Times are medians (with min and max) of the kernel only: coefficient
+    design and (on CUDA) host-device transfers are excluded, the transfers
+    reported in transfer_s. Progress and skip notes go to stderr.
+
+    \b
+    Examples:
+      fxcli bench --durations 5,60 --channels 1,8
+      fxcli bench --chain fir --backends cpu,scipy --reps 3 --plot fir.png
+      fxcli bench --chain api                  # 8 ch x 120 s, like the seed's api benchmark
+      fxcli bench --chain presets/voice.yaml --durations 1,10 --max-seconds 5 --json
+      fxcli bench --durations 1,5,180,300,600 --channels 1,2,4,8,12 --max-seconds 20
+
+    Exit codes: 0 done, 1 some backend's output was flagged MISMATCH, 2 usage error.
+    """
+    from fxcli import benchmark as B
+
+    try:
+        durs = B.parse_durations(durations) if durations is not None else None
+        chans = B.parse_channels(channels) if channels is not None else None
+        names = B.parse_backends(backends)
+        if reps < 1:
+            raise B.BenchError("--reps must be at least 1")
+        if warmup < 0:
+            raise B.BenchError("--warmup must be 0 or more")
+        if not 0 < max_seconds < float("inf"):
+            raise B.BenchError("--max-seconds must be a positive number")
+        if sample_rate < 1:
+            raise B.BenchError("--sample-rate must be a positive integer")
+        designed = B.resolve_chain(chain, sample_rate)
+        if durs is None:
+            durs = [120.0] if designed.name == "api" else [5.0, 60.0, 600.0]
+        if chans is None:
+            chans = [8] if designed.name == "api" else [1, 8]
+        if plot:
+            B.check_plot_available()
+        sink = B.CsvSink(output or f"fxcli-bench-{designed.name}.csv")
+    except B.BenchError as exc:
+        _fail(str(exc))
+
+    def on_row(row: dict) -> None:
+        sink.write(row)
+        if json_mode:
+            typer.echo(B.json_line(row))
+
+    def log(msg: str) -> None:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+    try:
+        rows = B.run_bench(designed, durs, chans, names, reps=reps, warmup=warmup,
+                           max_seconds=max_seconds, sample_rate=sample_rate, on_row=on_row,
+                           log=log)
+    except B.BenchError as exc:
+        _fail(str(exc))
+    finally:
+        sink.close()
+    if not json_mode:
+        B.print_table(rows)
+    log(f"wrote {sink.path} ({len(rows)} rows)")
+    if plot:
+        try:
+            B.write_plot(rows, plot)
+        except B.BenchError as exc:
+            _fail(str(exc))
+        log(f"wrote {plot}")
+    bad = [r for r in rows if r["check"] != "ok"]
+    if bad:
+        names_bad = sorted({r["backend"] for r in bad})
+        sys.stderr.write(f"error: {len(bad)} result(s) MISMATCH the float64 reference "
+                         f"(max abs error > {B.ERROR_THRESHOLD:g}): {', '.join(names_bad)}\n")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
