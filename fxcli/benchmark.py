@@ -71,6 +71,10 @@ __all__ = [
     "BenchError",
     "Chain",
     "make_noise",
+    "make_row",
+    "max_abs_error",
+    "reference",
+    "time_runner",
     "parse_backends",
     "parse_channels",
     "parse_durations",
@@ -506,13 +510,15 @@ RUNNER_FACTORIES: dict[str, Callable[[list[Step], list[StepConfig], int, int],
 
 
 @dataclass
-class _Timing:
+class Timing:
+    """Per-run kernel seconds and transfer seconds of the timed runs."""
+
     times: list[float]
     transfers: list[float]
 
 
-def _time_backend(run: Runner, x: np.ndarray, warmup: int, reps: int,
-                  budget_s: float) -> _Timing:
+def time_runner(run: Runner, x: np.ndarray, warmup: int, reps: int,
+                budget_s: float) -> Timing:
     """Warm-ups then timed runs until ``reps`` or the budget is spent (>= 1 run)."""
     start = time.perf_counter()
     for _ in range(warmup):
@@ -528,7 +534,7 @@ def _time_backend(run: Runner, x: np.ndarray, warmup: int, reps: int,
         times.append(kernel_s)
         transfers.append(transfer_s)
         if len(times) >= reps or time.perf_counter() - start >= budget_s:
-            return _Timing(times, transfers)
+            return Timing(times, transfers)
 
 
 def _sig(v: float | None, digits: int = 6) -> float | None:
@@ -537,6 +543,36 @@ def _sig(v: float | None, digits: int = 6) -> float | None:
     if not math.isfinite(v):
         return v
     return float(f"{v:.{digits}g}")
+
+
+def make_row(chain: str, backend: str, device_name: str, duration_s: float, channels: int,
+             sample_rate: int, frames: int, times: Sequence[float], transfers: Sequence[float],
+             error: float, scipy_median: float | None) -> dict[str, Any]:
+    """One result row (:data:`COLUMNS`) from the timed runs of one backend on one case."""
+    med = statistics.median(times)
+    samples = channels * frames
+    return {
+        "chain": chain,
+        "backend": backend,
+        "device_name": device_name,
+        "duration_s": duration_s,
+        "channels": channels,
+        "sample_rate": sample_rate,
+        "samples": samples,
+        "reps": len(times),
+        "median_s": _sig(med),
+        "min_s": _sig(min(times)),
+        "max_s": _sig(max(times)),
+        "transfer_s": _sig(statistics.median(transfers) if transfers else 0.0),
+        "msamples_per_s": _sig(samples / med / 1e6 if med > 0 else math.inf, 4),
+        "realtime_factor": _sig(frames / sample_rate / med if med > 0 else math.inf, 4),
+        "speedup_vs_scipy": (_sig(scipy_median / med, 4)
+                             if scipy_median is not None and med > 0 else None),
+        "max_abs_error": _sig(error, 3),
+        "check": "ok" if error <= ERROR_THRESHOLD else "MISMATCH",
+        "torch_version": torch.__version__,
+        "fxcli_version": FXCLI_VERSION,
+    }
 
 
 # --------------------------------------------------------------------------- sweep
@@ -623,12 +659,12 @@ def run_bench(
             del ref
             gc.collect()
             # -- timing phase
-            timings: dict[str, _Timing] = {}
+            timings: dict[str, Timing] = {}
             for b in order:
                 if b not in errors:
                     continue
                 budget = max(0.0, max_seconds - spent[b])
-                timings[b] = _time_backend(runners[b][0], x, max(0, warmup - 1), reps, budget)
+                timings[b] = time_runner(runners[b][0], x, max(0, warmup - 1), reps, budget)
             scipy_median = (statistics.median(timings["scipy"].times)
                             if "scipy" in timings else None)
             for b in backends:
@@ -638,30 +674,8 @@ def run_bench(
                 med = statistics.median(t.times)
                 err = errors[b]
                 ok = err <= ERROR_THRESHOLD
-                samples = nch * frames
-                row = {
-                    "chain": ch_obj.name,
-                    "backend": b,
-                    "device_name": runners[b][1],
-                    "duration_s": duration,
-                    "channels": nch,
-                    "sample_rate": sample_rate,
-                    "samples": samples,
-                    "reps": len(t.times),
-                    "median_s": _sig(med),
-                    "min_s": _sig(min(t.times)),
-                    "max_s": _sig(max(t.times)),
-                    "transfer_s": _sig(statistics.median(t.transfers)),
-                    "msamples_per_s": _sig(samples / med / 1e6 if med > 0 else math.inf, 4),
-                    "realtime_factor": _sig(frames / sample_rate / med if med > 0 else math.inf,
-                                            4),
-                    "speedup_vs_scipy": (_sig(scipy_median / med, 4)
-                                         if scipy_median is not None and med > 0 else None),
-                    "max_abs_error": _sig(err, 3),
-                    "check": "ok" if ok else "MISMATCH",
-                    "torch_version": torch.__version__,
-                    "fxcli_version": FXCLI_VERSION,
-                }
+                row = make_row(ch_obj.name, b, runners[b][1], duration, nch, sample_rate,
+                               frames, t.times, t.transfers, err, scipy_median)
                 rows.append(row)
                 flag = "" if ok else f"  MISMATCH (error {err:.3g} > {ERROR_THRESHOLD:g})"
                 say(f"    {b:<10} median {med:.4g} s over {len(t.times)} reps, "
@@ -679,26 +693,28 @@ def run_bench(
 class CsvSink:
     """Writes rows to a CSV file as they arrive (header first), flushing each."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, columns: Sequence[str] = COLUMNS) -> None:
         self.path = Path(path)
+        self.columns = list(columns)
         try:
             self._fh: TextIO = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise BenchError(f"--output {path}: cannot write ({exc.strerror})") from None
-        self._w = csv.DictWriter(self._fh, fieldnames=COLUMNS, extrasaction="ignore")
+        self._w = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="ignore")
         self._w.writeheader()
         self._fh.flush()
 
     def write(self, row: dict[str, Any]) -> None:
-        self._w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+        self._w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in self.columns})
         self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
 
 
-def write_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> None:
-    sink = CsvSink(path)
+def write_csv(rows: Iterable[dict[str, Any]], path: str | Path,
+              columns: Sequence[str] = COLUMNS) -> None:
+    sink = CsvSink(path, columns)
     try:
         for r in rows:
             sink.write(r)
@@ -787,8 +803,8 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> None:
     ax.set_ylabel("throughput (M samples/s, median)")
     if rows:
         r0 = rows[0]
-        ax.set_title(f"fxcli bench: chain {r0['chain']} at {r0['sample_rate']} Hz "
-                     f"(red x: output mismatch)")
+        note = " (red x: output MISMATCH)" if any(r["check"] != "ok" for r in rows) else ""
+        ax.set_title(f"fxcli bench: chain {r0['chain']} at {r0['sample_rate']} Hz{note}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
