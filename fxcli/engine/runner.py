@@ -19,12 +19,14 @@ import torch
 
 from fxcli.engine.chain import NonFiniteError, init_states, run_chain, run_chain_checked
 from fxcli.engine.device import chunk_frames
+from fxcli.engine.pipeline import WriteBehind, prefetch
 from fxcli.io.audio import AtomicWriter, AudioError, AudioInfo, output_format, probe, read_blocks
 from fxcli.io.paths import Job
 from fxcli.preset.loader import Preset, PresetError
 from fxcli.steps import Step, build_step, fuse
 
 ProgressFn = Callable[[int], None]
+MIN_RETRY_FRAMES = 1024
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Engine:
         self.subtype = subtype
         self.overwrite = overwrite
         self._chains: dict[int, list[Step] | PresetError] = {}
+        self._max_frames = 1 << 62
 
     # ------------------------------------------------------------------ chain
     def chain_for(self, samplerate: int) -> list[Step]:
@@ -79,8 +82,31 @@ class Engine:
             raise cached
         return cached
 
+    def _run(self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int,
+             res: FileResult) -> tuple[torch.Tensor, list[Any]]:
+        """Run one chunk; on device out-of-memory, retry it in halves from the saved
+        state (states are never mutated, so nothing advances twice)."""
+        n = x.shape[-1]
+        if n > self._max_frames:
+            half = n // 2
+            y1, s1 = self._run(steps, x[..., :half], states, offset, res)
+            y2, s2 = self._run(steps, x[..., half:], s1, offset + half, res)
+            return torch.cat([y1, y2], dim=-1), s2
+        try:
+            return run_chain_checked(steps, x, states, offset)
+        except torch.OutOfMemoryError:
+            if n <= MIN_RETRY_FRAMES:
+                raise
+            if x.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self._max_frames = n // 2
+            note = "out of device memory: chunks retried in smaller parts from the saved state"
+            if note not in res.notes:
+                res.notes.append(note)
+            return self._run(steps, x, states, offset, res)
+
     def _resolve_analysis(self, steps: list[Step], info: AudioInfo, frames: int,
-                          progress: ProgressFn | None) -> list[Step]:
+                          res: FileResult) -> list[Step]:
         """Replace each analysis step by its resolved form via a measuring pass."""
         steps = list(steps)
         for k, step in enumerate(steps):
@@ -90,13 +116,11 @@ class Engine:
             states = init_states(head, (info.channels,), self.device)
             acc = None
             offset = 0
-            for block in read_blocks(info, frames):
+            for block in prefetch(lambda: read_blocks(info, frames)):
                 x = torch.from_numpy(block).to(self.device)
-                y, states = run_chain_checked(head, x, states, offset)
+                y, states = self._run(head, x, states, offset, res)
                 offset += block.shape[1]
                 acc = step.measure(acc, y)  # type: ignore[attr-defined]
-                if progress:
-                    progress(0)
             steps[k] = step.resolve(acc).to(self.device)  # type: ignore[attr-defined]
         return fuse(steps)
 
@@ -126,12 +150,14 @@ class Engine:
             res.subtype = ofmt.subtype
             steps = self.chain_for(info.samplerate)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
-            steps = self._resolve_analysis(steps, info, frames, progress)
+            self._max_frames = frames
+            steps = self._resolve_analysis(steps, info, frames, res)
             self._write(job, info, steps, frames, ofmt, res, progress)
         except (AudioError, PresetError, NonFiniteError) as exc:
             res.status, res.error = "failed", str(exc)
         except torch.OutOfMemoryError:
-            res.status, res.error = "failed", "out of device memory (try a smaller --chunk-seconds)"
+            res.status, res.error = "failed", (
+                f"out of device memory even for chunks of {MIN_RETRY_FRAMES} frames")
         res.elapsed_s = round(time.perf_counter() - t0, 6)
         return res
 
@@ -141,13 +167,15 @@ class Engine:
         offset = 0
         with AtomicWriter(job.dest, info.samplerate, info.channels, ofmt,
                           self.preset.dither) as writer:
-            for block in read_blocks(info, frames):
-                x = torch.from_numpy(block).to(self.device, non_blocking=True)
-                y, states = run_chain_checked(steps, x, states, offset)
-                writer.write(y.cpu().numpy())
-                offset += block.shape[1]
-                if progress:
-                    progress(block.shape[1])
+            with WriteBehind(writer.write) as behind:
+                for block in prefetch(lambda: read_blocks(info, frames)):
+                    x = torch.from_numpy(block).to(self.device, non_blocking=True)
+                    y, states = self._run(steps, x, states, offset, res)
+                    behind.submit(y.cpu().numpy())
+                    offset += block.shape[1]
+                    if progress:
+                        progress(block.shape[1])
+                behind.finish()
             writer.commit()
         res.frames = offset
         res.seconds = round(offset / info.samplerate, 6)
