@@ -72,17 +72,20 @@ def voice(fs: int = 48000, seconds: float = 4.0, seed: int = 2) -> np.ndarray:
     out = np.zeros(n)
     syl = int(0.5 * fs)
     for k, start in enumerate(range(0, n, syl)):
-        seg = source[start:start + syl]
+        seg = source[start : start + syl]
         y = seg.copy()
         for fc in vowels[k % len(vowels)]:
             b, a = signal.iirpeak(fc, 8.0, fs=fs)
             y = y + 3.0 * signal.lfilter(b, a, seg)
         env = np.sin(np.pi * np.arange(seg.size) / seg.size) ** 0.6
-        out[start:start + seg.size] = y * env
+        out[start : start + seg.size] = y * env
     out /= np.max(np.abs(out))
     hum = 0.03 * np.sin(2 * np.pi * 50 * t) + 0.01 * np.sin(2 * np.pi * 150 * t)
-    rumble = 0.04 * signal.sosfilt(signal.butter(2, 30, fs=fs, output="sos"),
-                                   rng.standard_normal(n)) * 20
+    rumble = (
+        0.04
+        * signal.sosfilt(signal.butter(2, 30, fs=fs, output="sos"), rng.standard_normal(n))
+        * 20
+    )
     x = 0.6 * out + hum + rumble
     return (0.7 * x / np.max(np.abs(x)))[None, :]
 
@@ -92,7 +95,8 @@ def main() -> None:
     sf.write(ROOT / "music_stereo.wav", music().T, 44100, subtype="PCM_24")
     sf.write(ROOT / "voice" / "voice_mono.flac", voice().T, 48000, subtype="PCM_16")
     (ROOT / "voice" / "notes.txt").write_text(
-        "Not audio: fxcli process skips and counts files like this one.\n")
+        "Not audio: fxcli process skips and counts files like this one.\n"
+    )
     for p in sorted(ROOT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(ROOT.parent.parent)}: {p.stat().st_size} bytes")

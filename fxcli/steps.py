@@ -44,6 +44,14 @@ class Step(nn.Module):
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:  # pragma: no cover
         raise NotImplementedError
 
+    def measure(self, acc: Any, y: Tensor) -> Any:  # pragma: no cover
+        """Analysis steps: fold one chunk of the chain's output (up to here) into ``acc``."""
+        raise NotImplementedError
+
+    def resolve(self, acc: Any) -> Step:  # pragma: no cover
+        """Analysis steps: the step to run in the writing pass, from the measurement."""
+        raise NotImplementedError
+
     def forward(self, x: Tensor, state: Any = None) -> Any:
         if state is None:
             y, _ = self.process(x, self.init_state(tuple(x.shape[:-1]), x.device))
@@ -56,6 +64,8 @@ class IIR(Step):
 
     State: ``(S, *batch, 2)`` float64 transposed-direct-form-II states (SciPy layout).
     """
+
+    sos: Tensor
 
     def __init__(self, sos: np.ndarray | Tensor, label: str = "iir") -> None:
         super().__init__()
@@ -74,6 +84,8 @@ class FIR(Step):
 
     State: the last K-1 input samples, ``(*batch, K-1)`` float64.
     """
+
+    taps: Tensor
 
     def __init__(self, taps: np.ndarray | Tensor, label: str = "fir") -> None:
         super().__init__()
@@ -120,7 +132,7 @@ class Normalize(Step):
         peak = float(y.abs().max()) if y.numel() else 0.0
         return peak if acc is None else max(acc, peak)
 
-    def resolve(self, acc: float | None) -> Gain:
+    def resolve(self, acc: float | None) -> Step:
         peak = acc or 0.0
         gain = 1.0 if peak == 0.0 else 10.0 ** (self.peak_db / 20.0) / peak
         return Gain(gain, label=self.label)
@@ -136,16 +148,25 @@ def _iir_sos(cfg: StepConfig, fs: float) -> np.ndarray:
     p = cfg.params
     t = cfg.type
     if t in ("highpass", "lowpass"):
-        return D.iir_pass(t, p["cutoff_hz"], fs, p["order"], p["design"], p["ripple_db"],
-                          p["attenuation_db"])
+        return D.iir_pass(
+            t, p["cutoff_hz"], fs, p["order"], p["design"], p["ripple_db"], p["attenuation_db"]
+        )
     if t in ("bandpass", "bandstop"):
-        return D.iir_pass(t, [p["low_hz"], p["high_hz"]], fs, p["order"], p["design"],
-                          p["ripple_db"], p["attenuation_db"])
+        return D.iir_pass(
+            t,
+            [p["low_hz"], p["high_hz"]],
+            fs,
+            p["order"],
+            p["design"],
+            p["ripple_db"],
+            p["attenuation_db"],
+        )
     if t == "peaking":
         return D.rbj("peaking", p["freq_hz"], fs, q=p["q"], gain_db=p["gain_db"])
     if t in ("lowshelf", "highshelf"):
-        return D.rbj(t, p["freq_hz"], fs, q=p["q"] or 0.7071, gain_db=p["gain_db"],
-                     slope=p["slope"])
+        return D.rbj(
+            t, p["freq_hz"], fs, q=p["q"] or 0.7071, gain_db=p["gain_db"], slope=p["slope"]
+        )
     if t in ("notch", "allpass"):
         return D.rbj(t, p["freq_hz"], fs, q=p["q"])
     raise AssertionError(t)  # pragma: no cover
@@ -187,12 +208,13 @@ def fuse(steps: list[Step]) -> list[Step]:
         elif isinstance(step, (IIR, Gain)) and isinstance(prev, (IIR, Gain)):
             if isinstance(prev, IIR) and isinstance(step, IIR):
                 sos = np.concatenate([prev.sos.cpu().numpy(), step.sos.cpu().numpy()])
-            elif isinstance(prev, IIR):
+            elif isinstance(prev, IIR) and isinstance(step, Gain):
                 sos = prev.sos.cpu().numpy().copy()
-                sos[-1, :3] *= step.gain  # type: ignore[union-attr]
+                sos[-1, :3] *= step.gain
             else:
-                sos = step.sos.cpu().numpy().copy()  # type: ignore[union-attr]
-                sos[0, :3] *= prev.gain  # type: ignore[union-attr]
+                assert isinstance(prev, Gain) and isinstance(step, IIR)
+                sos = step.sos.cpu().numpy().copy()
+                sos[0, :3] *= prev.gain
             out[-1] = IIR(sos, label=label)
         elif isinstance(step, FIR) and isinstance(prev, FIR):
             taps = np.convolve(prev.taps.cpu().numpy(), step.taps.cpu().numpy())

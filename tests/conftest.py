@@ -17,8 +17,9 @@ def noise(channels: int, frames: int, seed: int = 0, dtype: type = np.float32) -
     return (x / np.max(np.abs(x))).astype(dtype)
 
 
-def write_audio(path: Path, x: np.ndarray, fs: int, subtype: str = "PCM_24",
-                fmt: str | None = None) -> Path:
+def write_audio(
+    path: Path, x: np.ndarray, fs: int, subtype: str = "PCM_24", fmt: str | None = None
+) -> Path:
     """Write (channels, frames) audio."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), x.T, fs, subtype=subtype, format=fmt)

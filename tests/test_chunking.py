@@ -37,13 +37,16 @@ def test_chunk_invariance(step: dict, dtype: type) -> None:
 
 
 def test_chain_with_normalize_chunk_invariant() -> None:
-    steps = [build(c, 48000) for c in (
-        {"type": "highpass", "cutoff_hz": 40, "order": 4},
-        {"type": "peaking", "freq_hz": 300, "gain_db": -2, "q": 1},
-        {"type": "fir", "taps": 65, "cutoff_hz": 12000},
-        {"type": "normalize", "peak_db": -3},
-        {"type": "gain", "gain_db": 1.0},
-    )]
+    steps = [
+        build(c, 48000)
+        for c in (
+            {"type": "highpass", "cutoff_hz": 40, "order": 4},
+            {"type": "peaking", "freq_hz": 300, "gain_db": -2, "q": 1},
+            {"type": "fir", "taps": 65, "cutoff_hz": 12000},
+            {"type": "normalize", "peak_db": -3},
+            {"type": "gain", "gain_db": 1.0},
+        )
+    ]
     x = torch.from_numpy(noise(2, 20000, seed=5))
     whole = process_array(steps, x)
     for chunk in (7, 4097):
@@ -55,9 +58,12 @@ def test_chain_with_normalize_chunk_invariant() -> None:
 def test_fused_equals_unfused() -> None:
     fs = 44100
     cfgs = [
-        {"type": "highpass", "cutoff_hz": 1000}, {"type": "gain", "gain_db": -2},
-        {"type": "lowpass", "cutoff_hz": 5000}, {"type": "fir", "taps": 101, "cutoff_hz": 1000},
-        {"type": "fir", "taps": 102, "cutoff_hz": 5000}, {"type": "gain", "gain_db": 3},
+        {"type": "highpass", "cutoff_hz": 1000},
+        {"type": "gain", "gain_db": -2},
+        {"type": "lowpass", "cutoff_hz": 5000},
+        {"type": "fir", "taps": 101, "cutoff_hz": 1000},
+        {"type": "fir", "taps": 102, "cutoff_hz": 5000},
+        {"type": "gain", "gain_db": 3},
     ]
     steps = [build(c, fs) for c in cfgs]
     fused = fuse(steps)

@@ -32,12 +32,19 @@ def leftovers(folder: Path) -> list[Path]:
 
 def fxcli_subprocess(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "fxcli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "fxcli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kw,
+    )
 
 
-def test_directory_tree_is_mirrored_and_formats_kept(tiny_tree: Path, tmp_path: Path,
-                                                     simple_preset: Path) -> None:
+def test_directory_tree_is_mirrored_and_formats_kept(
+    tiny_tree: Path, tmp_path: Path, simple_preset: Path
+) -> None:
     out = tmp_path / "out"
     r = run("process", str(tiny_tree), str(out), "--preset", str(simple_preset), "--json")
     assert r.exit_code == 0, r.output
@@ -46,7 +53,11 @@ def test_directory_tree_is_mirrored_and_formats_kept(tiny_tree: Path, tmp_path: 
     for rel in ["a.wav", "sub/b.flac", "sub/deeper/c.wav"]:
         i, o = sf.info(str(tiny_tree / rel)), sf.info(str(out / rel))
         assert (o.samplerate, o.channels, o.format, o.subtype) == (
-            i.samplerate, i.channels, i.format, i.subtype)
+            i.samplerate,
+            i.channels,
+            i.format,
+            i.subtype,
+        )
         assert o.frames == i.frames
     assert not (out / "sub" / "readme.txt").exists()
     assert "1 non-audio files ignored" in r.stderr
@@ -72,14 +83,22 @@ def test_output_equals_library_processing(tmp_path: Path, simple_preset: Path) -
     assert np.array_equal(y.T, ref)
 
 
-def test_single_file_to_named_output_and_format_flag(tmp_path: Path,
-                                                     simple_preset: Path) -> None:
+def test_single_file_to_named_output_and_format_flag(tmp_path: Path, simple_preset: Path) -> None:
     src = write_audio(tmp_path / "x.wav", 0.3 * noise(1, 1000), 44100, "PCM_16")
     r = run("process", str(src), str(tmp_path / "y.wav"), "-p", str(simple_preset))
     assert r.exit_code == 0, r.output
     assert sf.info(str(tmp_path / "y.wav")).subtype == "PCM_16"
-    r = run("process", str(src), str(tmp_path / "f"), "-p", str(simple_preset), "--format", "flac",
-            "--subtype", "PCM_24")
+    r = run(
+        "process",
+        str(src),
+        str(tmp_path / "f"),
+        "-p",
+        str(simple_preset),
+        "--format",
+        "flac",
+        "--subtype",
+        "PCM_24",
+    )
     assert r.exit_code == 0, r.output
     info = sf.info(str(tmp_path / "f" / "x.flac"))
     assert (info.format, info.subtype) == ("FLAC", "PCM_24")
@@ -120,13 +139,15 @@ def test_overwrite_policy(tmp_path: Path, simple_preset: Path) -> None:
     assert (out / "x.wav").read_bytes() == b"old"
     r = run("process", str(src), str(out), "-p", str(simple_preset), "--overwrite")
     assert r.exit_code == 0 and sf.info(str(out / "x.wav")).frames == 1000
-    r = run("process", str(src), str(out), "-p", str(simple_preset), "--overwrite",
-            "--skip-existing")
+    r = run(
+        "process", str(src), str(out), "-p", str(simple_preset), "--overwrite", "--skip-existing"
+    )
     assert r.exit_code == 2
 
 
-def test_injected_failure_mid_file_leaves_nothing(tmp_path: Path, simple_preset: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_injected_failure_mid_file_leaves_nothing(
+    tmp_path: Path, simple_preset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fxcli.io import audio
 
     src = write_audio(tmp_path / "x.wav", 0.3 * noise(2, 20000), 44100, "PCM_24")
@@ -143,8 +164,16 @@ def test_injected_failure_mid_file_leaves_nothing(tmp_path: Path, simple_preset:
         real_write(self, y)
 
     monkeypatch.setattr(audio.AtomicWriter, "write", failing_write)
-    r = run("process", str(src), str(out), "-p", str(simple_preset), "--chunk-seconds", "0.05",
-            "--overwrite")
+    r = run(
+        "process",
+        str(src),
+        str(out),
+        "-p",
+        str(simple_preset),
+        "--chunk-seconds",
+        "0.05",
+        "--overwrite",
+    )
     assert r.exit_code == 1 and "injected disk error" in r.stderr
     assert (out / "x.wav").read_bytes() == b"previous"
     assert leftovers(out) == []
@@ -165,8 +194,9 @@ def test_corrupt_file_fails_alone(tmp_path: Path, simple_preset: Path) -> None:
 
 def test_nyquist_error_names_step_and_file(tmp_path: Path) -> None:
     preset = tmp_path / "p.yaml"
-    preset.write_text("version: 1\nchain:\n  - {type: gain, gain_db: 0}\n"
-                      "  - {type: lowpass, cutoff_hz: 15000}\n")
+    preset.write_text(
+        "version: 1\nchain:\n  - {type: gain, gain_db: 0}\n  - {type: lowpass, cutoff_hz: 15000}\n"
+    )
     src = tmp_path / "in"
     write_audio(src / "lo.wav", 0.3 * noise(1, 500), 22050, "PCM_16")
     write_audio(src / "hi.wav", 0.3 * noise(1, 500), 48000, "PCM_16")
@@ -177,23 +207,36 @@ def test_nyquist_error_names_step_and_file(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "hi.wav").exists() and not (tmp_path / "o" / "lo.wav").exists()
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("version: 1\nchain:\n  - {type: lowpass, cutoff_hz: -5}\n",
-     "bad.yaml:3: step 0 (lowpass): key 'cutoff_hz': got -5; allowed: a number > 0 Hz"),
-    ("version: 1\nchain:\n  - {type: lowpass, cutoff_hz: 100, order: 200}\n",
-     "key 'order': got 200; allowed: an integer >= 1 and <= 32"),
-    ("version: 1\nchain:\n  - {type: lowpas, cutoff_hz: 100}\n", "unknown type 'lowpas'; allowed:"),
-    ("version: 1\nchain:\n  - {type: gain}\n", "step 0 (gain): missing key 'gain_db'"),
-    ("version: 1\nchain:\n  - {type: peaking, freq_hz: 1000, gain_db: 1, qq: 2}\n",
-     "unknown key 'qq'; allowed keys: freq_hz, gain_db, q"),
-    ("version: 1\nchain:\n  - {type: fir, taps: 100, cutoff_hz: 1000, pass: highpass}\n",
-     "a highpass FIR needs an odd number of taps"),
-    ("version: 1\nchain: [\n", "bad.yaml:3: invalid YAML"),
-    ("chain: []\n", "key 'version'"),
-    ("version: 1\nchain:\n  - {type: gain, gain_db: .nan}\n", "key 'gain_db': got nan"),
-])
-def test_bad_presets_exit_2_before_touching_files(tmp_path: Path, text: str,
-                                                  expected: str) -> None:
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (
+            "version: 1\nchain:\n  - {type: lowpass, cutoff_hz: -5}\n",
+            "bad.yaml:3: step 0 (lowpass): key 'cutoff_hz': got -5; allowed: a number > 0 Hz",
+        ),
+        (
+            "version: 1\nchain:\n  - {type: lowpass, cutoff_hz: 100, order: 200}\n",
+            "key 'order': got 200; allowed: an integer >= 1 and <= 32",
+        ),
+        (
+            "version: 1\nchain:\n  - {type: lowpas, cutoff_hz: 100}\n",
+            "unknown type 'lowpas'; allowed:",
+        ),
+        ("version: 1\nchain:\n  - {type: gain}\n", "step 0 (gain): missing key 'gain_db'"),
+        (
+            "version: 1\nchain:\n  - {type: peaking, freq_hz: 1000, gain_db: 1, qq: 2}\n",
+            "unknown key 'qq'; allowed keys: freq_hz, gain_db, q",
+        ),
+        (
+            "version: 1\nchain:\n  - {type: fir, taps: 100, cutoff_hz: 1000, pass: highpass}\n",
+            "a highpass FIR needs an odd number of taps",
+        ),
+        ("version: 1\nchain: [\n", "bad.yaml:3: invalid YAML"),
+        ("chain: []\n", "key 'version'"),
+        ("version: 1\nchain:\n  - {type: gain, gain_db: .nan}\n", "key 'gain_db': got nan"),
+    ],
+)
+def test_bad_presets_exit_2_before_touching_files(tmp_path: Path, text: str, expected: str) -> None:
     preset = tmp_path / "bad.yaml"
     preset.write_text(text)
     src = write_audio(tmp_path / "x.wav", 0.3 * noise(1, 100), 44100, "PCM_16")
@@ -209,8 +252,15 @@ def test_usage_errors(tmp_path: Path, simple_preset: Path) -> None:
     assert r.exit_code == 2 and "no such file" in r.stderr
     r = run("process", str(tmp_path), str(tmp_path / "o"), "-p", "no-such-preset")
     assert r.exit_code == 2 and "not a bundled preset" in r.stderr
-    r = run("process", str(tmp_path), str(tmp_path / "o"), "-p", str(simple_preset),
-            "--chunk-seconds", "0")
+    r = run(
+        "process",
+        str(tmp_path),
+        str(tmp_path / "o"),
+        "-p",
+        str(simple_preset),
+        "--chunk-seconds",
+        "0",
+    )
     assert r.exit_code == 2
 
 
@@ -226,16 +276,23 @@ def test_device_cuda_without_gpu_is_a_usage_error(tmp_path: Path, simple_preset:
     assert r.exit_code == 2 and "allowed: auto, cpu, cuda, cuda:N" in r.stderr
 
 
-def test_glob_and_input_list(tmp_path: Path, simple_preset: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_glob_and_input_list(
+    tmp_path: Path, simple_preset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "in"
     for name in ["a/x.wav", "a/y.flac", "b/z.wav"]:
-        write_audio(src / name, 0.3 * noise(1, 300), 44100, "PCM_16",
-                    "FLAC" if name.endswith("flac") else None)
+        write_audio(
+            src / name,
+            0.3 * noise(1, 300),
+            44100,
+            "PCM_16",
+            "FLAC" if name.endswith("flac") else None,
+        )
     r = run("process", f"{src}/**/*.wav", str(tmp_path / "g"), "-p", str(simple_preset))
     assert r.exit_code == 0, r.output
-    assert sorted(p.relative_to(tmp_path / "g").as_posix()
-                  for p in (tmp_path / "g").rglob("*.wav")) == ["a/x.wav", "b/z.wav"]
+    assert sorted(
+        p.relative_to(tmp_path / "g").as_posix() for p in (tmp_path / "g").rglob("*.wav")
+    ) == ["a/x.wav", "b/z.wav"]
     listing = f"{src}/a/y.flac\n# comment\n\n../{tmp_path.name}/in/b/z.wav\nmissing.wav\n"
     monkeypatch.chdir(tmp_path)
     r = run("process", "-", str(tmp_path / "l"), "-p", str(simple_preset), input=listing)
@@ -252,8 +309,16 @@ def test_presets_commands() -> None:
         assert name in r.stdout
     r = run("presets", "show", "iir_chain")
     assert r.exit_code == 0 and "chebyshev1" in r.stdout
-    r = run("presets", "validate", "mastering", "voice", "--sample-rate", "22050",
-            "--sample-rate", "96000")
+    r = run(
+        "presets",
+        "validate",
+        "mastering",
+        "voice",
+        "--sample-rate",
+        "22050",
+        "--sample-rate",
+        "96000",
+    )
     assert r.exit_code == 0, r.output
 
 
@@ -276,8 +341,15 @@ def test_subprocess_version_help_and_exit_codes(tmp_path: Path, simple_preset: P
 
 
 def test_subprocess_json_pipeline(tiny_tree: Path, tmp_path: Path, simple_preset: Path) -> None:
-    r = fxcli_subprocess("process", str(tiny_tree), str(tmp_path / "o"), "-p", str(simple_preset),
-                         "--json", "--quiet")
+    r = fxcli_subprocess(
+        "process",
+        str(tiny_tree),
+        str(tmp_path / "o"),
+        "-p",
+        str(simple_preset),
+        "--json",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(rows) == 3 and all(x["status"] == "ok" for x in rows)
@@ -292,9 +364,25 @@ def test_sigint_mid_batch_exit_130_and_no_partial(tmp_path: Path) -> None:
     preset.write_text(SIMPLE_PRESET)
     out = tmp_path / "o"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "fxcli", "process", str(src), str(out), "-p",
-                             str(preset), "--chunk-seconds", "0.01", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fxcli",
+            "process",
+            str(src),
+            str(out),
+            "-p",
+            str(preset),
+            "--chunk-seconds",
+            "0.01",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # one file finished
     assert json.loads(first)["status"] == "ok"

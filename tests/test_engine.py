@@ -22,8 +22,9 @@ def _engine(preset: Path, **kw) -> runner.Engine:
     return runner.Engine(load_preset(str(preset)), torch.device("cpu"), **kw)
 
 
-def test_oom_mid_file_retries_from_saved_state(tmp_path: Path, simple_preset: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oom_mid_file_retries_from_saved_state(
+    tmp_path: Path, simple_preset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = write_audio(tmp_path / "x.wav", 0.4 * noise(2, 30000, seed=4), 44100, "FLOAT")
     clean = _engine(simple_preset, chunk_seconds=0.25).process(Job(src, tmp_path / "a.wav"))
     assert clean.status == "ok" and clean.notes == []
@@ -46,8 +47,9 @@ def test_oom_mid_file_retries_from_saved_state(tmp_path: Path, simple_preset: Pa
     assert np.array_equal(a, b)
 
 
-def test_oom_even_for_tiny_chunks_fails_cleanly(tmp_path: Path, simple_preset: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oom_even_for_tiny_chunks_fails_cleanly(
+    tmp_path: Path, simple_preset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = write_audio(tmp_path / "x.wav", 0.4 * noise(1, 5000), 44100, "PCM_16")
 
     def always(*a, **k):

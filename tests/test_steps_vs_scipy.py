@@ -21,8 +21,14 @@ from tests.conftest import noise
 RATES = [22050, 44100, 48000, 96000]
 
 
-def cookbook(kind: str, f0: float, fs: float, q: float = 0.7071, gain_db: float = 0.0,
-             slope: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cookbook(
+    kind: str,
+    f0: float,
+    fs: float,
+    q: float = 0.7071,
+    gain_db: float = 0.0,
+    slope: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """RBJ Audio EQ Cookbook (b, a), written out independently of fxcli.dsp.design."""
     A = 10 ** (gain_db / 40)
     w0 = 2 * math.pi * f0 / fs
@@ -38,12 +44,18 @@ def cookbook(kind: str, f0: float, fs: float, q: float = 0.7071, gain_db: float 
     elif kind == "allpass":
         b, a = [1 - alpha, -2 * c, 1 + alpha], [1 + alpha, -2 * c, 1 - alpha]
     elif kind == "lowshelf":
-        b = [A * ((A + 1) - (A - 1) * c + sq), 2 * A * ((A - 1) - (A + 1) * c),
-             A * ((A + 1) - (A - 1) * c - sq)]
+        b = [
+            A * ((A + 1) - (A - 1) * c + sq),
+            2 * A * ((A - 1) - (A + 1) * c),
+            A * ((A + 1) - (A - 1) * c - sq),
+        ]
         a = [(A + 1) + (A - 1) * c + sq, -2 * ((A - 1) + (A + 1) * c), (A + 1) + (A - 1) * c - sq]
     else:
-        b = [A * ((A + 1) + (A - 1) * c + sq), -2 * A * ((A - 1) + (A + 1) * c),
-             A * ((A + 1) + (A - 1) * c - sq)]
+        b = [
+            A * ((A + 1) + (A - 1) * c + sq),
+            -2 * A * ((A - 1) + (A + 1) * c),
+            A * ((A + 1) + (A - 1) * c - sq),
+        ]
         a = [(A + 1) - (A - 1) * c + sq, 2 * ((A - 1) - (A + 1) * c), (A + 1) - (A - 1) * c - sq]
     return np.array(b) / a[0], np.array(a) / a[0]
 
@@ -52,8 +64,13 @@ def reference(step: dict, x: np.ndarray, fs: float) -> np.ndarray:
     """float64 SciPy reference for one step dict on (channels, frames) x."""
     x = x.astype(np.float64)
     t = step["type"]
-    ftype = {"butterworth": "butter", "chebyshev1": "cheby1", "chebyshev2": "cheby2",
-             "elliptic": "ellip", "bessel": "bessel"}
+    ftype = {
+        "butterworth": "butter",
+        "chebyshev1": "cheby1",
+        "chebyshev2": "cheby2",
+        "elliptic": "ellip",
+        "bessel": "bessel",
+    }
     if t in ("highpass", "lowpass", "bandpass", "bandstop"):
         design = step.get("design", "butterworth")
         order = step.get("order", 2)
@@ -61,9 +78,16 @@ def reference(step: dict, x: np.ndarray, fs: float) -> np.ndarray:
         if design == "linkwitz_riley":
             sos = signal.butter(order // 2, wn, btype=t, fs=fs, output="sos")
             return signal.sosfilt(sos, signal.sosfilt(sos, x))
-        sos = signal.iirfilter(order, wn, rp=step.get("ripple_db", 0.5),
-                               rs=step.get("attenuation_db", 40), btype=t, ftype=ftype[design],
-                               fs=fs, output="sos")
+        sos = signal.iirfilter(
+            order,
+            wn,
+            rp=step.get("ripple_db", 0.5),
+            rs=step.get("attenuation_db", 40),
+            btype=t,
+            ftype=ftype[design],
+            fs=fs,
+            output="sos",
+        )
         return signal.sosfilt(sos, x)
     if t in ("peaking", "lowshelf", "highshelf", "notch", "allpass"):
         slope = step.get("slope")
@@ -76,8 +100,13 @@ def reference(step: dict, x: np.ndarray, fs: float) -> np.ndarray:
         else:
             win = step.get("window", "hamming")
             win = tuple(win) if isinstance(win, list) else win
-            h = signal.firwin(step["taps"], step["cutoff_hz"], window=win,
-                              pass_zero=step.get("pass", "lowpass"), fs=fs)
+            h = signal.firwin(
+                step["taps"],
+                step["cutoff_hz"],
+                window=win,
+                pass_zero=step.get("pass", "lowpass"),
+                fs=fs,
+            )
         return signal.lfilter(h, [1.0], x)
     if t == "gain":
         return x * 10 ** (step["gain_db"] / 20)
@@ -91,10 +120,21 @@ CASES = [
     {"type": "highpass", "cutoff_hz": 30, "order": 4},
     {"type": "highpass", "cutoff_hz": 20, "order": 8},
     {"type": "lowpass", "cutoff_hz": 8000, "order": 2, "design": "chebyshev1", "ripple_db": 0.5},
-    {"type": "lowpass", "cutoff_hz": 5000, "order": 5, "design": "chebyshev2",
-     "attenuation_db": 60},
-    {"type": "highpass", "cutoff_hz": 200, "order": 6, "design": "elliptic", "ripple_db": 1,
-     "attenuation_db": 50},
+    {
+        "type": "lowpass",
+        "cutoff_hz": 5000,
+        "order": 5,
+        "design": "chebyshev2",
+        "attenuation_db": 60,
+    },
+    {
+        "type": "highpass",
+        "cutoff_hz": 200,
+        "order": 6,
+        "design": "elliptic",
+        "ripple_db": 1,
+        "attenuation_db": 50,
+    },
     {"type": "lowpass", "cutoff_hz": 3000, "order": 4, "design": "bessel"},
     {"type": "highpass", "cutoff_hz": 120, "order": 4, "design": "linkwitz_riley"},
     {"type": "bandpass", "low_hz": 300, "high_hz": 3400, "order": 3},
@@ -105,8 +145,13 @@ CASES = [
     {"type": "notch", "freq_hz": 60, "q": 8},
     {"type": "allpass", "freq_hz": 1000, "q": 0.5},
     {"type": "fir", "taps": 101, "cutoff_hz": 1000},
-    {"type": "fir", "taps": 257, "cutoff_hz": [500, 2000], "pass": "bandpass",
-     "window": "blackman"},
+    {
+        "type": "fir",
+        "taps": 257,
+        "cutoff_hz": [500, 2000],
+        "pass": "bandpass",
+        "window": "blackman",
+    },
     {"type": "fir", "taps": 31, "cutoff_hz": 3000, "pass": "highpass", "window": ["kaiser", 8.0]},
     {"type": "fir", "coefficients": [0.25, 0.5, 0.25]},
     {"type": "gain", "gain_db": -6.0},
@@ -156,17 +201,25 @@ def test_low_cutoff_high_rate_order8_float32_against_scipy() -> None:
 
 def test_rbj_responses_hit_their_definitions() -> None:
     fs = 48000
-    w, h = signal.sosfreqz(build({"type": "peaking", "freq_hz": 1000, "gain_db": 6, "q": 2}, fs)
-                           .sos.numpy(), worN=[1000, 10], fs=fs)
+    w, h = signal.sosfreqz(
+        build({"type": "peaking", "freq_hz": 1000, "gain_db": 6, "q": 2}, fs).sos.numpy(),
+        worN=[1000, 10],
+        fs=fs,
+    )
     assert abs(20 * np.log10(abs(h[0])) - 6) < 1e-9 and abs(20 * np.log10(abs(h[1]))) < 0.01
-    _, h = signal.sosfreqz(build({"type": "notch", "freq_hz": 50, "q": 10}, fs).sos.numpy(),
-                           worN=[50], fs=fs)
+    _, h = signal.sosfreqz(
+        build({"type": "notch", "freq_hz": 50, "q": 10}, fs).sos.numpy(), worN=[50], fs=fs
+    )
     assert abs(h[0]) < 1e-9
-    _, h = signal.sosfreqz(build({"type": "allpass", "freq_hz": 500}, fs).sos.numpy(),
-                           worN=[20, 500, 5000], fs=fs)
+    _, h = signal.sosfreqz(
+        build({"type": "allpass", "freq_hz": 500}, fs).sos.numpy(), worN=[20, 500, 5000], fs=fs
+    )
     np.testing.assert_allclose(np.abs(h), 1, atol=1e-12)
-    _, h = signal.sosfreqz(build({"type": "lowshelf", "freq_hz": 200, "gain_db": 5}, fs)
-                           .sos.numpy(), worN=[1e-3, 20000], fs=fs)
+    _, h = signal.sosfreqz(
+        build({"type": "lowshelf", "freq_hz": 200, "gain_db": 5}, fs).sos.numpy(),
+        worN=[1e-3, 20000],
+        fs=fs,
+    )
     np.testing.assert_allclose(20 * np.log10(np.abs(h)), [5, 0], atol=0.01)
 
 

@@ -19,8 +19,18 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_process(
-    inputs: list[str], output: Path, *, preset_name: str, device: str, chunk_seconds: float | None,
-    overwrite: str, fmt: str, subtype: str, json_mode: bool, quiet: bool, progress: str,
+    inputs: list[str],
+    output: Path,
+    *,
+    preset_name: str,
+    device: str,
+    chunk_seconds: float | None,
+    overwrite: str,
+    fmt: str,
+    subtype: str,
+    json_mode: bool,
+    quiet: bool,
+    progress: str,
     input_list: str | None,
 ) -> int:
     """Returns the exit code. Usage and preset errors are raised as UsageError/PresetError
@@ -45,8 +55,9 @@ def run_process(
     dev = resolve_device(device)
     from fxcli.engine.runner import Engine
 
-    engine = Engine(preset, dev, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype,
-                    overwrite=overwrite)
+    engine = Engine(
+        preset, dev, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype, overwrite=overwrite
+    )
     total_frames = 0
     for job in collected.jobs:
         try:
@@ -55,8 +66,13 @@ def run_process(
             pass
     from fxcli.cli.report import Reporter
 
-    rep = Reporter(json_mode=json_mode, quiet=quiet, progress=progress,
-                   total_files=len(collected.jobs), total_frames=total_frames)
+    rep = Reporter(
+        json_mode=json_mode,
+        quiet=quiet,
+        progress=progress,
+        total_files=len(collected.jobs),
+        total_frames=total_frames,
+    )
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     old = signal.signal(signal.SIGTERM, _on_sigterm)

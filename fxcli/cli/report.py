@@ -12,8 +12,9 @@ from typing import Any
 class Reporter:
     """``progress``: auto (only when stderr is a terminal) | always | never."""
 
-    def __init__(self, *, json_mode: bool, quiet: bool, progress: str, total_files: int,
-                 total_frames: int) -> None:
+    def __init__(
+        self, *, json_mode: bool, quiet: bool, progress: str, total_files: int, total_frames: int
+    ) -> None:
         from rich.console import Console
 
         self.json_mode = json_mode
@@ -23,12 +24,21 @@ class Reporter:
         self._progress = None
         self._files_task = self._frames_task = None
         if show and not quiet:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), console=self.err, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.err,
+                transient=True,
             )
             self._files_task = self._progress.add_task("files", total=total_files)
             self._frames_task = self._progress.add_task("frames", total=max(total_frames, 1))

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal
 
-IIR_DESIGNS = ("butterworth", "chebyshev1", "chebyshev2", "elliptic", "bessel", "linkwitz_riley")
+IIR_DESIGNS = (
+    "butterworth", "chebyshev1", "chebyshev2", "elliptic", "bessel", "linkwitz_riley",
+)
 _FTYPE = {
     "butterworth": "butter",
     "chebyshev1": "cheby1",
@@ -161,15 +163,27 @@ def rbj(
         al = shelf_alpha(w0, gain_db, None if slope is not None else q, slope)
         s = 2 * math.sqrt(a) * al
         if kind == "lowshelf":
-            b = [a * ((a + 1) - (a - 1) * cw + s), 2 * a * ((a - 1) - (a + 1) * cw),
-                 a * ((a + 1) - (a - 1) * cw - s)]
-            den = [(a + 1) + (a - 1) * cw + s, -2 * ((a - 1) + (a + 1) * cw),
-                   (a + 1) + (a - 1) * cw - s]
+            b = [
+                a * ((a + 1) - (a - 1) * cw + s),
+                2 * a * ((a - 1) - (a + 1) * cw),
+                a * ((a + 1) - (a - 1) * cw - s),
+            ]
+            den = [
+                (a + 1) + (a - 1) * cw + s,
+                -2 * ((a - 1) + (a + 1) * cw),
+                (a + 1) + (a - 1) * cw - s,
+            ]
         else:
-            b = [a * ((a + 1) + (a - 1) * cw + s), -2 * a * ((a - 1) + (a + 1) * cw),
-                 a * ((a + 1) + (a - 1) * cw - s)]
-            den = [(a + 1) - (a - 1) * cw + s, 2 * ((a - 1) - (a + 1) * cw),
-                   (a + 1) - (a - 1) * cw - s]
+            b = [
+                a * ((a + 1) + (a - 1) * cw + s),
+                -2 * a * ((a - 1) + (a + 1) * cw),
+                a * ((a + 1) + (a - 1) * cw - s),
+            ]
+            den = [
+                (a + 1) - (a - 1) * cw + s,
+                2 * ((a - 1) - (a + 1) * cw),
+                (a + 1) - (a - 1) * cw - s,
+            ]
         return _section(b, den)
     raise DesignError(f"unknown RBJ biquad kind {kind!r}")
 

@@ -30,7 +30,9 @@ def resolve_device(spec: str) -> torch.device:
         raise UsageError(f"--device {spec!r}: allowed: auto, cpu, cuda, cuda:N")
     if not torch.cuda.is_available():
         why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
-        raise UsageError(f"--device {spec}: CUDA is not available ({why}); use --device cpu or auto")
+        raise UsageError(
+            f"--device {spec}: CUDA is not available ({why}); use --device cpu or auto"
+        )
     index = int(m.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
@@ -38,8 +40,9 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-def chunk_frames(device: torch.device, samplerate: int, channels: int,
-                 chunk_seconds: float | None) -> int:
+def chunk_frames(
+    device: torch.device, samplerate: int, channels: int, chunk_seconds: float | None
+) -> int:
     """Frames per chunk: ``chunk_seconds`` when given; on CUDA sized from free
     device memory with a 2x safety margin; on CPU a fixed 10 s."""
     if chunk_seconds is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,8 +56,16 @@ class Engine:
     Chains are designed once per sample rate and kept on the device.
     """
 
-    def __init__(self, preset: Preset, device: torch.device, *, chunk_seconds: float | None = None,
-                 fmt: str = "same", subtype: str = "same", overwrite: str = "refuse") -> None:
+    def __init__(
+        self,
+        preset: Preset,
+        device: torch.device,
+        *,
+        chunk_seconds: float | None = None,
+        fmt: str = "same",
+        subtype: str = "same",
+        overwrite: str = "refuse",
+    ) -> None:
         self.preset = preset
         self.device = device
         self.chunk_seconds = chunk_seconds
@@ -82,8 +89,9 @@ class Engine:
             raise cached
         return cached
 
-    def _run(self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int,
-             res: FileResult) -> tuple[torch.Tensor, list[Any]]:
+    def _run(
+        self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int, res: FileResult
+    ) -> tuple[torch.Tensor, list[Any]]:
         """Run one chunk; on device out-of-memory, retry it in halves from the saved
         state (states are never mutated, so nothing advances twice)."""
         n = x.shape[-1]
@@ -105,8 +113,9 @@ class Engine:
                 res.notes.append(note)
             return self._run(steps, x, states, offset, res)
 
-    def _resolve_analysis(self, steps: list[Step], info: AudioInfo, frames: int,
-                          res: FileResult) -> list[Step]:
+    def _resolve_analysis(
+        self, steps: list[Step], info: AudioInfo, frames: int, res: FileResult
+    ) -> list[Step]:
         """Replace each analysis step by its resolved form via a measuring pass."""
         steps = list(steps)
         for k, step in enumerate(steps):
@@ -120,8 +129,8 @@ class Engine:
                 x = torch.from_numpy(block).to(self.device)
                 y, states = self._run(head, x, states, offset, res)
                 offset += block.shape[1]
-                acc = step.measure(acc, y)  # type: ignore[attr-defined]
-            steps[k] = step.resolve(acc).to(self.device)  # type: ignore[attr-defined]
+                acc = step.measure(acc, y)
+            steps[k] = step.resolve(acc).to(self.device)
         return fuse(steps)
 
     # ------------------------------------------------------------------ files
@@ -156,17 +165,28 @@ class Engine:
         except (AudioError, PresetError, NonFiniteError) as exc:
             res.status, res.error = "failed", str(exc)
         except torch.OutOfMemoryError:
-            res.status, res.error = "failed", (
-                f"out of device memory even for chunks of {MIN_RETRY_FRAMES} frames")
+            res.status, res.error = (
+                "failed",
+                (f"out of device memory even for chunks of {MIN_RETRY_FRAMES} frames"),
+            )
         res.elapsed_s = round(time.perf_counter() - t0, 6)
         return res
 
-    def _write(self, job: Job, info: AudioInfo, steps: list[Step], frames: int, ofmt: Any,
-               res: FileResult, progress: ProgressFn | None) -> None:
+    def _write(
+        self,
+        job: Job,
+        info: AudioInfo,
+        steps: list[Step],
+        frames: int,
+        ofmt: Any,
+        res: FileResult,
+        progress: ProgressFn | None,
+    ) -> None:
         states = init_states(steps, (info.channels,), self.device)
         offset = 0
-        with AtomicWriter(job.dest, info.samplerate, info.channels, ofmt,
-                          self.preset.dither) as writer:
+        with AtomicWriter(
+            job.dest, info.samplerate, info.channels, ofmt, self.preset.dither
+        ) as writer:
             with WriteBehind(writer.write) as behind:
                 for block in prefetch(lambda: read_blocks(info, frames)):
                     x = torch.from_numpy(block).to(self.device, non_blocking=True)
@@ -184,8 +204,12 @@ class Engine:
             res.notes.append(f"clipped {writer.clipped} samples")
 
 
-def process_array(steps: list[Step], x: np.ndarray | torch.Tensor, chunk: int | None = None,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
+def process_array(
+    steps: list[Step],
+    x: np.ndarray | torch.Tensor,
+    chunk: int | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Run designed steps over a whole ``(channels, frames)`` array in chunks of
     ``chunk`` frames (None: one chunk). Analysis steps are resolved first.
     Used by tests and the library to check chunked == whole-file processing."""
@@ -195,13 +219,13 @@ def process_array(steps: list[Step], x: np.ndarray | torch.Tensor, chunk: int | 
         if step.needs_analysis:
             head = fuse(steps[:k])
             y, _ = run_chain(head, t, init_states(head, tuple(t.shape[:-1]), t.device))
-            steps[k] = step.resolve(step.measure(None, y))  # type: ignore[attr-defined]
+            steps[k] = step.resolve(step.measure(None, y))
     steps = fuse(steps)
     states = init_states(steps, tuple(t.shape[:-1]), t.device)
     n = t.shape[-1]
     chunk = n if not chunk else chunk
     outs = []
     for start in range(0, max(n, 1), max(chunk, 1)):
-        y, states = run_chain(steps, t[..., start:start + chunk], states)
+        y, states = run_chain(steps, t[..., start : start + chunk], states)
         outs.append(y)
     return torch.cat(outs, dim=-1)

@@ -25,8 +25,23 @@ import numpy as np
 import soundfile as sf
 
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".opus", ".mp3",
-     ".w64", ".rf64", ".caf", ".au", ".snd"}
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".w64",
+        ".rf64",
+        ".caf",
+        ".au",
+        ".snd",
+    }
 )
 FORMAT_EXTENSIONS = {"wav": ".wav", "flac": ".flac"}
 PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
@@ -72,14 +87,13 @@ def probe(path: Path) -> AudioInfo:
         raise AudioError("no such file")
     try:
         with sf.SoundFile(str(path)) as f:
-            info = AudioInfo(path, int(f.samplerate), int(f.channels), int(f.frames), f.format,
-                             f.subtype)
+            info = AudioInfo(
+                path, int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
+            )
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise AudioError(f"cannot read audio: {_one_line(exc)}") from None
     if info.channels < 1 or info.samplerate < 1:
-        raise AudioError(
-            f"invalid header: {info.channels} channels at {info.samplerate} Hz"
-        )
+        raise AudioError(f"invalid header: {info.channels} channels at {info.samplerate} Hz")
     return info
 
 
@@ -174,8 +188,9 @@ class AtomicWriter:
     without committing (exception, interrupt) removes the temporary file.
     """
 
-    def __init__(self, dest: Path, samplerate: int, channels: int, out: OutputFormat,
-                 dither: str = "none") -> None:
+    def __init__(
+        self, dest: Path, samplerate: int, channels: int, out: OutputFormat, dither: str = "none"
+    ) -> None:
         self.dest = dest
         self.tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
         self.quantizer = Quantizer(out.subtype, dither)
@@ -187,8 +202,9 @@ class AtomicWriter:
         sr, ch, subtype, fmt = self._args
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(str(self.tmp), "w", samplerate=sr, channels=ch,
-                                      subtype=subtype, format=fmt)
+            self._file = sf.SoundFile(
+                str(self.tmp), "w", samplerate=sr, channels=ch, subtype=subtype, format=fmt
+            )
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self._cleanup()
             raise AudioError(f"cannot write {self.dest}: {_one_line(exc)}") from None

@@ -101,8 +101,11 @@ def collect(
     pairs: list[tuple[Path, Path]] = []  # (src, rel)
     out_resolved = output.resolve()
     single_file = (
-        len(inputs) == 1 and not listed and Path(inputs[0]).is_file()
-        and output.suffix.lower() in AUDIO_EXTENSIONS and not output.is_dir()
+        len(inputs) == 1
+        and not listed
+        and Path(inputs[0]).is_file()
+        and output.suffix.lower() in AUDIO_EXTENSIONS
+        and not output.is_dir()
     )
     for item in inputs:
         p = Path(item)

@@ -166,7 +166,12 @@ def _check_value(p: Param, v: Any, where: str) -> Any:
     if p.kind == "window":
         if isinstance(v, str) and v:
             return v
-        if isinstance(v, list) and v and isinstance(v[0], str) and all(_is_number(x) for x in v[1:]):
+        if (
+            isinstance(v, list)
+            and v
+            and isinstance(v[0], str)
+            and all(_is_number(x) for x in v[1:])
+        ):
             return v
         raise bad(f"got {v!r}")
     raise AssertionError(p.kind)  # pragma: no cover
@@ -293,9 +298,7 @@ def resolve_preset_path(name_or_path: str) -> Path:
         if cand.is_file():
             return cand
     names = ", ".join(bundled_names())
-    raise PresetError(
-        f"preset {name_or_path!r}: no such file, and not a bundled preset ({names})"
-    )
+    raise PresetError(f"preset {name_or_path!r}: no such file, and not a bundled preset ({names})")
 
 
 def bundled_names() -> list[str]:
@@ -324,7 +327,7 @@ def parse_preset(text: str, source: str, base_dir: Path | None = None) -> Preset
     out = data.get("output", {}) or {}
     if not isinstance(out, dict):
         raise PresetError(f"{source}: key 'output': must be a mapping with subtype and dither")
-    for key, value in out.items():
+    for key in out:
         if key not in OUTPUT_KEYS:
             raise PresetError(
                 f"{source}:{lines.get(id(out), 1)}: output: unknown key {key!r}; "

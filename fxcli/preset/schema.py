@@ -43,14 +43,16 @@ def json_schema() -> dict[str, Any]:
     for spec in STEPS.values():
         props: dict[str, Any] = {"type": {"const": spec.type}}
         props.update({p.name: _param_schema(p) for p in spec.params})
-        steps.append({
-            "title": spec.type,
-            "description": spec.help,
-            "type": "object",
-            "properties": props,
-            "required": ["type"] + [p.name for p in spec.params if p.required],
-            "additionalProperties": False,
-        })
+        steps.append(
+            {
+                "title": spec.type,
+                "description": spec.help,
+                "type": "object",
+                "properties": props,
+                "required": ["type"] + [p.name for p in spec.params if p.required],
+                "additionalProperties": False,
+            }
+        )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "fxcli preset (version 1)",

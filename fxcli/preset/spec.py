@@ -91,7 +91,13 @@ _RIPPLE = Param(
     "ripple_db", "number", "passband ripple (chebyshev1, elliptic)", 0.5, 0, 20, True, unit="dB"
 )
 _ATTEN = Param(
-    "attenuation_db", "number", "stopband attenuation (chebyshev2, elliptic)", 40.0, 0, 200, True,
+    "attenuation_db",
+    "number",
+    "stopband attenuation (chebyshev2, elliptic)",
+    40.0,
+    0,
+    200,
+    True,
     unit="dB",
 )
 _Q = Param("q", "number", "quality factor", 0.7071, 0, 100, True)
@@ -150,13 +156,22 @@ STEPS: dict[str, StepSpec] = {
             "FIR filter: windowed sinc (scipy.signal.firwin) or explicit coefficients",
             (
                 Param("taps", "int", "number of taps for a designed filter", None, 1, MAX_FIR_TAPS),
-                Param("cutoff_hz", "freq_or_band", "cutoff (or [low, high] for band types)", None,
-                      unit="Hz"),
+                Param(
+                    "cutoff_hz",
+                    "freq_or_band",
+                    "cutoff (or [low, high] for band types)",
+                    None,
+                    unit="Hz",
+                ),
                 Param("pass", "choice", "response type", "lowpass", choices=FIR_PASS),
                 Param("window", "window", "scipy.signal.get_window name", "hamming"),
                 Param("coefficients", "numbers", "explicit taps", None),
-                Param("coefficients_file", "path", "taps in a .txt (whitespace separated) or .npy",
-                      None),
+                Param(
+                    "coefficients_file",
+                    "path",
+                    "taps in a .txt (whitespace separated) or .npy",
+                    None,
+                ),
             ),
             one_of=(("taps", "coefficients", "coefficients_file"),),
         ),
