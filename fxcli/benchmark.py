@@ -94,9 +94,25 @@ DEFAULT_BACKENDS = ("cpu", "cuda", "scipy")
 OPTIONAL_BACKENDS = ("torchaudio", "torchfx")
 
 COLUMNS = [
-    "chain", "backend", "device_name", "duration_s", "channels", "sample_rate", "samples",
-    "reps", "median_s", "min_s", "max_s", "transfer_s", "msamples_per_s", "realtime_factor",
-    "speedup_vs_scipy", "max_abs_error", "check", "torch_version", "fxcli_version",
+    "chain",
+    "backend",
+    "device_name",
+    "duration_s",
+    "channels",
+    "sample_rate",
+    "samples",
+    "reps",
+    "median_s",
+    "min_s",
+    "max_s",
+    "transfer_s",
+    "msamples_per_s",
+    "realtime_factor",
+    "speedup_vs_scipy",
+    "max_abs_error",
+    "check",
+    "torch_version",
+    "fxcli_version",
 ]
 
 # Frames per block when computing the reference and comparing outputs.
@@ -157,8 +173,9 @@ def parse_backends(text: str) -> list[str]:
     for p in _items(text, "--backends"):
         name = p.lower()
         if name not in ALL_BACKENDS:
-            raise BenchError(f"--backends: unknown backend {p!r}; "
-                             f"allowed: {', '.join(ALL_BACKENDS)}")
+            raise BenchError(
+                f"--backends: unknown backend {p!r}; allowed: {', '.join(ALL_BACKENDS)}"
+            )
         if name not in out:
             out.append(name)
     return out
@@ -206,7 +223,7 @@ def _resolve_analysis(steps: list[Step], x: np.ndarray) -> list[Step]:
         states = init_states(head, (x.shape[0],), xt.device)
         acc = None
         for s in range(0, max(x.shape[1], 1), _REF_BLOCK * 8):
-            y, states = run_chain(head, xt[:, s:s + _REF_BLOCK * 8], states)
+            y, states = run_chain(head, xt[:, s : s + _REF_BLOCK * 8], states)
             acc = step.measure(acc, y)
         steps[k] = step.resolve(acc)
     return steps
@@ -270,7 +287,7 @@ def reference(steps: list[Step], x: np.ndarray) -> np.ndarray:
         else:
             states.append(None)
     for s in range(0, n, _REF_BLOCK):
-        y = x[:, s:s + _REF_BLOCK].astype(np.float64)
+        y = x[:, s : s + _REF_BLOCK].astype(np.float64)
         for i, (kind, c) in enumerate(ops):
             if kind == "sos":
                 y, states[i] = sosfilt(c, y, axis=-1, zi=states[i])
@@ -278,13 +295,13 @@ def reference(steps: list[Step], x: np.ndarray) -> np.ndarray:
                 k = c.shape[0]
                 full = np.concatenate((states[i], y), axis=1)
                 if k > 1:
-                    states[i] = full[:, full.shape[1] - (k - 1):].copy()
+                    states[i] = full[:, full.shape[1] - (k - 1) :].copy()
                     y = oaconvolve(full, c[None, :], mode="valid", axes=-1)
                 else:
                     y = full * c[0]
             else:
                 y = y * c
-        ref[:, s:s + y.shape[1]] = y
+        ref[:, s : s + y.shape[1]] = y
     return ref
 
 
@@ -298,8 +315,8 @@ def max_abs_error(y: Any, ref: np.ndarray) -> float:
         return math.inf
     err = 0.0
     for s in range(0, ref.shape[1], _REF_BLOCK):
-        blk = y[:, s:s + _REF_BLOCK].astype(np.float64)
-        d = float(np.max(np.abs(blk - ref[:, s:s + _REF_BLOCK]), initial=0.0))
+        blk = y[:, s : s + _REF_BLOCK].astype(np.float64)
+        d = float(np.max(np.abs(blk - ref[:, s : s + _REF_BLOCK]), initial=0.0))
         if not math.isfinite(d):
             return math.inf
         err = max(err, d)
@@ -312,7 +329,7 @@ def max_abs_error(y: Any, ref: np.ndarray) -> float:
 Runner = Callable[[np.ndarray], tuple[Any, float, float]]
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     name = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -331,15 +348,28 @@ def _run_engine(steps: list[Step], xt: torch.Tensor, chunk: int) -> torch.Tensor
     ``chunk`` frames with state carried, written into one preallocated output."""
     rows, n = xt.shape
     states = init_states(steps, (rows,), xt.device)
+    if n <= chunk:  # one chunk: the chain's output is the result (no extra copy)
+        y, _ = run_chain(steps, xt, states)
+        return y.clone() if y is xt else y
     y = torch.empty_like(xt)
+    if xt.device.type != "cpu":
+        for s in range(0, n, chunk):
+            yc, states = run_chain(steps, xt[:, s : s + chunk], states)
+            y[:, s : s + chunk] = yc
+        return y
+    # On CPU, chunks go in C-contiguous as the engine's read_blocks() yields them,
+    # and come out through NumPy: torch's strided CPU copies cost ~10x NumPy's here.
+    x_np, y_np = xt.numpy(), y.numpy()
     for s in range(0, n, chunk):
-        yc, states = run_chain(steps, xt[:, s:s + chunk], states)
-        y[:, s:s + chunk] = yc
+        xc = torch.from_numpy(np.ascontiguousarray(x_np[:, s : s + chunk]))
+        yc, states = run_chain(steps, xc, states)
+        y_np[:, s : s + chunk] = yc.numpy()
     return y
 
 
-def _cpu_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int,
-                channels: int) -> tuple[Runner, str]:
+def _cpu_runner(
+    steps: list[Step], configs: list[StepConfig], sample_rate: int, channels: int
+) -> tuple[Runner, str]:
     dev = torch.device("cpu")
     fused = [s.to(dev) for s in fuse(steps)]
     chunk = chunk_frames(dev, sample_rate, channels, None)
@@ -350,11 +380,12 @@ def _cpu_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int,
         y = _run_engine(fused, xt, chunk)
         return y, time.perf_counter() - t0, 0.0
 
-    return run, _cpu_name()
+    return run, cpu_name()
 
 
-def _cuda_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int,
-                 channels: int) -> tuple[Runner, str]:
+def _cuda_runner(
+    steps: list[Step], configs: list[StepConfig], sample_rate: int, channels: int
+) -> tuple[Runner, str]:
     if not torch.cuda.is_available():
         why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
         raise Unsupported(f"CUDA is not available ({why})")
@@ -395,8 +426,9 @@ def _scipy_chain(ops: list[tuple[str, Any]], x: np.ndarray) -> np.ndarray:
     return x.copy() if y is x else y
 
 
-def _scipy_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int,
-                  channels: int) -> tuple[Runner, str]:
+def _scipy_runner(
+    steps: list[Step], configs: list[StepConfig], sample_rate: int, channels: int
+) -> tuple[Runner, str]:
     ops = _ops(steps)
 
     def run(x: np.ndarray) -> tuple[Any, float, float]:
@@ -404,11 +436,12 @@ def _scipy_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int
         y = _scipy_chain(ops, x)
         return y, time.perf_counter() - t0, 0.0
 
-    return run, _cpu_name()
+    return run, cpu_name()
 
 
-def _torchaudio_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int,
-                       channels: int) -> tuple[Runner, str]:
+def _torchaudio_runner(
+    steps: list[Step], configs: list[StepConfig], sample_rate: int, channels: int
+) -> tuple[Runner, str]:
     try:
         import torchaudio.functional as AF
     except Exception as exc:  # noqa: BLE001 - any import failure means "absent"
@@ -440,11 +473,12 @@ def _torchaudio_runner(steps: list[Step], configs: list[StepConfig], sample_rate
                     y = y * c
         return y, time.perf_counter() - t0, 0.0
 
-    return run, _cpu_name()
+    return run, cpu_name()
 
 
-def _torchfx_runner(steps: list[Step], configs: list[StepConfig], sample_rate: int,
-                    channels: int) -> tuple[Runner, str]:
+def _torchfx_runner(
+    steps: list[Step], configs: list[StepConfig], sample_rate: int, channels: int
+) -> tuple[Runner, str]:
     """torchfx's filter classes for the step types it has (Butterworth and
     Chebyshev-I high/lowpass, FIR taps); other step types skip the backend."""
     try:
@@ -461,16 +495,27 @@ def _torchfx_runner(steps: list[Step], configs: list[StepConfig], sample_rate: i
         elif isinstance(step, IIR):
             p = cfg.params
             if cfg.type not in ("highpass", "lowpass") or p.get("design") not in (
-                    "butterworth", "chebyshev1"):
+                "butterworth",
+                "chebyshev1",
+            ):
                 raise Unsupported(f"torchfx has no equivalent of {cfg.type} ({p.get('design')})")
             try:
                 if p["design"] == "butterworth":
-                    mods.append(Butterworth(btype=cfg.type, cutoff=p["cutoff_hz"],
-                                            order=p["order"], fs=sample_rate))
+                    mods.append(
+                        Butterworth(
+                            btype=cfg.type, cutoff=p["cutoff_hz"], order=p["order"], fs=sample_rate
+                        )
+                    )
                 else:
-                    mods.append(Chebyshev1(btype=cfg.type, cutoff=p["cutoff_hz"],
-                                           order=p["order"], ripple=p["ripple_db"],
-                                           fs=sample_rate))
+                    mods.append(
+                        Chebyshev1(
+                            btype=cfg.type,
+                            cutoff=p["cutoff_hz"],
+                            order=p["order"],
+                            ripple=p["ripple_db"],
+                            fs=sample_rate,
+                        )
+                    )
             except TypeError as exc:
                 raise Unsupported(f"this torchfx version's API differs ({exc})") from None
         else:
@@ -490,14 +535,15 @@ def _torchfx_runner(steps: list[Step], configs: list[StepConfig], sample_rate: i
                 y = y * m if isinstance(m, float) else m(y)
         return y, time.perf_counter() - t0, 0.0
 
-    return run, _cpu_name()
+    return run, cpu_name()
 
 
 #: backend name -> factory(steps, configs, sample_rate, channels) -> (runner, device name)
 #: (``steps`` designed, normalize resolved; ``configs`` the preset steps they came from);
 #: a factory raises :class:`Unsupported` to skip its backend with a note.
-RUNNER_FACTORIES: dict[str, Callable[[list[Step], list[StepConfig], int, int],
-                                     tuple[Runner, str]]] = {
+RUNNER_FACTORIES: dict[
+    str, Callable[[list[Step], list[StepConfig], int, int], tuple[Runner, str]]
+] = {
     "cpu": _cpu_runner,
     "cuda": _cuda_runner,
     "scipy": _scipy_runner,
@@ -517,8 +563,7 @@ class Timing:
     transfers: list[float]
 
 
-def time_runner(run: Runner, x: np.ndarray, warmup: int, reps: int,
-                budget_s: float) -> Timing:
+def time_runner(run: Runner, x: np.ndarray, warmup: int, reps: int, budget_s: float) -> Timing:
     """Warm-ups then timed runs until ``reps`` or the budget is spent (>= 1 run)."""
     start = time.perf_counter()
     for _ in range(warmup):
@@ -545,9 +590,19 @@ def _sig(v: float | None, digits: int = 6) -> float | None:
     return float(f"{v:.{digits}g}")
 
 
-def make_row(chain: str, backend: str, device_name: str, duration_s: float, channels: int,
-             sample_rate: int, frames: int, times: Sequence[float], transfers: Sequence[float],
-             error: float, scipy_median: float | None) -> dict[str, Any]:
+def make_row(
+    chain: str,
+    backend: str,
+    device_name: str,
+    duration_s: float,
+    channels: int,
+    sample_rate: int,
+    frames: int,
+    times: Sequence[float],
+    transfers: Sequence[float],
+    error: float,
+    scipy_median: float | None,
+) -> dict[str, Any]:
     """One result row (:data:`COLUMNS`) from the timed runs of one backend on one case."""
     med = statistics.median(times)
     samples = channels * frames
@@ -566,8 +621,9 @@ def make_row(chain: str, backend: str, device_name: str, duration_s: float, chan
         "transfer_s": _sig(statistics.median(transfers) if transfers else 0.0),
         "msamples_per_s": _sig(samples / med / 1e6 if med > 0 else math.inf, 4),
         "realtime_factor": _sig(frames / sample_rate / med if med > 0 else math.inf, 4),
-        "speedup_vs_scipy": (_sig(scipy_median / med, 4)
-                             if scipy_median is not None and med > 0 else None),
+        "speedup_vs_scipy": (
+            _sig(scipy_median / med, 4) if scipy_median is not None and med > 0 else None
+        ),
         "max_abs_error": _sig(error, 3),
         "check": "ok" if error <= ERROR_THRESHOLD else "MISMATCH",
         "torch_version": torch.__version__,
@@ -607,8 +663,9 @@ def run_bench(
         raise BenchError("--sample-rate must be a positive integer")
     for b in backends:
         if b not in RUNNER_FACTORIES:
-            raise BenchError(f"--backends: unknown backend {b!r}; "
-                             f"allowed: {', '.join(ALL_BACKENDS)}")
+            raise BenchError(
+                f"--backends: unknown backend {b!r}; allowed: {', '.join(ALL_BACKENDS)}"
+            )
     if isinstance(chain, Chain) and chain.sample_rate == sample_rate:
         ch_obj = chain
     else:
@@ -623,8 +680,10 @@ def run_bench(
             frames = max(1, round(duration * sample_rate))
             x = make_noise(nch, frames, seed)
             steps = _resolve_analysis(ch_obj.steps, x)
-            say(f"[{case}/{n_cases}] {ch_obj.name}: {duration:g} s x {nch} ch "
-                f"({nch * frames / 1e6:.3g} M samples)")
+            say(
+                f"[{case}/{n_cases}] {ch_obj.name}: {duration:g} s x {nch} ch "
+                f"({nch * frames / 1e6:.3g} M samples)"
+            )
             # -- check phase: the reference lives only here
             runners: dict[str, tuple[Runner, str]] = {}
             for b in backends:
@@ -665,8 +724,7 @@ def run_bench(
                     continue
                 budget = max(0.0, max_seconds - spent[b])
                 timings[b] = time_runner(runners[b][0], x, max(0, warmup - 1), reps, budget)
-            scipy_median = (statistics.median(timings["scipy"].times)
-                            if "scipy" in timings else None)
+            scipy_median = statistics.median(timings["scipy"].times) if "scipy" in timings else None
             for b in backends:
                 if b not in timings:
                     continue
@@ -674,12 +732,25 @@ def run_bench(
                 med = statistics.median(t.times)
                 err = errors[b]
                 ok = err <= ERROR_THRESHOLD
-                row = make_row(ch_obj.name, b, runners[b][1], duration, nch, sample_rate,
-                               frames, t.times, t.transfers, err, scipy_median)
+                row = make_row(
+                    ch_obj.name,
+                    b,
+                    runners[b][1],
+                    duration,
+                    nch,
+                    sample_rate,
+                    frames,
+                    t.times,
+                    t.transfers,
+                    err,
+                    scipy_median,
+                )
                 rows.append(row)
                 flag = "" if ok else f"  MISMATCH (error {err:.3g} > {ERROR_THRESHOLD:g})"
-                say(f"    {b:<10} median {med:.4g} s over {len(t.times)} reps, "
-                    f"{row['msamples_per_s']} Msamples/s{flag}")
+                say(
+                    f"    {b:<10} median {med:.4g} s over {len(t.times)} reps, "
+                    f"{row['msamples_per_s']} Msamples/s{flag}"
+                )
                 if on_row:
                     on_row(row)
             del x, steps, runners, timings
@@ -712,8 +783,9 @@ class CsvSink:
         self._fh.close()
 
 
-def write_csv(rows: Iterable[dict[str, Any]], path: str | Path,
-              columns: Sequence[str] = COLUMNS) -> None:
+def write_csv(
+    rows: Iterable[dict[str, Any]], path: str | Path, columns: Sequence[str] = COLUMNS
+) -> None:
     sink = CsvSink(path, columns)
     try:
         for r in rows:
@@ -747,23 +819,51 @@ def print_table(rows: list[dict[str, Any]], console: Any = None) -> None:
         console.print("no results")
         return
     r0 = rows[0]
-    table = Table(title=f"fxcli bench: chain {r0['chain']}, {r0['sample_rate']} Hz "
-                        f"(torch {r0['torch_version']}, fxcli {r0['fxcli_version']})")
-    for col, just in [("backend", "left"), ("device", "left"), ("dur s", "right"),
-                      ("ch", "right"), ("reps", "right"), ("median s", "right"),
-                      ("min s", "right"), ("max s", "right"), ("transfer s", "right"),
-                      ("Msamples/s", "right"), ("x realtime", "right"), ("vs scipy", "right"),
-                      ("max err", "right"), ("check", "left")]:
+    table = Table(
+        title=f"fxcli bench: chain {r0['chain']}, {r0['sample_rate']} Hz "
+        f"(torch {r0['torch_version']}, fxcli {r0['fxcli_version']})"
+    )
+    for col, just in [
+        ("backend", "left"),
+        ("device", "left"),
+        ("dur s", "right"),
+        ("ch", "right"),
+        ("reps", "right"),
+        ("median s", "right"),
+        ("min s", "right"),
+        ("max s", "right"),
+        ("transfer s", "right"),
+        ("Msamples/s", "right"),
+        ("x realtime", "right"),
+        ("vs scipy", "right"),
+        ("max err", "right"),
+        ("check", "left"),
+    ]:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
-        bad = r["check"] != "ok"
-        check = "[bold red]MISMATCH[/]" if bad else "[green]ok[/]"
+        bad = r["check"] == "MISMATCH"
+        check = (
+            "[bold red]MISMATCH[/]"
+            if bad
+            else "[green]ok[/]"
+            if r["check"] == "ok"
+            else str(r["check"])
+        )
         table.add_row(
-            r["backend"], r["device_name"], f"{r['duration_s']:g}", str(r["channels"]),
-            str(r["reps"]), _fmt(r["median_s"], ".4g"), _fmt(r["min_s"], ".4g"),
-            _fmt(r["max_s"], ".4g"), _fmt(r["transfer_s"], ".3g"),
-            _fmt(r["msamples_per_s"], ".4g"), _fmt(r["realtime_factor"], ".4g"),
-            _fmt(r["speedup_vs_scipy"], ".3g"), _fmt(r["max_abs_error"], ".2g"), check,
+            r["backend"],
+            r["device_name"],
+            f"{r['duration_s']:g}",
+            str(r["channels"]),
+            str(r["reps"]),
+            _fmt(r["median_s"], ".4g"),
+            _fmt(r["min_s"], ".4g"),
+            _fmt(r["max_s"], ".4g"),
+            _fmt(r["transfer_s"], ".3g"),
+            _fmt(r["msamples_per_s"], ".4g"),
+            _fmt(r["realtime_factor"], ".4g"),
+            _fmt(r["speedup_vs_scipy"], ".3g"),
+            _fmt(r["max_abs_error"], ".2g"),
+            check,
             style="red" if bad else None,
         )
     console.print(table)
@@ -787,23 +887,35 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    keys = sorted({(r["backend"], r["channels"]) for r in rows},
-                  key=lambda k: (ALL_BACKENDS.index(k[0]) if k[0] in ALL_BACKENDS else 99, k[1]))
+    keys = sorted(
+        {(r["backend"], r["channels"]) for r in rows},
+        key=lambda k: (ALL_BACKENDS.index(k[0]) if k[0] in ALL_BACKENDS else 99, k[1]),
+    )
     for backend, nch in keys:
-        pts = sorted((r for r in rows if r["backend"] == backend and r["channels"] == nch),
-                     key=lambda r: r["duration_s"])
+        pts = sorted(
+            (r for r in rows if r["backend"] == backend and r["channels"] == nch),
+            key=lambda r: r["duration_s"],
+        )
         xs = [r["duration_s"] for r in pts]
         ys = [r["msamples_per_s"] for r in pts]
         ax.plot(xs, ys, marker="o", label=f"{backend}, {nch} ch")
-        bad = [(r["duration_s"], r["msamples_per_s"]) for r in pts if r["check"] != "ok"]
+        bad = [(r["duration_s"], r["msamples_per_s"]) for r in pts if r["check"] == "MISMATCH"]
         if bad:
-            ax.scatter(*zip(*bad, strict=True), marker="x", s=120, color="red", zorder=5)
+            ax.scatter(
+                [b[0] for b in bad], [b[1] for b in bad], marker="x", s=120, color="red", zorder=5
+            )
     ax.set_xscale("log")
+    durations = sorted({r["duration_s"] for r in rows})
+    if durations:
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xticks(durations, [f"{d:g}" for d in durations])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("signal duration (s)")
     ax.set_ylabel("throughput (M samples/s, median)")
     if rows:
         r0 = rows[0]
-        note = " (red x: output MISMATCH)" if any(r["check"] != "ok" for r in rows) else ""
+        note = " (red x: output MISMATCH)" if any(r["check"] == "MISMATCH" for r in rows) else ""
         ax.set_title(f"fxcli bench: chain {r0['chain']} at {r0['sample_rate']} Hz{note}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")

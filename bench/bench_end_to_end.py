@@ -1,0 +1,299 @@
+#!/usr/bin/env python
+"""End to end: the seed's 6-filter api chain on a WAV file, fxcli vs SoX vs FFmpeg.
+
+A generated 8 ch x 120 s, 44.1 kHz, 24-bit WAV (half-scale normalized Gaussian noise)
+goes through highpass 20, 60, 65 Hz and lowpass 5000, 4900, 4850 Hz and is written
+back as 24-bit WAV by each tool, timed as a user would run it (wall clock of the
+command, interpreter start-up included):
+
+- ``fxcli-process``: ``fxcli process in.wav out.wav --preset chain.yaml --device cpu``
+- ``sox``: ``sox -D in.wav out.wav highpass 20 highpass 60 ... lowpass 4850``
+  (``-D``: no dither, so outputs are comparable)
+- ``ffmpeg``: ``ffmpeg -filter_threads 1 -i in.wav -af highpass=f=20,...,lowpass=f=4850
+  -c:a pcm_s24le out.wav``
+- ``scipy-script``: a Python script: ``soundfile.read`` -> ``scipy.signal.sosfilt``
+  per filter -> ``soundfile.write``
+- ``soundfile-io``: read + write alone (a Python script): the I/O floor
+- ``fxcli-engine-inprocess``: fxcli's engine called in an already-running Python
+  (no start-up), for reference
+
+All 6 filters are order-2 **Butterworth** here (the seed's api chain has Chebyshev-I
+highpasses): SoX's and FFmpeg's ``highpass``/``lowpass`` default to 2-pole filters
+with Q = 1/sqrt(2), which are the bilinear-transform Butterworth biquads, so the
+three tools run the same filters. Each output is compared with a float64 SciPy
+reference of the same chain on the same 24-bit input (``max_abs_error``, flagged
+above 1e-4; 24-bit quantization alone is ~6e-8) and with fxcli's output
+(``max_abs_diff_vs_fxcli``). Tools that are not installed are skipped.
+
+CSV columns are those of ``fxcli bench`` plus ``speedup_vs_sox``,
+``speedup_vs_ffmpeg`` and ``max_abs_diff_vs_fxcli``.
+
+Usage::
+
+    python bench/bench_end_to_end.py [--duration 120] [--channels 8] [--reps 3]
+        [--output bench/results/end_to_end.csv] [--workdir DIR] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+from fxcli import benchmark as B
+
+ROOT = Path(__file__).resolve().parent
+HP = (20, 60, 65)
+LP = (5000, 4900, 4850)
+PRESET = (
+    "version: 1\ndescription: seed api chain, all order-2 Butterworth (SoX/FFmpeg)\n"
+    "chain:\n"
+    + "".join(
+        f"  - {{type: highpass, cutoff_hz: {f}, order: 2, design: butterworth}}\n" for f in HP
+    )
+    + "".join(f"  - {{type: lowpass, cutoff_hz: {f}, order: 2, design: butterworth}}\n" for f in LP)
+)
+
+EXTRA = ["speedup_vs_sox", "speedup_vs_ffmpeg", "max_abs_diff_vs_fxcli"]
+
+IO_SCRIPT = """
+import sys, soundfile as sf
+x, fs = sf.read(sys.argv[1], dtype="float32")
+sf.write(sys.argv[2], x, fs, subtype="PCM_24")
+"""
+
+SCIPY_SCRIPT = """
+import sys, soundfile as sf
+from scipy import signal
+x, fs = sf.read(sys.argv[1])  # float64, (frames, channels)
+for f in (20, 60, 65):
+    x = signal.sosfilt(signal.butter(2, f, "highpass", fs=fs, output="sos"), x, axis=0)
+for f in (5000, 4900, 4850):
+    x = signal.sosfilt(signal.butter(2, f, "lowpass", fs=fs, output="sos"), x, axis=0)
+sf.write(sys.argv[2], x, fs, subtype="PCM_24")
+"""
+
+
+def fxcli_cmd() -> list[str]:
+    exe = shutil.which("fxcli") or str(Path(sys.executable).parent / "fxcli")
+    return [exe] if Path(exe).exists() else [sys.executable, "-m", "fxcli"]
+
+
+def commands(src: Path, out: Path, preset: Path) -> dict[str, list[str] | None]:
+    af = ",".join([f"highpass=f={f}" for f in HP] + [f"lowpass=f={f}" for f in LP])
+    sox = shutil.which("sox")
+    ffmpeg = shutil.which("ffmpeg")
+    return {
+        "fxcli-process": [
+            *fxcli_cmd(),
+            "process",
+            str(src),
+            str(out),
+            "--preset",
+            str(preset),
+            "--device",
+            "cpu",
+            "--overwrite",
+            "--quiet",
+            "--progress",
+            "never",
+        ],
+        "sox": None
+        if not sox
+        else [
+            sox,
+            "-D",
+            "-V1",
+            str(src),
+            str(out),
+            *[a for f in HP for a in ("highpass", str(f))],
+            *[a for f in LP for a in ("lowpass", str(f))],
+        ],
+        "ffmpeg": None
+        if not ffmpeg
+        else [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-filter_threads",
+            "1",
+            "-i",
+            str(src),
+            "-af",
+            af,
+            "-c:a",
+            "pcm_s24le",
+            str(out),
+        ],
+        "scipy-script": [sys.executable, "-c", SCIPY_SCRIPT, str(src), str(out)],
+        "soundfile-io": [sys.executable, "-c", IO_SCRIPT, str(src), str(out)],
+    }
+
+
+def run_inprocess(src: Path, out: Path, preset: Path) -> None:
+    import torch
+
+    from fxcli.engine.runner import Engine
+    from fxcli.io.paths import Job
+    from fxcli.preset.loader import load_preset
+
+    engine = Engine(load_preset(str(preset)), torch.device("cpu"), overwrite="overwrite")
+    res = engine.process(Job(src, out))
+    if res.status != "ok":
+        raise RuntimeError(res.error)
+
+
+def reference(src: Path) -> np.ndarray:
+    x, fs = sf.read(str(src), dtype="float64")
+    sos = np.concatenate(
+        [signal.butter(2, f, "highpass", fs=fs, output="sos") for f in HP]
+        + [signal.butter(2, f, "lowpass", fs=fs, output="sos") for f in LP]
+    )
+    return signal.sosfilt(sos, x.T, axis=-1)
+
+
+def read(path: Path) -> np.ndarray:
+    return sf.read(str(path), dtype="float64")[0].T
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = [
+        "backend",
+        "duration_s",
+        "channels",
+        "reps",
+        "median_s",
+        "min_s",
+        "max_s",
+        "realtime_factor",
+        "speedup_vs_scipy",
+        *EXTRA,
+        "max_abs_error",
+        "check",
+    ]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append(
+            "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=120.0)
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--sample-rate", type=int, default=44100)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--output", default=str(ROOT / "results" / "end_to_end.csv"))
+    ap.add_argument("--workdir", default=None, help="where the WAVs go (default: a temp dir)")
+    ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    a = ap.parse_args(argv)
+    fs, nch = a.sample_rate, a.channels
+    frames = round(a.duration * fs)
+    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="fxcli-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        src = work / "in.wav"
+        preset = work / "api_butterworth.yaml"
+        preset.write_text(PRESET)
+        x = B.make_noise(nch, frames)
+        sf.write(str(src), 0.5 * x.T, fs, subtype="PCM_24")
+        del x
+        ref = reference(src)
+        outs = {
+            name: work / f"out_{name}.wav"
+            for name in [*commands(src, src, preset), "fxcli-engine-inprocess"]
+        }
+        cmds = commands(src, Path("OUT"), preset)
+        times: dict[str, list[float]] = {}
+        for name, out in outs.items():
+            if name == "fxcli-engine-inprocess":
+
+                def run(out: Path = out) -> None:
+                    run_inprocess(src, out, preset)
+            else:
+                cmd = cmds[name]
+                if cmd is None:
+                    print(f"note: {name} skipped: not installed", file=sys.stderr)
+                    continue
+                cmd = [str(out) if c == "OUT" else c for c in cmd]
+
+                def run(cmd: list[str] = cmd) -> None:
+                    p = subprocess.run(
+                        cmd,
+                        capture_output=True,
+                        text=True,
+                        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+                    )
+                    if p.returncode != 0:
+                        raise RuntimeError(f"{cmd[0]} failed: {p.stderr.strip()[-500:]}")
+
+            run()  # warm-up (page cache, numba cache) and output for the check
+            ts = []
+            for _ in range(a.reps):
+                t0 = time.perf_counter()
+                run()
+                ts.append(time.perf_counter() - t0)
+            times[name] = ts
+            print(f"{name}: median {statistics.median(ts):.3f} s", file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        fx = read(outs["fxcli-process"]) if "fxcli-process" in times else None
+        rows = []
+        sink = B.CsvSink(a.output, [*B.COLUMNS, *EXTRA])
+        for name, ts in times.items():
+            if name == "soundfile-io":
+                err, diff = 0.0, None  # not filtered: nothing to compare
+            else:
+                y = read(outs[name])
+                err = B.max_abs_error(y, ref)
+                diff = B.max_abs_error(y, fx) if fx is not None else None
+                del y
+            row = B.make_row(
+                "api-butterworth",
+                name,
+                B.cpu_name(),
+                a.duration,
+                nch,
+                fs,
+                frames,
+                ts,
+                [],
+                err,
+                med.get("scipy-script"),
+            )
+            for tool, col in (("sox", "speedup_vs_sox"), ("ffmpeg", "speedup_vs_ffmpeg")):
+                row[col] = round(med[tool] / med[name], 3) if tool in med else None
+            row["max_abs_diff_vs_fxcli"] = None if diff is None else float(f"{diff:.3g}")
+            if name == "soundfile-io":
+                row["check"] = "n/a (I/O only)"
+                row["max_abs_error"] = None
+            rows.append(row)
+            sink.write(row)
+            gc.collect()
+        sink.close()
+        B.print_table(rows)
+        if a.markdown:
+            print(markdown(rows))
+        print(f"wrote {a.output}", file=sys.stderr)
+        return 1 if any(r["check"] == "MISMATCH" for r in rows) else 0
+    finally:
+        if not a.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
