@@ -1,10 +1,10 @@
 """Causal FIR filtering of torch tensors with exact streaming state.
 
 :func:`firfilt` computes ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` in
-float64, by direct convolution (:func:`torch.nn.functional.conv1d`) or by
-overlap-save FFT convolution (:func:`torch.fft.rfft`). The state is the input
-history (the last ``K - 1`` input samples), so chunked calls that carry ``zf``
-into the next call's ``zi`` equal one call on the whole signal.
+float64, either by direct convolution (explicit K-term sums) or by overlap-save
+FFT convolution (:func:`torch.fft.rfft`). The state is the input history (the
+last ``K - 1`` input samples), so chunked calls that carry ``zf`` into the
+next call's ``zi`` equal one call on the whole signal.
 """
 
 from __future__ import annotations
@@ -12,22 +12,19 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["firfilt", "AUTO_FFT_MIN_TAPS"]
 
 _METHODS = ("auto", "direct", "fft")
 
-# "auto" uses the FFT from this many taps on. Measured on a 2-core AMD EPYC
-# (Zen 3) VM, torch 2.13 CPU, float64, 8 channels x 2^20 samples:
-#   K:        16     32     48     64     96    128
-#   direct:  see _CROSSOVER_NOTE
-# The direct/FFT crossover there was K ~ 64, so direct for K <= 64.
+# "auto" uses the FFT from this many taps on. Measured on the 2-core AMD EPYC
+# (Zen 3) dev VM, torch 2.13 CPU, one thread, 8 ch x 2^20 float32 samples,
+# Msamples/s direct vs fft: K=16 64 vs 52, K=32 62 vs 52, K=64 50 vs 45,
+# K=72 43 vs 54, K=96 38 vs 70. The crossover sits where the direct method's
+# frame grows from 64 to 128 outputs (K = 65). (Two-thread runs on that VM were
+# too noisy to rank, with another process running, and favoured the FFT from
+# K ~ 32-48.)
 AUTO_FFT_MIN_TAPS = 65
-
-# Bound on the float64 working set per slab (elements), so memory stays a few
-# times the input size for long signals.
-_SLAB_ELEMENTS = 1 << 22
 
 
 def _check(x: torch.Tensor, taps: torch.Tensor, method: str) -> torch.Tensor:
@@ -48,44 +45,82 @@ def _check(x: torch.Tensor, taps: torch.Tensor, method: str) -> torch.Tensor:
     return h
 
 
+def _slab_elements(device: torch.device) -> int:
+    """float64 elements per slab of frames: small on CPU (cache-resident, and no
+    page-fault churn from fresh large allocations), large on GPUs."""
+    return 1 << 18 if device.type == "cpu" else 1 << 24
+
+
 def _fft_size(k: int) -> int:
-    """FFT block length for K taps: next power of two >= 8 K (at least 256)."""
+    """FFT length for K taps: next power of two >= 8 K, at least 256."""
     return max(256, 1 << math.ceil(math.log2(8 * k)))
 
 
-def _direct(full: torch.Tensor, h: torch.Tensor, n_t: int) -> torch.Tensor:
-    """y[n] = sum_k h[k] full[n + K-1 - k], n < n_t; full is (rows, K-1+n_t) float64."""
-    rows = full.shape[0]
-    k = h.shape[0]
-    w = h.flip(0).reshape(1, 1, k)
-    out = torch.empty((rows, n_t), dtype=torch.float64, device=full.device)
-    step = max(4096, _SLAB_ELEMENTS // max(1, rows * k))  # conv1d's im2col is K x step
-    for t0 in range(0, n_t, step):
-        t1 = min(n_t, t0 + step)
-        seg = full[:, t0 : t1 + k - 1].unsqueeze(1)
-        out[:, t0:t1] = F.conv1d(seg, w).squeeze(1)
-    return out
+def _direct_block(k: int) -> int:
+    """Outputs per frame of the direct method: next power of two >= K, at least 64."""
+    return max(64, 1 << max(0, math.ceil(math.log2(k))))
 
 
-def _fft(full: torch.Tensor, h: torch.Tensor, n_t: int) -> torch.Tensor:
-    """Overlap-save FFT convolution; same contract as :func:`_direct`."""
-    rows = full.shape[0]
+def _plan(method: str, k: int, n_t: int) -> tuple[int, int, int]:
+    """(step, window, n_frames) for ``n_t`` outputs.
+
+    Frame f reads ``full[f*step : f*step + window]`` and yields the outputs
+    ``y[f*step : (f+1)*step]``, so ``full`` must hold
+    ``(n_frames - 1) * step + window`` samples.
+    """
+    if method == "direct":
+        step = _direct_block(k)
+        win = step + k - 1
+    else:
+        win = _fft_size(k)
+        step = win - (k - 1)
+    return step, win, -(-n_t // step)
+
+
+def _direct_matrix(h: torch.Tensor, step: int, win: int) -> torch.Tensor:
+    """Banded Toeplitz W (win, step): W[i, j] = h[K-1-(i-j)] for 0 <= i-j < K, else 0."""
     k = h.shape[0]
-    nfft = _fft_size(k)
-    hop = nfft - (k - 1)
-    n_frames = -(-n_t // hop)
-    need = (n_frames - 1) * hop + nfft
-    if full.shape[1] < need:
-        full = F.pad(full, (0, need - full.shape[1]))
-    hf = torch.fft.rfft(h, n=nfft)
-    out = torch.empty((rows, n_frames * hop), dtype=torch.float64, device=full.device)
-    per_slab = max(1, _SLAB_ELEMENTS // (rows * nfft))
+    i = torch.arange(win, device=h.device)[:, None]
+    j = torch.arange(step, device=h.device)[None, :]
+    d = i - j
+    return torch.where((d >= 0) & (d < k), h.flip(0)[d.clamp(0, k - 1)], h.new_zeros(()))
+
+
+def _convolve(full: torch.Tensor, h: torch.Tensor, y: torch.Tensor, method: str) -> None:
+    """``y[:, n] = sum_k h[k] * full[:, n + K-1 - k]`` for every ``n < y.shape[1]``.
+
+    ``full`` (rows, >= needed length) float64 is the history, then the signal,
+    then zero padding; ``y`` (rows, n_t), float32 or float64, receives the result.
+
+    "direct": direct-form convolution (every output an explicit sum of the K
+    products, no transform) evaluated as a banded-Toeplitz GEMM ``frames @ W``
+    with B = _direct_block(K) outputs per frame of B + K - 1 inputs. Used instead
+    of ``conv1d`` because float64 ``conv1d`` on CPU has no fast kernel (measured
+    on the 2-core dev VM, 8 x 2^20 samples, K = 64: ~2 Msamples/s for conv1d vs
+    ~35 for the GEMM form) and it builds a K x T im2col buffer.
+
+    "fft": overlap-save. Frames of nfft = _fft_size(K) inputs advance by
+    nfft - (K - 1); the last nfft - (K - 1) samples of each circular
+    convolution are exact linear-convolution outputs.
+    """
+    rows, n_t = y.shape
+    k = h.shape[0]
+    step, win, n_frames = _plan(method, k, n_t)
+    if method == "direct":
+        w = _direct_matrix(h, step, win)
+    else:
+        hf = torch.fft.rfft(h, n=win)
+    per_slab = max(1, _slab_elements(full.device) // (rows * win))
     for f0 in range(0, n_frames, per_slab):
         f1 = min(n_frames, f0 + per_slab)
-        frames = full[:, f0 * hop : (f1 - 1) * hop + nfft].unfold(-1, nfft, hop)
-        yf = torch.fft.irfft(torch.fft.rfft(frames, dim=-1) * hf, n=nfft, dim=-1)
-        out[:, f0 * hop : f1 * hop] = yf[..., k - 1 :].reshape(rows, (f1 - f0) * hop)
-    return out[:, :n_t]
+        frames = full[:, f0 * step : (f1 - 1) * step + win].unfold(-1, win, step)
+        if method == "direct":
+            out = frames @ w
+        else:
+            spec = torch.fft.rfft(frames, dim=-1) * hf
+            out = torch.fft.irfft(spec, n=win, dim=-1)[..., k - 1 :]
+        t0, t1 = f0 * step, min(n_t, f1 * step)
+        y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
 
 
 def firfilt(
@@ -97,31 +132,34 @@ def firfilt(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal FIR filter along the last axis of ``x``.
 
-    ``y[..., n] = sum_k taps[k] * x[..., n - k]``, where samples before the
-    start of this call come from ``zi``; identical (up to float64 rounding) to
+    ``y[..., n] = sum_k taps[k] * x[..., n - k]``, where the samples before the
+    start of this call come from ``zi``; equal (up to float64 rounding) to
     ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` for ``zi=None``.
 
     Args:
         x: Signal, shape ``(*batch, time)`` (any number of batch dims,
-            including none), float32 or float64, any device.
+            including none), float32 or float64, on any device.
         taps: Filter taps, shape ``(K,)``, ``K >= 1``; used as float64 on
-            ``x``'s device.
+            ``x``'s device. Non-finite taps raise :class:`ValueError`.
         zi: Input history, shape ``(*batch, K - 1)``: the last ``K - 1`` input
             samples before this call, oldest first (``zi[..., -1]`` is the
             sample just before ``x[..., 0]``). ``None`` means zeros. Used as
-            float64 on ``x``'s device; never modified. Note this is not
-            SciPy's ``lfilter`` ``zi`` (a filter state): it is the raw history.
-        method: ``"direct"`` (conv1d), ``"fft"`` (overlap-save with block
-            length next pow2 >= 8 K) or ``"auto"`` (direct for
+            float64 on ``x``'s device; never modified. This is not SciPy's
+            ``lfilter`` ``zi`` (a filter state) but the raw input history.
+        method: ``"direct"`` (explicit K-term sums, evaluated as a banded
+            Toeplitz GEMM), ``"fft"`` (overlap-save, FFT length the next power
+            of two >= 8 K, at least 256) or ``"auto"`` (direct for
             ``K < AUTO_FFT_MIN_TAPS``, else fft).
 
     Returns:
         ``(y, zf)``: ``y`` has ``x``'s shape, dtype and device; ``zf`` is the
         new history, shape ``(*batch, K - 1)``, float64, on ``x``'s device: the
-        last ``K - 1`` samples of ``concat(zi, x)`` along time (exact copies).
-        For ``time == 0``, ``y`` is empty and ``zf`` equals ``zi``.
+        last ``K - 1`` samples of ``concat(zi, x)`` along time (exact copies,
+        so carrying it is lossless). For ``time == 0``, ``y`` is empty and
+        ``zf`` equals ``zi``.
 
-    Arithmetic is float64 also for float32 ``x``. Not differentiable.
+    Arithmetic is float64 also for float32 ``x`` (rounded to float32 once, at
+    the end). Not differentiable (runs without autograd).
     """
     h = _check(x, taps, method)
     k = h.shape[0]
@@ -142,15 +180,19 @@ def firfilt(
     if method == "auto":
         method = "direct" if k < AUTO_FFT_MIN_TAPS else "fft"
     with torch.no_grad():
-        x2 = x.detach().reshape(rows, n_t).to(torch.float64)
-        full = torch.cat((hist, x2), dim=1)  # (rows, K-1+T): history then signal
-        zf = full[:, full.shape[1] - (k - 1) :].clone().reshape(hist_shape)
-        if n_t == 0 or rows == 0:
-            return x.detach().clone(), zf
-        if k == 1:
-            y2 = x2 * h[0]
-        elif method == "direct":
-            y2 = _direct(full, h, n_t)
-        else:
-            y2 = _fft(full, h, n_t)
-    return y2.to(x.dtype).reshape(x.shape), zf
+        if n_t == 0 or rows == 0 or k == 1:
+            x2 = x.detach().reshape(rows, n_t).to(torch.float64)
+            full = torch.cat((hist, x2), dim=1)
+            zf = full[:, full.shape[1] - (k - 1) :].clone().reshape(hist_shape)
+            return (x2 * h[0]).to(x.dtype).reshape(x.shape), zf
+        # one float64 buffer: history, signal, zero padding up to the last frame
+        step, win, n_frames = _plan(method, k, n_t)
+        need = (n_frames - 1) * step + win
+        full = torch.empty((rows, need), dtype=torch.float64, device=device)
+        full[:, : k - 1] = hist
+        full[:, k - 1 : k - 1 + n_t] = x.detach().reshape(rows, n_t)
+        full[:, k - 1 + n_t :] = 0.0
+        zf = full[:, n_t : n_t + k - 1].clone().reshape(hist_shape)
+        y = torch.empty((rows, n_t), dtype=x.dtype, device=device)
+        _convolve(full, h, y, method)
+    return y.reshape(x.shape), zf
