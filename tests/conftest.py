@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,8 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Keep the design cache of test runs (and their subprocesses) out of the user's home.
+os.environ["FXCLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="fxcli-test-cache-")
 
 
 def noise(channels: int, frames: int, seed: int = 0, dtype: type = np.float32) -> np.ndarray:

@@ -356,7 +356,43 @@ def test_subprocess_json_pipeline(tiny_tree: Path, tmp_path: Path, simple_preset
     assert r.stderr == ""  # quiet: nothing on stderr, no progress bar in a pipe
 
 
-def test_sigint_mid_batch_exit_130_and_no_partial(tmp_path: Path) -> None:
+def test_jobs_give_identical_outputs(tiny_tree: Path, tmp_path: Path, simple_preset: Path) -> None:
+    """--jobs N changes scheduling only: same bytes, same per-file reports in input order."""
+    reports = {}
+    for jobs in ("1", "3"):
+        out = tmp_path / f"o{jobs}"
+        r = run(
+            "process",
+            str(tiny_tree),
+            str(out),
+            "-p",
+            str(simple_preset),
+            "--json",
+            "--jobs",
+            jobs,
+            "--chunk-seconds",
+            "0.01",
+        )
+        assert r.exit_code == 0, r.output
+        reports[jobs] = [
+            (x["input"], x["status"], x["frames"]) for x in map(json.loads, r.stdout.splitlines())
+        ]
+    assert reports["1"] == reports["3"]
+    for p in (tmp_path / "o1").rglob("*.*"):
+        assert p.read_bytes() == (tmp_path / "o3" / p.relative_to(tmp_path / "o1")).read_bytes()
+    r = run(
+        "process", str(tiny_tree), str(tmp_path / "o0"), "-p", str(simple_preset), "--jobs", "0"
+    )
+    assert r.exit_code == 2 and "--jobs" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "jobs,sig,code",
+    [("1", signal.SIGINT, 130), ("2", signal.SIGINT, 130), ("2", signal.SIGTERM, 143)],
+)
+def test_signal_mid_batch_exit_code_and_no_partial(
+    tmp_path: Path, jobs: str, sig: int, code: int
+) -> None:
     src = tmp_path / "in"
     for i in range(6):
         write_audio(src / f"f{i}.wav", 0.3 * noise(2, 44100 * 4, seed=i), 44100, "PCM_16")
@@ -377,6 +413,8 @@ def test_sigint_mid_batch_exit_130_and_no_partial(tmp_path: Path) -> None:
             "--chunk-seconds",
             "0.01",
             "--json",
+            "--jobs",
+            jobs,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -386,9 +424,9 @@ def test_sigint_mid_batch_exit_130_and_no_partial(tmp_path: Path) -> None:
     assert proc.stdout is not None
     first = proc.stdout.readline()  # one file finished
     assert json.loads(first)["status"] == "ok"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rest, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err
     done = [json.loads(x)["output"] for x in [first, *rest.splitlines()] if x.strip()]
     assert sorted(str(p) for p in out.rglob("*.wav")) == sorted(done)

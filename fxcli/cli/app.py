@@ -59,36 +59,61 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Exact, streaming, GPU-accelerated audio filter chains from YAML presets."""
 
 
 @app.command()
 def process(
-    paths: Annotated[list[str], typer.Argument(
-        help="INPUT... OUTPUT: files, folders (mirrored under OUTPUT), quoted globs, or - "
-        "(paths on stdin); the last path is the OUTPUT folder (or file, for one input).")],
-    preset: Annotated[str, typer.Option("--preset", "-p",
-                                        help="Preset file, or a bundled preset name.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="INPUT... OUTPUT: files, folders (mirrored under OUTPUT), quoted globs, or - "
+            "(paths on stdin); the last path is the OUTPUT folder (or file, for one input)."
+        ),
+    ],
+    preset: Annotated[
+        str, typer.Option("--preset", "-p", help="Preset file, or a bundled preset name.")
+    ],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-    chunk_seconds: Annotated[float | None, typer.Option(
-        help="Seconds per chunk (default: 10 s on CPU, sized from free memory on CUDA).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite",
-                                            help="Replace existing outputs (atomically).")] = False,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing",
-                                                help="Leave existing outputs alone.")] = False,
+    chunk_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds per chunk (default: 10 s on CPU, sized from free memory on CUDA)."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs (atomically).")
+    ] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave existing outputs alone.")
+    ] = False,
     fmt: Annotated[Fmt, typer.Option("--format", help="Output container.")] = Fmt.same,
-    subtype: Annotated[Subtype, typer.Option(
-        help="Output sample format (default: the preset's, else the input's).")] = Subtype.same,
-    json_mode: Annotated[bool, typer.Option("--json",
-                                            help="One JSON object per file on stdout.")] = False,
+    subtype: Annotated[
+        Subtype,
+        typer.Option(help="Output sample format (default: the preset's, else the input's)."),
+    ] = Subtype.same,
+    json_mode: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    progress: Annotated[ProgressMode, typer.Option(
-        help="Progress bar on stderr: auto (terminals only), always, never.")] = ProgressMode.auto,
-    input_list: Annotated[str | None, typer.Option(
-        help="File with input paths, one per line (- for stdin).")] = None,
+    progress: Annotated[
+        ProgressMode,
+        typer.Option(help="Progress bar on stderr: auto (terminals only), always, never."),
+    ] = ProgressMode.auto,
+    input_list: Annotated[
+        str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Files processed at once (default: up to 4 on CPU, 2 on CUDA)."),
+    ] = None,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -112,9 +137,19 @@ def process(
     policy = "overwrite" if overwrite else "skip" if skip_existing else "refuse"
     try:
         code = run_process(
-            paths[:-1], Path(paths[-1]), preset_name=preset, device=device,
-            chunk_seconds=chunk_seconds, overwrite=policy, fmt=fmt.value, subtype=subtype.value,
-            json_mode=json_mode, quiet=quiet, progress=progress.value, input_list=input_list,
+            paths[:-1],
+            Path(paths[-1]),
+            preset_name=preset,
+            device=device,
+            chunk_seconds=chunk_seconds,
+            overwrite=policy,
+            fmt=fmt.value,
+            subtype=subtype.value,
+            json_mode=json_mode,
+            quiet=quiet,
+            progress=progress.value,
+            input_list=input_list,
+            jobs=jobs,
         )
     except (UsageError, PresetError) as exc:
         _fail(str(exc))
@@ -150,8 +185,9 @@ def presets_show(name: Annotated[str, typer.Argument(help="Bundled preset name o
 @presets_app.command("validate")
 def presets_validate(
     files: Annotated[list[str], typer.Argument(help="Preset files or bundled names.")],
-    sample_rate: Annotated[list[int] | None, typer.Option(
-        help="Also design every step at this rate (repeatable).")] = None,
+    sample_rate: Annotated[
+        list[int] | None, typer.Option(help="Also design every step at this rate (repeatable).")
+    ] = None,
 ) -> None:
     """Check presets (keys, values, and with --sample-rate the designs). Exit 2 on error."""
     from fxcli.preset.loader import PresetError, load_preset
@@ -185,30 +221,54 @@ def presets_schema() -> None:
 
 @app.command()
 def bench(
-    chain: Annotated[str, typer.Option(
-        help="iir | fir | api (the seed benchmark chains) or any preset path or bundled name."
-    )] = "iir",
-    durations: Annotated[str | None, typer.Option(
-        help="Signal durations in seconds, comma-separated [default: 5,60,600; api: 120].")] = None,
-    channels: Annotated[str | None, typer.Option(
-        help="Channel counts, comma-separated [default: 1,8; api: 8].")] = None,
-    backends: Annotated[str, typer.Option(
-        help="Comma-separated: cpu, cuda, scipy, torchaudio, torchfx (absent ones are "
-        "skipped with a note).")] = "cpu,cuda,scipy",
+    chain: Annotated[
+        str,
+        typer.Option(
+            help="iir | fir | api (the seed benchmark chains) or any preset path or bundled name."
+        ),
+    ] = "iir",
+    durations: Annotated[
+        str | None,
+        typer.Option(
+            help="Signal durations in seconds, comma-separated [default: 5,60,600; api: 120]."
+        ),
+    ] = None,
+    channels: Annotated[
+        str | None, typer.Option(help="Channel counts, comma-separated [default: 1,8; api: 8].")
+    ] = None,
+    backends: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: cpu, cuda, scipy, torchaudio, torchfx (absent ones are "
+            "skipped with a note)."
+        ),
+    ] = "cpu,cuda,scipy",
     reps: Annotated[int, typer.Option(help="Timed runs per case (at most).")] = 5,
-    warmup: Annotated[int, typer.Option(
-        help="Warm-up runs per case (the output-check run is the first).")] = 1,
-    max_seconds: Annotated[float, typer.Option(
-        help="Time cap per backend and case; fewer reps are run (and recorded) when "
-        "it is reached, at least one.")] = 30.0,
+    warmup: Annotated[
+        int, typer.Option(help="Warm-up runs per case (the output-check run is the first).")
+    ] = 1,
+    max_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Time cap per backend and case; fewer reps are run (and recorded) when "
+            "it is reached, at least one."
+        ),
+    ] = 30.0,
     sample_rate: Annotated[int, typer.Option(help="Sample rate in Hz.")] = 44100,
-    output: Annotated[str | None, typer.Option(
-        "--output", "-o", help="CSV file [default: fxcli-bench-CHAIN.csv].")] = None,
-    plot: Annotated[str | None, typer.Option(
-        help="Also draw throughput vs duration to this PNG (needs matplotlib: "
-        "pip install 'fxcli[plot]').")] = None,
-    json_mode: Annotated[bool, typer.Option(
-        "--json", help="One JSON object per result row on stdout (no table).")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="CSV file [default: fxcli-bench-CHAIN.csv]."),
+    ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            help="Also draw throughput vs duration to this PNG (needs matplotlib: "
+            "pip install 'fxcli[plot]')."
+        ),
+    ] = None,
+    json_mode: Annotated[
+        bool, typer.Option("--json", help="One JSON object per result row on stdout (no table).")
+    ] = False,
 ) -> None:
     """Time a chain over durations x channel counts x backends; check outputs; write CSV.
 
@@ -263,9 +323,18 @@ def bench(
         sys.stderr.flush()
 
     try:
-        rows = B.run_bench(designed, durs, chans, names, reps=reps, warmup=warmup,
-                           max_seconds=max_seconds, sample_rate=sample_rate, on_row=on_row,
-                           log=log)
+        rows = B.run_bench(
+            designed,
+            durs,
+            chans,
+            names,
+            reps=reps,
+            warmup=warmup,
+            max_seconds=max_seconds,
+            sample_rate=sample_rate,
+            on_row=on_row,
+            log=log,
+        )
     except B.BenchError as exc:
         _fail(str(exc))
     finally:
@@ -282,11 +351,36 @@ def bench(
     bad = [r for r in rows if r["check"] != "ok"]
     if bad:
         names_bad = sorted({r["backend"] for r in bad})
-        sys.stderr.write(f"error: {len(bad)} result(s) MISMATCH the float64 reference "
-                         f"(max abs error > {B.ERROR_THRESHOLD:g}): {', '.join(names_bad)}\n")
+        sys.stderr.write(
+            f"error: {len(bad)} result(s) MISMATCH the float64 reference "
+            f"(max abs error > {B.ERROR_THRESHOLD:g}): {', '.join(names_bad)}\n"
+        )
         raise typer.Exit(1)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Once torch is loaded, exit with ``os._exit`` after flushing: every output is
+    already fsynced and renamed by then, and torch's interpreter teardown costs
+    about a second, more than a short file's processing.
+    """
+    import os
+
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):
+            pass
+    if "torch" in sys.modules:
+        os._exit(code)
+    sys.exit(code)

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import signal
 import time
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-
-
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so the current file is cleaned up."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
 
 
 def run_process(
@@ -32,6 +25,7 @@ def run_process(
     quiet: bool,
     progress: str,
     input_list: str | None,
+    jobs: int | None = None,
 ) -> int:
     """Returns the exit code. Usage and preset errors are raised as UsageError/PresetError
     by the caller's wrapper before any file is touched."""
@@ -40,20 +34,22 @@ def run_process(
     from fxcli.preset.loader import load_preset
 
     preset = load_preset(preset_name)
-    if chunk_seconds is not None and not chunk_seconds > 0:
-        from fxcli.io.paths import UsageError
+    from fxcli.io.paths import UsageError
 
+    if chunk_seconds is not None and not chunk_seconds > 0:
         raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds}")
+    if jobs is not None and not 1 <= jobs <= 256:
+        raise UsageError(f"--jobs must be between 1 and 256, got {jobs}")
     listed = read_input_list(input_list) if input_list else None
     if "-" in inputs:
         inputs = [i for i in inputs if i != "-"]
         listed = (listed or []) + read_input_list("-")
     collected = collect(inputs, output, listed, format_extension(fmt))
 
-    from fxcli.engine.device import resolve_device  # imports torch
+    from fxcli.engine.device import default_jobs, resolve_device  # imports torch
 
     dev = resolve_device(device)
-    from fxcli.engine.runner import Engine
+    from fxcli.engine.runner import Cancelled, Engine
 
     engine = Engine(
         preset, dev, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype, overwrite=overwrite
@@ -75,22 +71,37 @@ def run_process(
     )
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    n_jobs = jobs if jobs is not None else default_jobs(dev, len(collected.jobs))
+    caught: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Only flag it: running files stop at their next chunk (temp files removed),
+        # finished files stay complete, and no exception lands mid-report.
+        caught.append(signum)
+        engine.cancel.set()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for job in collected.jobs:
-            res = engine.process(job, rep.advance_frames)
-            counts[res.status] = counts.get(res.status, 0) + 1
-            rep.file_done(res)
-    except KeyboardInterrupt:
-        rep.close()
-        rep.message("interrupted: the file in progress was not written")
-        return EXIT_INTERRUPTED
-    except Terminated:
-        rep.close()
-        rep.message("terminated: the file in progress was not written")
-        return EXIT_TERMINATED
+        with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool:
+            futures = [
+                pool.submit(engine.process, job, rep.advance_frames) for job in collected.jobs
+            ]
+            for fut in futures:  # results in input order; files run n_jobs at a time
+                if caught:
+                    fut.cancel()
+                try:
+                    res = fut.result()
+                except (Cancelled, CancelledError):
+                    continue
+                counts[res.status] = counts.get(res.status, 0) + 1
+                rep.file_done(res)
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         rep.close()
+    if caught:
+        what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
+        rep.message(f"{what}: files in progress were not written; finished files are complete")
+        return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
     rep.summary(counts, collected.ignored, time.perf_counter() - t0)
     return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK

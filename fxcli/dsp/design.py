@@ -16,10 +16,16 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
+
+from fxcli.dsp.design_cache import cached_design
 
 IIR_DESIGNS = (
-    "butterworth", "chebyshev1", "chebyshev2", "elliptic", "bessel", "linkwitz_riley",
+    "butterworth",
+    "chebyshev1",
+    "chebyshev2",
+    "elliptic",
+    "bessel",
+    "linkwitz_riley",
 )
 _FTYPE = {
     "butterworth": "butter",
@@ -45,7 +51,7 @@ def _check_freq(name: str, f: float, fs: float) -> None:
 
 
 def check_stable(sos: np.ndarray) -> np.ndarray:
-    """Return ``sos`` normalized to ``a0 == 1``; raise if any pole is not strictly inside |z| < 1."""
+    """Return ``sos`` normalized to ``a0 == 1``; raise unless every pole has |z| < 1."""
     sos = np.array(sos, dtype=np.float64, copy=True).reshape(-1, 6)
     if not np.all(np.isfinite(sos)):
         raise DesignError("the design produced non-finite coefficients")
@@ -97,21 +103,37 @@ def iir_pass(
             raise DesignError("design linkwitz_riley is only for highpass and lowpass")
         if order % 2:
             raise DesignError(f"linkwitz_riley needs an even order, got {order}")
-        half = signal.butter(order // 2, wn, btype=btype, fs=fs, output="sos")
-        sos = np.concatenate([half, half])
-    else:
+
+    def run_scipy() -> np.ndarray:
+        from scipy import signal  # imported lazily: ~1 s, skipped when the design is cached
+
+        if design == "linkwitz_riley":
+            half = signal.butter(order // 2, wn, btype=btype, fs=fs, output="sos")
+            return np.concatenate([half, half])
         kwargs: dict[str, float] = {}
         if design in ("chebyshev1", "elliptic"):
             kwargs["rp"] = ripple_db
         if design in ("chebyshev2", "elliptic"):
             kwargs["rs"] = attenuation_db
         try:
-            sos = signal.iirfilter(
-                order, wn, btype=btype, ftype=_FTYPE[design], fs=fs, output="sos", **kwargs
+            return np.asarray(
+                signal.iirfilter(
+                    order, wn, btype=btype, ftype=_FTYPE[design], fs=fs, output="sos", **kwargs
+                )
             )
         except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - scipy detail
             raise DesignError(str(exc)) from exc
-    return check_stable(sos)
+
+    args = {
+        "btype": btype,
+        "wn": wn,
+        "fs": fs,
+        "order": order,
+        "design": design,
+        "rp": ripple_db,
+        "rs": attenuation_db,
+    }
+    return check_stable(cached_design("iirfilter", args, run_scipy))
 
 
 def _rbj_common(freq_hz: float, fs: float, q: float) -> tuple[float, float, float]:
@@ -224,8 +246,20 @@ def fir_window(
             f"a {pass_type} FIR needs an odd number of taps (a zero at Nyquist), got {taps}"
         )
     win = tuple(window) if not isinstance(window, str) else window
-    try:
-        h = signal.firwin(taps, wn, window=win, pass_zero=pass_type, fs=fs)
-    except (ValueError, TypeError) as exc:
-        raise DesignError(str(exc)) from exc
-    return np.asarray(h, dtype=np.float64)
+
+    def run_scipy() -> np.ndarray:
+        from scipy import signal  # imported lazily: ~1 s, skipped when the design is cached
+
+        try:
+            return np.asarray(signal.firwin(taps, wn, window=win, pass_zero=pass_type, fs=fs))
+        except (ValueError, TypeError) as exc:
+            raise DesignError(str(exc)) from exc
+
+    args = {
+        "taps": taps,
+        "wn": wn,
+        "fs": fs,
+        "pass": pass_type,
+        "window": list(win) if isinstance(win, tuple) else win,
+    }
+    return cached_design("firwin", args, run_scipy)

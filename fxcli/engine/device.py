@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -52,3 +53,10 @@ def chunk_frames(
         frames = int(free // 2 // (_CUDA_BYTES_PER_SAMPLE * max(1, channels)))
         return max(4096, min(frames, _CUDA_MAX_CHUNK_FRAMES))
     return max(1, round(DEFAULT_CPU_CHUNK_SECONDS * samplerate))
+
+
+def default_jobs(device: torch.device, n_files: int) -> int:
+    """Files processed at once: on CPU up to the core count (kernels and libsndfile
+    release the GIL; at most 4), on CUDA 2 (one decoding while one computes)."""
+    limit = 2 if device.type == "cuda" else min(4, os.cpu_count() or 1)
+    return max(1, min(limit, n_files))

@@ -8,6 +8,7 @@ get a measuring pass over the chain up to them before the writing pass.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,18 @@ from fxcli.steps import Step, build_step, fuse
 
 ProgressFn = Callable[[int], None]
 MIN_RETRY_FRAMES = 1024
+
+
+class Cancelled(BaseException):
+    """The batch was interrupted; raised inside a file's chunk loop so its temp file goes."""
+
+
+@dataclass
+class _FileRun:
+    """Per-file scheduling state (Engine itself is shared by --jobs threads)."""
+
+    res: FileResult
+    max_frames: int
 
 
 @dataclass
@@ -73,32 +86,36 @@ class Engine:
         self.subtype = subtype
         self.overwrite = overwrite
         self._chains: dict[int, list[Step] | PresetError] = {}
-        self._max_frames = 1 << 62
+        self._lock = threading.Lock()
+        self.cancel = threading.Event()
 
     # ------------------------------------------------------------------ chain
     def chain_for(self, samplerate: int) -> list[Step]:
         """The designed (unfused) steps for this rate, on the device; cached."""
-        cached = self._chains.get(samplerate)
-        if cached is None:
-            try:
-                cached = [build_step(c, samplerate).to(self.device) for c in self.preset.steps]
-            except PresetError as exc:
-                cached = exc
-            self._chains[samplerate] = cached
+        with self._lock:
+            cached = self._chains.get(samplerate)
+            if cached is None:
+                try:
+                    cached = [build_step(c, samplerate).to(self.device) for c in self.preset.steps]
+                except PresetError as exc:
+                    cached = exc
+                self._chains[samplerate] = cached
         if isinstance(cached, PresetError):
             raise cached
         return cached
 
     def _run(
-        self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int, res: FileResult
+        self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int, run: _FileRun
     ) -> tuple[torch.Tensor, list[Any]]:
         """Run one chunk; on device out-of-memory, retry it in halves from the saved
         state (states are never mutated, so nothing advances twice)."""
+        if self.cancel.is_set():
+            raise Cancelled()
         n = x.shape[-1]
-        if n > self._max_frames:
+        if n > run.max_frames:
             half = n // 2
-            y1, s1 = self._run(steps, x[..., :half], states, offset, res)
-            y2, s2 = self._run(steps, x[..., half:], s1, offset + half, res)
+            y1, s1 = self._run(steps, x[..., :half], states, offset, run)
+            y2, s2 = self._run(steps, x[..., half:], s1, offset + half, run)
             return torch.cat([y1, y2], dim=-1), s2
         try:
             return run_chain_checked(steps, x, states, offset)
@@ -107,14 +124,14 @@ class Engine:
                 raise
             if x.device.type == "cuda":
                 torch.cuda.empty_cache()
-            self._max_frames = n // 2
+            run.max_frames = n // 2
             note = "out of device memory: chunks retried in smaller parts from the saved state"
-            if note not in res.notes:
-                res.notes.append(note)
-            return self._run(steps, x, states, offset, res)
+            if note not in run.res.notes:
+                run.res.notes.append(note)
+            return self._run(steps, x, states, offset, run)
 
     def _resolve_analysis(
-        self, steps: list[Step], info: AudioInfo, frames: int, res: FileResult
+        self, steps: list[Step], info: AudioInfo, frames: int, run: _FileRun
     ) -> list[Step]:
         """Replace each analysis step by its resolved form via a measuring pass."""
         steps = list(steps)
@@ -127,7 +144,7 @@ class Engine:
             offset = 0
             for block in prefetch(lambda: read_blocks(info, frames)):
                 x = torch.from_numpy(block).to(self.device)
-                y, states = self._run(head, x, states, offset, res)
+                y, states = self._run(head, x, states, offset, run)
                 offset += block.shape[1]
                 acc = step.measure(acc, y)
             steps[k] = step.resolve(acc).to(self.device)
@@ -137,8 +154,11 @@ class Engine:
     def process(self, job: Job, progress: ProgressFn | None = None) -> FileResult:
         """Process one file; never raises for per-file problems (returns a failed result).
 
-        ``KeyboardInterrupt`` propagates after the partial output is removed.
+        :class:`Cancelled` (after ``cancel`` is set) propagates once the partial output
+        is removed.
         """
+        if self.cancel.is_set():
+            raise Cancelled()
         t0 = time.perf_counter()
         res = FileResult(str(job.src), str(job.dest), "ok")
         try:
@@ -159,9 +179,9 @@ class Engine:
             res.subtype = ofmt.subtype
             steps = self.chain_for(info.samplerate)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
-            self._max_frames = frames
-            steps = self._resolve_analysis(steps, info, frames, res)
-            self._write(job, info, steps, frames, ofmt, res, progress)
+            run = _FileRun(res, frames)
+            steps = self._resolve_analysis(steps, info, frames, run)
+            self._write(job, info, steps, frames, ofmt, run, progress)
         except (AudioError, PresetError, NonFiniteError) as exc:
             res.status, res.error = "failed", str(exc)
         except torch.OutOfMemoryError:
@@ -179,9 +199,10 @@ class Engine:
         steps: list[Step],
         frames: int,
         ofmt: Any,
-        res: FileResult,
+        run: _FileRun,
         progress: ProgressFn | None,
     ) -> None:
+        res = run.res
         states = init_states(steps, (info.channels,), self.device)
         offset = 0
         with AtomicWriter(
@@ -190,7 +211,7 @@ class Engine:
             with WriteBehind(writer.write) as behind:
                 for block in prefetch(lambda: read_blocks(info, frames)):
                     x = torch.from_numpy(block).to(self.device, non_blocking=True)
-                    y, states = self._run(steps, x, states, offset, res)
+                    y, states = self._run(steps, x, states, offset, run)
                     behind.submit(y.cpu().numpy())
                     offset += block.shape[1]
                     if progress:
