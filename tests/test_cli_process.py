@@ -433,3 +433,25 @@ def test_signal_mid_batch_exit_code_and_no_partial(
     for p in out.rglob("*.wav"):
         assert sf.info(str(p)).frames == 44100 * 4
     assert leftovers(out) == []
+
+
+def test_non_finite_input_and_output_are_named(tmp_path: Path) -> None:
+    preset = tmp_path / "p.yaml"
+    preset.write_text(
+        "version: 1\nchain:\n  - {type: lowpass, cutoff_hz: 1000}\n  - {type: gain, gain_db: 60}\n"
+    )
+    x = 0.1 * noise(2, 5000, seed=1)
+    x[1, 4123] = np.nan
+    src = tmp_path / "in"
+    write_audio(src / "nan.wav", x, 44100, "FLOAT")
+    big = np.full((1, 3000), 3e37, dtype=np.float32)  # finite input, 60 dB gain overflows float32
+    write_audio(src / "big.wav", big, 44100, "FLOAT")
+    r = run("process", str(src), str(tmp_path / "o"), "-p", str(preset), "--chunk-seconds", "0.02")
+    assert r.exit_code == 1
+    lines = {ln.split(":")[1].strip(): ln for ln in r.stderr.splitlines() if ln.startswith("error")}
+    assert (
+        "non-finite input sample (NaN or Inf) at frame 4123, channel 1"
+        in lines[str(src / "nan.wav")]
+    )
+    assert "produced non-finite output" in lines[str(src / "big.wav")]
+    assert not list((tmp_path / "o").rglob("*.wav"))
