@@ -87,6 +87,7 @@ class Engine:
         self.overwrite = overwrite
         self._chains: dict[int, list[Step] | PresetError] = {}
         self._lock = threading.Lock()
+        self._fused: dict[int, list[Step]] = {}  # by id() of a cached chain_for() list
         self.cancel = threading.Event()
 
     # ------------------------------------------------------------------ chain
@@ -133,7 +134,14 @@ class Engine:
     def _resolve_analysis(
         self, steps: list[Step], info: AudioInfo, frames: int, run: _FileRun
     ) -> list[Step]:
-        """Replace each analysis step by its resolved form via a measuring pass."""
+        """Replace each analysis step by its resolved form via a measuring pass, and fuse.
+        Without analysis steps the fused chain is the same for every file: cached."""
+        if not any(step.needs_analysis for step in steps):
+            with self._lock:
+                key = id(steps)
+                if key not in self._fused:
+                    self._fused[key] = fuse(steps)
+                return self._fused[key]
         steps = list(steps)
         for k, step in enumerate(steps):
             if not step.needs_analysis:
