@@ -459,3 +459,101 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
         np.testing.assert_allclose(yf_gpu.cpu().numpy(), yf_cpu.numpy(), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="CPU tensor"):
         sosfilt(x.cuda(), sos, backend="numba")
+
+
+# ---------------------------------------------------------------------------
+# property-based tests (hypothesis): random designs, dtypes, batch shapes, splits
+# ---------------------------------------------------------------------------
+
+BATCHES = st.sampled_from([(), (1,), (3,), (2, 2), (5,), (8,), (3, 3)])
+
+
+@needs_numba
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    batch=BATCHES,
+    n=st.integers(1, 2500),
+    split=st.floats(0.0, 1.0),
+    f32=st.booleans(),
+)
+def test_sosfilt_numba_property_vs_scipy(seed: int, batch, n: int, split: float, f32: bool) -> None:
+    """Random stable designs (orders 1-16): SciPy's result, zi round trip, any split."""
+    sos = _design(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (*batch, n))
+    if f32:
+        x = x.astype(np.float32)
+    zi = rng.uniform(-0.5, 0.5, (sos.shape[0], *batch, 2))
+    ref, ref_zf = sig.sosfilt(sos, x.astype(np.float64), axis=-1, zi=zi)
+    xt = torch.from_numpy(x)
+    y, zf = sosfilt(xt, torch.from_numpy(sos), torch.from_numpy(zi), backend="numba")
+    assert y.dtype == xt.dtype and y.shape == xt.shape and zf.shape == zi.shape
+    if f32:
+        assert np.array_equal(y.numpy(), ref.astype(np.float32))
+    else:
+        assert np.array_equal(y.numpy(), ref)  # SciPy's arithmetic, bit for bit
+    assert np.array_equal(zf.numpy(), ref_zf)
+    # chunked with the state carried: bit-identical to one call
+    cut = int(round(split * n))
+    y1, z1 = sosfilt(xt[..., :cut], torch.from_numpy(sos), torch.from_numpy(zi), backend="numba")
+    y2, z2 = sosfilt(xt[..., cut:], torch.from_numpy(sos), z1, backend="numba")
+    assert torch.equal(torch.cat((y1, y2), dim=-1), y)
+    assert torch.equal(z2, zf)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    k=st.integers(1, 700),
+    batch=BATCHES,
+    n=st.integers(0, 6000),
+    split=st.floats(0.0, 1.0),
+    f32=st.booleans(),
+    method=st.sampled_from(METHODS),
+)
+def test_firfilt_property_vs_lfilter(k: int, batch, n: int, split: float, f32: bool, method):
+    rng = np.random.default_rng(k * 7919 + n)
+    h = rng.normal(size=k) / np.sqrt(k)
+    x = rng.uniform(-1.0, 1.0, (*batch, n))
+    if f32:
+        x = x.astype(np.float32)
+    hist = rng.uniform(-1.0, 1.0, (*batch, k - 1))
+    full = np.concatenate([hist, x.astype(np.float64)], axis=-1)
+    if full.shape[-1]:
+        ref = sig.lfilter(h, [1.0], full, axis=-1)[..., k - 1 :]
+    else:  # lfilter rejects empty input
+        ref = np.zeros((*batch, 0))
+    xt, ht = torch.from_numpy(x), torch.from_numpy(h)
+    y, zf = firfilt(xt, ht, torch.from_numpy(hist), method=method)
+    atol = 1e-6 * max(1.0, float(np.abs(ref).max(initial=0.0))) if f32 else 1e-12
+    assert y.dtype == xt.dtype and y.shape == xt.shape
+    np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=atol)
+    np.testing.assert_array_equal(zf.numpy(), full[..., full.shape[-1] - (k - 1) :])
+    cut = int(round(split * n))
+    y1, z1 = firfilt(xt[..., :cut], ht, torch.from_numpy(hist), method=method)
+    y2, z2 = firfilt(xt[..., cut:], ht, z1, method=method)
+    np.testing.assert_allclose(torch.cat((y1, y2), dim=-1).numpy(), y.numpy(), rtol=0, atol=atol)
+    assert torch.equal(z2, zf)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [65, 511, 2000])
+def test_firfilt_fft_long_signal_many_slabs(k: int, dtype) -> None:
+    """Long enough for many slabs (first, interior and last ones take different paths)."""
+    rng = np.random.default_rng(k)
+    h = rng.normal(size=k) / np.sqrt(k)
+    x = rng.uniform(-1.0, 1.0, (3, 400_003)).astype(dtype)
+    hist = rng.uniform(-1.0, 1.0, (3, k - 1))
+    full = np.concatenate([hist, x.astype(np.float64)], axis=-1)
+    ref = sig.oaconvolve(full, h[None, :], axes=-1)[:, k - 1 : k - 1 + x.shape[1]]
+    xt, ht = torch.from_numpy(x), torch.from_numpy(h)
+    y, zf = firfilt(xt, ht, torch.from_numpy(hist), method="fft")
+    atol = 1e-6 * max(1.0, float(np.abs(ref).max())) if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=atol)
+    np.testing.assert_array_equal(zf.numpy(), full[:, -(k - 1) :])
+    ys, z = [], torch.from_numpy(hist)
+    for a, b in _chunks(x.shape[1], (123_457, 1, 65_536, 7)):
+        yy, z = firfilt(xt[:, a:b], ht, z, method="fft")
+        ys.append(yy)
+    np.testing.assert_allclose(torch.cat(ys, dim=-1).numpy(), y.numpy(), rtol=0, atol=atol)
+    assert torch.equal(z, zf)

@@ -2,7 +2,8 @@
 
 :func:`firfilt` computes ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` in
 float64, either by direct convolution (explicit K-term sums) or by overlap-save
-FFT convolution (:func:`torch.fft.rfft`). The state is the input history (the
+FFT convolution (:func:`torch.fft.rfft`; on CPU tensors the frames are assembled
+by NumPy in small reused buffers, see :func:`_fft_cpu`). The state is the input history (the
 last ``K - 1`` input samples), so chunked calls that carry ``zf`` into the
 next call's ``zi`` equal one call on the whole signal.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = ["firfilt", "AUTO_FFT_MIN_TAPS"]
@@ -54,6 +56,58 @@ def _slab_elements(device: torch.device) -> int:
 def _fft_size(k: int) -> int:
     """FFT length for K taps: next power of two >= 8 K, at least 256."""
     return max(256, 1 << math.ceil(math.log2(8 * k)))
+
+
+def _fft_cpu(
+    x: np.ndarray, hist: np.ndarray, h: torch.Tensor, y: np.ndarray, slab: int = 1 << 18
+) -> None:
+    """Overlap-save on the CPU, float64 throughout; the same frames as :func:`_convolve`.
+
+    ``x`` (rows, n) float32/float64, ``hist`` (rows, K-1) float64, ``y`` (rows, n)
+    receives ``y[:, m] = sum_k h[k] * full[:, m + K-1 - k]`` with
+    ``full = concat(hist, x, zeros)``. Each slab of frames is copied by NumPy
+    (strided copies in NumPy are ~10x faster than torch's ``unfold`` copies here)
+    into one reused cache-resident float64 buffer, straight from ``x`` for
+    interior slabs (only the first and last slab, which need the history or the
+    zero padding, go through a second small buffer), so there is no full-length
+    float64 copy of the signal; the slab is transformed as one contiguous batch
+    by ``torch.fft`` (MKL on x86-64 builds: measured ~1.2x faster than pocketfft
+    with 2 workers), and the outputs are written to ``y`` in one strided copy.
+    Measured on the 2-core dev VM, K = 511, 8 ch x 60 s float32: ~1.8x the
+    throughput of the ``unfold`` path of :func:`_convolve`. Same frames
+    (:func:`_plan`) as that path, so the results agree to rounding.
+    """
+    rows, n = y.shape
+    k = h.shape[0]
+    step, win, n_frames = _plan("fft", k, n)
+    hf = torch.fft.rfft(h, n=win)
+    per = max(1, min(n_frames, slab // (rows * win)))
+    buf = np.empty((rows, (per - 1) * step + win), dtype=np.float64)
+    frames = np.empty((rows, per, win), dtype=np.float64)
+    for f0 in range(0, n_frames, per):
+        f1 = min(n_frames, f0 + per)
+        t0, t1 = f0 * step, min(n, f1 * step)
+        length = (f1 - f0 - 1) * step + win
+        a = t0 - (k - 1)  # full[t0 + j] = x[a + j]
+        if a >= 0 and a + length <= n:  # interior slab: frames straight from x
+            b = x[:, a : a + length]
+        else:  # first / last slab: history and zero padding through buf
+            b = buf[:, :length]
+            lo = max(0, -a)
+            if lo:
+                b[:, :lo] = hist[:, k - 1 - lo :]
+            e = max(lo, min(length, n - a))
+            b[:, lo:e] = x[:, a + lo : a + e]
+            b[:, e:] = 0.0
+        fr = frames[:, : f1 - f0]
+        np.copyto(fr, np.lib.stride_tricks.sliding_window_view(b, win, axis=-1)[:, ::step])
+        spec = torch.fft.rfft(torch.from_numpy(fr), dim=-1)
+        spec *= hf
+        out = torch.fft.irfft(spec, n=win, dim=-1).numpy()[..., k - 1 :]
+        if t1 - t0 == (f1 - f0) * step:  # whole frames: one strided copy, no reshape copy
+            y[:, t0:t1].reshape(rows, f1 - f0, step)[...] = out
+        else:
+            y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
 
 
 def _direct_block(k: int) -> int:
@@ -180,6 +234,16 @@ def firfilt(
     if method == "auto":
         method = "direct" if k < AUTO_FFT_MIN_TAPS else "fft"
     with torch.no_grad():
+        if method == "fft" and device.type == "cpu" and n_t and rows and k > 1:
+            x_np = x.detach().reshape(rows, n_t).numpy()
+            hist_np = hist.numpy()
+            if n_t >= k - 1:
+                zf = torch.from_numpy(x_np[:, n_t - (k - 1) :].astype(np.float64))
+            else:
+                zf = torch.from_numpy(np.concatenate((hist_np[:, n_t:], x_np), axis=1))
+            y_np = np.empty((rows, n_t), dtype=x_np.dtype)
+            _fft_cpu(x_np, hist_np, h, y_np)
+            return torch.from_numpy(y_np).reshape(x.shape), zf.reshape(hist_shape)
         if n_t == 0 or rows == 0 or k == 1:
             x2 = x.detach().reshape(rows, n_t).to(torch.float64)
             full = torch.cat((hist, x2), dim=1)
