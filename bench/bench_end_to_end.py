@@ -184,12 +184,7 @@ def markdown(rows: list[dict]) -> str:
         "max_abs_error",
         "check",
     ]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append(
-            "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |"
-        )
-    return "\n".join(lines)
+    return B.markdown_table(rows, cols)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,12 +168,7 @@ def markdown(rows, extra=()):
         "max_abs_error",
         "check",
     ]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append(
-            "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |"
-        )
-    return "\n".join(lines)
+    return B.markdown_table(rows, cols)
 
 
 def main(argv=None) -> int:

@@ -926,3 +926,13 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> None:
         raise BenchError(f"--plot {path}: cannot write ({exc.strerror})") from None
     finally:
         plt.close(fig)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as a Markdown table with the given columns (missing values left blank)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append(
+            "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |"
+        )
+    return "\n".join(lines)
