@@ -279,12 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             sink.write(row)
             gc.collect()
-        sink.close()
-        B.print_table(rows)
-        if a.markdown:
-            print(markdown(rows))
+        status = B.finish(rows, sink, markdown(rows) if a.markdown else None)
         print(f"wrote {a.output}", file=sys.stderr)
-        return 1 if any(r["check"] == "MISMATCH" for r in rows) else 0
+        return status
     finally:
         if not a.workdir:
             shutil.rmtree(work, ignore_errors=True)

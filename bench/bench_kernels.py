@@ -228,12 +228,9 @@ def main(argv=None) -> int:
             )
             rows.append(row)
             sink.write(row)
-    sink.close()
-    B.print_table(rows)
-    if a.markdown:
-        print(markdown(rows))
+    status = B.finish(rows, sink, markdown(rows) if a.markdown else None)
     print(f"wrote {a.output}", file=sys.stderr)
-    return 1 if any(r["check"] != "ok" for r in rows) else 0
+    return status
 
 
 if __name__ == "__main__":

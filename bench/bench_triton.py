@@ -170,14 +170,14 @@ def main(argv=None) -> int:
         )
         rows.append(row)
         sink.write(row)
-    sink.close()
-    B.print_table(rows)
+    md = None
     if a.markdown:
         from bench_kernels import markdown  # noqa: PLC0415 - sibling script
 
-        print(markdown(rows))
+        md = markdown(rows)
+    status = B.finish(rows, sink, md)
     print(f"speedup column: vs {baseline}; wrote {a.output}", file=sys.stderr)
-    return 1 if any(r["check"] != "ok" for r in rows) else 0
+    return status
 
 
 if __name__ == "__main__":

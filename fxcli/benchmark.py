@@ -936,3 +936,13 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
             "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |"
         )
     return "\n".join(lines)
+
+
+def finish(rows: list[dict[str, Any]], sink: CsvSink, markdown: str | None = None) -> int:
+    """End a bench script: close its CSV, print the table (and the Markdown version when
+    given); returns the exit status, 1 if any row failed the output check."""
+    sink.close()
+    print_table(rows)
+    if markdown is not None:
+        print(markdown)
+    return 1 if any(r["check"] == "MISMATCH" for r in rows) else 0

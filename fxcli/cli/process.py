@@ -54,13 +54,15 @@ def run_process(
     engine = Engine(
         preset, dev, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype, overwrite=overwrite
     )
+    from fxcli.cli.report import Reporter, progress_shown
+
     total_frames = 0
-    for job in collected.jobs:
-        try:
-            total_frames += probe(job.src).frames
-        except AudioError:
-            pass
-    from fxcli.cli.report import Reporter
+    if progress_shown(progress, quiet):  # header reads only for the bar's frame total
+        for job in collected.jobs:
+            try:
+                total_frames += probe(job.src).frames
+            except AudioError:
+                pass
 
     rep = Reporter(
         json_mode=json_mode,

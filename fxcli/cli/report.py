@@ -9,6 +9,11 @@ import sys
 from typing import Any
 
 
+def progress_shown(progress: str, quiet: bool) -> bool:
+    """Whether a progress bar is drawn: never when quiet; ``auto`` only on a terminal."""
+    return not quiet and (progress == "always" or (progress == "auto" and sys.stderr.isatty()))
+
+
 class Reporter:
     """``progress``: auto (only when stderr is a terminal) | always | never."""
 
@@ -20,10 +25,9 @@ class Reporter:
         self.json_mode = json_mode
         self.quiet = quiet
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        show = progress == "always" or (progress == "auto" and sys.stderr.isatty())
         self._progress = None
         self._files_task = self._frames_task = None
-        if show and not quiet:
+        if progress_shown(progress, quiet):
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,21 +142,17 @@ class Engine:
                 if key not in self._fused:
                     self._fused[key] = fuse(steps)
                 return self._fused[key]
-        steps = list(steps)
-        for k, step in enumerate(steps):
-            if not step.needs_analysis:
-                continue
-            head = fuse(steps[:k])
+
+        def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
             states = init_states(head, (info.channels,), self.device)
-            acc = None
             offset = 0
             for block in prefetch(lambda: read_blocks(info, frames)):
                 x = torch.from_numpy(block).to(self.device)
                 y, states = self._run(head, x, states, offset, run)
                 offset += block.shape[1]
-                acc = step.measure(acc, y)
-            steps[k] = step.resolve(acc).to(self.device)
-        return fuse(steps)
+                yield y
+
+        return resolve_analysis(steps, measure_pass, self.device)
 
     # ------------------------------------------------------------------ files
     def process(self, job: Job, progress: ProgressFn | None = None) -> FileResult:
@@ -233,6 +229,27 @@ class Engine:
             res.notes.append(f"clipped {writer.clipped} samples")
 
 
+def resolve_analysis(
+    steps: list[Step],
+    measure_pass: Callable[[list[Step]], Iterator[torch.Tensor]],
+    device: torch.device | str,
+) -> list[Step]:
+    """Replace each analysis step (normalize) by its resolved form, then fuse the chain.
+
+    ``measure_pass(head)`` yields the output of the fused steps ``head`` (everything
+    before the analysis step, earlier analysis steps already resolved) over the whole
+    signal, chunk by chunk; the step folds those chunks into its measurement.
+    """
+    steps = list(steps)
+    for k, step in enumerate(steps):
+        if step.needs_analysis:
+            acc = None
+            for y in measure_pass(fuse(steps[:k])):
+                acc = step.measure(acc, y)
+            steps[k] = step.resolve(acc).to(device)
+    return fuse(steps)
+
+
 def process_array(
     steps: list[Step],
     x: np.ndarray | torch.Tensor,
@@ -243,13 +260,11 @@ def process_array(
     ``chunk`` frames (None: one chunk). Analysis steps are resolved first.
     Used by tests and the library to check chunked == whole-file processing."""
     t = torch.as_tensor(x).to(device)
-    steps = [s.to(device) for s in steps]
-    for k, step in enumerate(steps):
-        if step.needs_analysis:
-            head = fuse(steps[:k])
-            y, _ = run_chain(head, t, init_states(head, tuple(t.shape[:-1]), t.device))
-            steps[k] = step.resolve(step.measure(None, y))
-    steps = fuse(steps)
+
+    def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
+        yield run_chain(head, t, init_states(head, tuple(t.shape[:-1]), t.device))[0]
+
+    steps = resolve_analysis([s.to(device) for s in steps], measure_pass, t.device)
     states = init_states(steps, tuple(t.shape[:-1]), t.device)
     n = t.shape[-1]
     chunk = n if not chunk else chunk
