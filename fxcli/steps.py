@@ -4,9 +4,18 @@ Every step follows one protocol:
 
 - ``init_state(batch_shape, device)`` returns the zero state for inputs of shape
   ``(*batch_shape, time)`` (``None`` for stateless steps);
+- ``process(x, state) -> (y, new_state)`` never mutates ``state`` (a failed chunk
+  can be retried from it). ``y`` may be shorter or longer than ``x`` (a step with
+  latency, such as a lookahead limiter or a resampler, returns fewer frames at
+  first) and may have another channel count (``remix``);
+- ``flush(state) -> (tail, new_state)`` at the end of the stream returns the frames
+  still held (``(channels, k)``, possibly ``k == 0``), so that the concatenation of
+  every chunk's ``y`` and the tail equals whole-signal processing;
+- ``output_rate(fs)`` / ``output_channels(ch)``: what the step produces for input
+  at ``fs`` Hz with ``ch`` channels (later steps are designed at the new rate);
 - ``forward(x, state=None)``: with ``state=None`` the step starts from the zero
-  state and returns ``y`` only (stateless call: calling twice gives the same
-  output); with a state it returns ``(y, new_state)`` and never mutates ``state``.
+  state and returns the whole output ``y`` (``process`` plus ``flush``: calling
+  twice gives the same output); with a state it returns ``(y, new_state)``.
 
 ``x`` is ``(..., time)`` float32 or float64 on any device; ``y`` has the same
 shape, dtype and device. Coefficients are float64 buffers, so ``.to(device)``
@@ -41,6 +50,16 @@ class Step(nn.Module):
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
         return None
 
+    def flush(self, state: Any) -> tuple[Tensor | None, Any]:
+        """End of stream: the frames still held, or ``None`` when the step holds none."""
+        return None, state
+
+    def output_rate(self, fs: float) -> float:
+        return fs
+
+    def output_channels(self, channels: int) -> int:
+        return channels
+
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:  # pragma: no cover
         raise NotImplementedError
 
@@ -54,8 +73,9 @@ class Step(nn.Module):
 
     def forward(self, x: Tensor, state: Any = None) -> Any:
         if state is None:
-            y, _ = self.process(x, self.init_state(tuple(x.shape[:-1]), x.device))
-            return y
+            y, st = self.process(x, self.init_state(tuple(x.shape[:-1]), x.device))
+            tail, _ = self.flush(st)
+            return y if tail is None else torch.cat([y, tail.to(y.dtype)], dim=-1)
         return self.process(x, state)
 
 
