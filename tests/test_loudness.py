@@ -297,3 +297,106 @@ def test_cuda_matches_cpu() -> None:
     assert st.zi.device.type == "cuda"
     assert abs(L.integrated_lufs(st) - L.integrated_lufs(cpu)) < 1e-6
     assert abs(L.loudness_range_lu(st) - L.loudness_range_lu(cpu)) < 1e-6
+
+
+# -- the loudness step --------------------------------------------------------------------------
+
+
+def _measure_step(step: object, x: torch.Tensor, chunk: int) -> object:
+    acc = None
+    for i in range(0, x.shape[-1], chunk):
+        acc = step.measure(acc, x[..., i : i + chunk])  # type: ignore[attr-defined]
+    return acc
+
+
+def test_loudness_step_reaches_target() -> None:
+    from fxcli.effects.loudness import Loudness
+    from fxcli.steps import Gain
+
+    fs = 44100
+    x = torch.from_numpy(music_like(2, 4.0, fs, seed=7))
+    step = Loudness(-16.0, fs=fs)
+    out = step.resolve(step.measure(None, x))
+    assert isinstance(out, Gain) and out.label == "loudness"
+    y = out(x).numpy()
+    ref = pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(y.T)
+    assert abs(ref - (-16.0)) < 1e-6
+    assert abs(pyloudnorm.Meter(fs).integrated_loudness(y.T) - (-16.0)) < 0.1
+
+
+def test_loudness_step_true_peak_ceiling() -> None:
+    from fxcli.dsp.truepeak import true_peak
+    from fxcli.effects.loudness import Loudness
+
+    fs = 48000
+    # A loud transient on a quiet bed: reaching -10 LUFS would put peaks far above 0 dBTP.
+    x = music_like(2, 3.0, fs, seed=8) * 0.1
+    x[:, fs] = 0.9
+    t = torch.from_numpy(x)
+    free = Loudness(-10.0, fs=fs)
+    capped = Loudness(-10.0, -1.0, fs=fs)
+    g_free = free.gain_for(free.measure(None, t))
+    acc = capped.measure(None, t)
+    g = capped.gain_for(acc)
+    peak_out = float(true_peak(t * g, None)[0].max())
+    assert g < g_free
+    assert abs(20 * math.log10(peak_out) - (-1.0)) < 1e-9  # exactly at the ceiling
+    assert "dBTP" in capped.describe(acc)
+    # a ceiling that is not reached leaves the loudness gain alone
+    quiet = Loudness(-60.0, -1.0, fs=fs)
+    loose = Loudness(-60.0, fs=fs)
+    assert quiet.gain_for(quiet.measure(None, t)) == loose.gain_for(loose.measure(None, t))
+
+
+def test_loudness_step_silence_is_unity() -> None:
+    from fxcli.effects.loudness import Loudness
+
+    step = Loudness(-23.0, -1.0, fs=FS)
+    z = torch.zeros(2, FS)
+    assert step.resolve(step.measure(None, z)).gain == 1.0  # type: ignore[attr-defined]
+    assert step.resolve(None).gain == 1.0  # type: ignore[attr-defined]
+
+
+def test_loudness_step_chunk_invariance() -> None:
+    # The measured gain does not depend on how the chain's output is chunked
+    # (chunks of 3, 7, 4097 and one longer than the signal), float32 and float64.
+    from fxcli.effects.loudness import Loudness
+
+    fs = 8000
+    for dtype in (np.float32, np.float64):
+        x = torch.from_numpy(music_like(2, 0.8, fs, seed=9).astype(dtype))
+        step = Loudness(-20.0, -2.0, fs=fs)
+        whole = step.gain_for(step.measure(None, x))  # type: ignore[arg-type]
+        for chunk in (3, 7, 4097, 10**6):
+            g = step.gain_for(_measure_step(step, x, chunk))  # type: ignore[arg-type]
+            assert abs(g / whole - 1.0) < 1e-9, (dtype, chunk)
+
+
+def test_loudness_step_in_chain_via_engine_helper() -> None:
+    # Resolved inside a chain by the engine's analysis pass; chunked output == whole output.
+    from fxcli.dsp.design import rbj
+    from fxcli.effects.loudness import Loudness
+    from fxcli.engine.runner import process_array
+    from fxcli.steps import IIR
+
+    fs = 22050
+    x = torch.from_numpy(music_like(2, 3.0, fs, seed=10).astype(np.float32))
+    steps = [IIR(rbj("peaking", 1000.0, fs, q=1.0, gain_db=6.0)), Loudness(-18.0, fs=fs)]
+    whole = process_array(steps, x)
+    for chunk in (7, 4097):
+        torch.testing.assert_close(process_array(steps, x, chunk=chunk), whole, rtol=0, atol=1e-6)
+    y = whole.double().numpy()
+    assert abs(pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(y.T) + 18.0) < 1e-3
+
+
+def test_loudness_step_checks_arguments() -> None:
+    from fxcli.effects.loudness import Loudness
+
+    with pytest.raises(ValueError, match="target_lufs must be between -70 and 0"):
+        Loudness(3.0, fs=FS)
+    with pytest.raises(ValueError, match="max_true_peak_db must be between -30 and 0"):
+        Loudness(-23.0, 1.0, fs=FS)
+    with pytest.raises(ValueError, match="fs must be >= 4000"):
+        Loudness(-23.0, fs=2000)
+    with pytest.raises(RuntimeError, match="measuring pass"):
+        Loudness(fs=FS).process(torch.zeros(1, 10), None)

@@ -1,0 +1,136 @@
+"""Loudness normalization (EBU R128 / ITU-R BS.1770-4) as a chain step.
+
+:class:`Loudness` measures the integrated loudness of the chain's output up to
+this step (a measuring pass, like peak ``normalize``), then applies one
+constant gain that brings it to ``target_lufs``; with ``max_true_peak_db`` the
+gain is lowered where needed so that the output's true peak (BS.1770-4 Annex 2,
+4x oversampled) stays at or below the ceiling. Being a single linear gain it
+never changes the sound otherwise (no limiting): a ceiling that is reached
+leaves the output quieter than the target.
+
+Measuring: :func:`fxcli.dsp.loudness.meter_update` and
+:func:`fxcli.dsp.truepeak.true_peak` on the chunk's device (CPU or CUDA); the
+accumulator is ``(meter state, true-peak state, running true peak)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+from fxcli.dsp import loudness as L
+from fxcli.dsp import truepeak as TP
+from fxcli.steps import Gain, Step
+
+__all__ = ["Loudness", "LoudnessAcc"]
+
+#: ``(meter state, true-peak state or None, max true peak so far, linear)``
+LoudnessAcc = tuple[L.MeterState, Tensor | None, float]
+
+
+class Loudness(Step):
+    """Gain to an integrated loudness target, optionally under a true-peak ceiling.
+
+    Args:
+        target_lufs: integrated loudness of the output, LUFS, in [-70, 0]
+            (EBU R128 broadcast: -23; streaming platforms: about -14 to -16).
+        max_true_peak_db: optional true-peak ceiling of the output, dBTP, in
+            [-30, 0] (R128: -1). ``None``: no ceiling (the gain may push peaks
+            beyond full scale; the writer clips and reports them).
+        fs: sample rate of the step's input, Hz (>= 4000, for the K-weighting).
+        label: name used in messages.
+
+    Silence (nothing above the -70 LUFS absolute gate, or shorter than 400 ms)
+    gets unity gain (still lowered to respect the ceiling, if one is set).
+    Channel weights follow :func:`fxcli.dsp.loudness.channel_weights`.
+    """
+
+    needs_analysis = True
+
+    def __init__(
+        self,
+        target_lufs: float = -23.0,
+        max_true_peak_db: float | None = None,
+        *,
+        fs: float,
+        label: str = "loudness",
+    ) -> None:
+        super().__init__()
+        target_lufs = float(target_lufs)
+        if not -70.0 <= target_lufs <= 0.0:
+            raise ValueError(f"target_lufs must be between -70 and 0 LUFS, got {target_lufs:g}")
+        if max_true_peak_db is not None:
+            max_true_peak_db = float(max_true_peak_db)
+            if not -30.0 <= max_true_peak_db <= 0.0:
+                raise ValueError(
+                    "max_true_peak_db must be between -30 and 0 dBTP (or null for no "
+                    f"ceiling), got {max_true_peak_db:g}"
+                )
+        fs = float(fs)
+        if not (math.isfinite(fs) and fs >= L.MIN_RATE_HZ):
+            raise ValueError(
+                f"fs must be >= {L.MIN_RATE_HZ:g} Hz for loudness metering, got {fs:g}"
+            )
+        self.target_lufs = target_lufs
+        self.max_true_peak_db = max_true_peak_db
+        self.fs = fs
+        self.label = label
+
+    def measure(self, acc: LoudnessAcc | None, y: Tensor) -> LoudnessAcc:
+        """Fold one chunk ``(channels, n)`` (or ``(n,)`` mono) of the chain's output in."""
+        if y.ndim == 1:
+            y = y.unsqueeze(0)
+        y = y.reshape(-1, y.shape[-1])
+        if acc is None:
+            meter = L.meter_init(y.shape[0], self.fs, y.device)
+            tp_state = None
+            if self.max_true_peak_db is not None:
+                tp_state = TP.init_state((y.shape[0],), y.device)
+            acc = (meter, tp_state, 0.0)
+        meter, tp_state, peak = acc
+        meter = L.meter_update(y, meter)
+        if tp_state is not None and y.shape[-1]:
+            p, tp_state = TP.true_peak(y, tp_state)
+            peak = max(peak, float(p.max()))
+        return meter, tp_state, peak
+
+    def gain_for(self, acc: LoudnessAcc | None) -> float:
+        """The linear gain :meth:`resolve` applies for this measurement."""
+        if acc is None:
+            return 1.0
+        meter, _, peak = acc
+        integrated = L.integrated_lufs(meter)
+        gain = 1.0 if integrated == -math.inf else 10.0 ** ((self.target_lufs - integrated) / 20.0)
+        if self.max_true_peak_db is not None and peak > 0.0:
+            gain = min(gain, 10.0 ** (self.max_true_peak_db / 20.0) / peak)
+        return gain
+
+    def resolve(self, acc: LoudnessAcc | None) -> Step:
+        """The :class:`fxcli.steps.Gain` (labelled like this step) for the measurement."""
+        return Gain(self.gain_for(acc), label=self.label)
+
+    def describe(self, acc: LoudnessAcc | None) -> str:
+        """One line for reports: measured loudness, true peak and the gain applied."""
+        if acc is None:
+            return f"{self.label}: nothing measured, gain 0.00 dB"
+        meter, tp_state, peak = acc
+        integrated = L.integrated_lufs(meter)
+        gain_db = 20.0 * math.log10(self.gain_for(acc))
+        text = f"{self.label}: {integrated:.2f} LUFS"
+        if tp_state is not None:
+            text += f", true peak {20.0 * math.log10(peak) if peak > 0 else -math.inf:.2f} dBTP"
+        return text + f", gain {gain_db:+.2f} dB"
+
+    def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        raise RuntimeError(
+            f"{self.label} needs a measuring pass: run the chain through fxcli.engine, "
+            "or call measure()/resolve() and use the returned Gain"
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"target_lufs={self.target_lufs}, max_true_peak_db={self.max_true_peak_db}, "
+            f"fs={self.fs}"
+        )
