@@ -8,6 +8,10 @@
 - Integer PCM is quantized here, not by libsndfile: samples are rounded,
   clipped at full scale and counted (SoX's "clipped N samples"), never wrapped.
   Optional TPDF dither is added before rounding.
+- Plain PCM/float WAV files take a fast path (:mod:`fxcli.io.wavfast`: raw
+  ``data`` chunk, numba decode/encode) with the same samples and the same
+  bytes as soundfile; anything it does not handle exactly, or any doubt about a
+  header, goes through soundfile. ``FXCLI_WAVFAST=0`` turns it off.
 
 Arrays at this layer are numpy ``(channels, frames)``; float32 or float64.
 """
@@ -20,9 +24,13 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    from fxcli.io import wavfast
 
 AUDIO_EXTENSIONS = frozenset(
     {
@@ -47,6 +55,17 @@ FORMAT_EXTENSIONS = {"wav": ".wav", "flac": ".flac"}
 PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 TEMP_MARK = ".fxcli-tmp"
+WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})
+
+
+def fast_wav_enabled() -> bool:
+    """Whether the WAV fast path may be used: numba present and not disabled by
+    ``FXCLI_WAVFAST=0`` (read at each call, so tests and benchmarks can switch it)."""
+    if os.environ.get("FXCLI_WAVFAST", "1") == "0":
+        return False
+    from fxcli.io import wavfast
+
+    return wavfast.available()
 
 
 class AudioError(Exception):
@@ -97,9 +116,37 @@ def probe(path: Path) -> AudioInfo:
     return info
 
 
+def fast_layout(info: AudioInfo) -> wavfast.WavLayout | None:
+    """The fast-path layout of ``info``'s file, or None where soundfile must read it:
+    not a WAV, not a plain PCM/float encoding, or any disagreement with what
+    libsndfile reported (subtype, channels, rate, frame count)."""
+    if info.format not in WAV_FORMATS or not fast_wav_enabled():
+        return None
+    from fxcli.io import wavfast
+
+    lay = wavfast.locate(info.path)
+    if lay is None or (lay.subtype, lay.channels, lay.samplerate, lay.frames) != (
+        info.subtype,
+        info.channels,
+        info.samplerate,
+        info.frames,
+    ):
+        return None
+    return lay
+
+
 def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     """Yield ``(channels, n)`` C-contiguous arrays in ``info.compute_dtype`` until the data ends."""
     dtype = "float64" if info.compute_dtype == np.float64 else "float32"
+    lay = fast_layout(info)
+    if lay is not None:
+        from fxcli.io import wavfast
+
+        try:
+            yield from wavfast.read_blocks(lay, block_frames, dtype)
+        except OSError as exc:
+            raise AudioError(f"read failed: {_one_line(exc)}") from None
+        return
     try:
         with sf.SoundFile(str(info.path)) as f:
             while True:
@@ -157,6 +204,14 @@ class Quantizer:
         self.rng = np.random.default_rng(seed)
         self.clipped = 0
 
+    def noise(self, frames: int, channels: int) -> np.ndarray | None:
+        """The TPDF dither for the next ``frames`` (``(frames, channels)`` float64, in
+        LSBs), or None without dither. Advances the generator."""
+        if self.dither != "tpdf":
+            return None
+        shape = (frames, channels)
+        return self.rng.random(shape) - self.rng.random(shape)
+
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """``y``: (channels, n) float -> (n, channels) array to hand to soundfile."""
         if self.subtype in FLOAT_SUBTYPES:
@@ -167,8 +222,9 @@ class Quantizer:
             return np.clip(y, -1.0, 1.0).T
         scale = float(2 ** (self.bits - 1))
         v = y.T.astype(np.float64) * scale  # (n, channels): dither drawn frame-major
-        if self.dither == "tpdf":
-            v += self.rng.random(v.shape) - self.rng.random(v.shape)
+        d = self.noise(*v.shape)
+        if d is not None:
+            v += d
         q = np.rint(v)
         lo, hi = -scale, scale - 1.0
         clip = (q < lo) | (q > hi)
@@ -186,6 +242,11 @@ class AtomicWriter:
 
     Use as a context manager; :meth:`commit` publishes the file. Leaving the block
     without committing (exception, interrupt) removes the temporary file.
+
+    PCM_16/24/32 WAV outputs are written by :class:`fxcli.io.wavfast.PcmWavWriter`
+    (same bytes as soundfile); if the data would outgrow a RIFF header (4 GiB) the
+    finished part is handed to soundfile (``r+``), which writes the rest as it
+    would have written the whole file.
     """
 
     def __init__(
@@ -195,16 +256,30 @@ class AtomicWriter:
         self.tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
         self.quantizer = Quantizer(out.subtype, dither)
         self._file: sf.SoundFile | None = None
+        self._fast: wavfast.PcmWavWriter | None = None
         self._args = (samplerate, channels, out.subtype, out.format)
         self.frames = 0
+
+    def _use_fast(self) -> bool:
+        sr, ch, subtype, fmt = self._args
+        if fmt != "WAV" or not fast_wav_enabled():
+            return False
+        from fxcli.io import wavfast
+
+        return subtype in wavfast.WRITE_SUBTYPES and ch <= 0xFFFF and sr * ch * 4 <= 0xFFFFFFFF
 
     def __enter__(self) -> AtomicWriter:
         sr, ch, subtype, fmt = self._args
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(
-                str(self.tmp), "w", samplerate=sr, channels=ch, subtype=subtype, format=fmt
-            )
+            if self._use_fast():
+                from fxcli.io import wavfast
+
+                self._fast = wavfast.PcmWavWriter(self.tmp, sr, ch, subtype)
+            else:
+                self._file = sf.SoundFile(
+                    str(self.tmp), "w", samplerate=sr, channels=ch, subtype=subtype, format=fmt
+                )
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self._cleanup()
             raise AudioError(f"cannot write {self.dest}: {_one_line(exc)}") from None
@@ -214,19 +289,39 @@ class AtomicWriter:
     def clipped(self) -> int:
         return self.quantizer.clipped
 
+    def _hand_over(self) -> None:
+        """Finish the fast writer's RIFF part and continue the same file with soundfile."""
+        assert self._fast is not None
+        self._fast.close()
+        self._fast = None
+        self._file = sf.SoundFile(str(self.tmp), "r+")
+        self._file.seek(0, sf.SEEK_END)
+
     def write(self, y: np.ndarray) -> None:
         """Append a ``(channels, n)`` float block."""
-        assert self._file is not None
         try:
-            self._file.write(self.quantizer(y))
+            if self._fast is not None and not self._fast.fits(y.shape[-1]):
+                self._hand_over()
+            if self._fast is not None:
+                noise = self.quantizer.noise(y.shape[-1], y.shape[0])
+                self.quantizer.clipped += self._fast.write(y, noise)
+            else:
+                assert self._file is not None
+                self._file.write(self.quantizer(y))
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             raise AudioError(f"write failed for {self.dest}: {_one_line(exc)}") from None
         self.frames += y.shape[-1]
 
     def commit(self) -> None:
-        assert self._file is not None
+        assert self._file is not None or self._fast is not None
         try:
-            self._file.close()
+            if self._fast is not None:
+                self._fast.close()
+                self._fast = None
+            else:
+                assert self._file is not None
+                self._file.close()
+                self._file = None
             fd = os.open(self.tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -235,9 +330,12 @@ class AtomicWriter:
             os.replace(self.tmp, self.dest)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             raise AudioError(f"cannot finish {self.dest}: {_one_line(exc)}") from None
-        self._file = None
 
     def _cleanup(self) -> None:
+        if self._fast is not None:
+            with contextlib.suppress(Exception):
+                self._fast.abort()
+            self._fast = None
         if self._file is not None:
             with contextlib.suppress(Exception):
                 self._file.close()
