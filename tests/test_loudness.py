@@ -364,7 +364,7 @@ def test_loudness_step_chunk_invariance() -> None:
 
     fs = 8000
     for dtype in (np.float32, np.float64):
-        x = torch.from_numpy(music_like(2, 0.8, fs, seed=9).astype(dtype))
+        x = torch.from_numpy(music_like(2, 0.5, fs, seed=9).astype(dtype))
         step = Loudness(-20.0, -2.0, fs=fs)
         whole = step.gain_for(step.measure(None, x))  # type: ignore[arg-type]
         for chunk in (3, 7, 4097, 10**6):
@@ -380,10 +380,10 @@ def test_loudness_step_in_chain_via_engine_helper() -> None:
     from fxcli.steps import IIR
 
     fs = 22050
-    x = torch.from_numpy(music_like(2, 3.0, fs, seed=10).astype(np.float32))
+    x = torch.from_numpy(music_like(2, 2.0, fs, seed=10).astype(np.float32))
     steps = [IIR(rbj("peaking", 1000.0, fs, q=1.0, gain_db=6.0)), Loudness(-18.0, fs=fs)]
     whole = process_array(steps, x)
-    for chunk in (7, 4097):
+    for chunk in (257, 4097):
         torch.testing.assert_close(process_array(steps, x, chunk=chunk), whole, rtol=0, atol=1e-6)
     y = whole.double().numpy()
     assert abs(pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(y.T) + 18.0) < 1e-3
