@@ -135,26 +135,46 @@ class Gain(Step):
 
 
 class Normalize(Step):
-    """Peak normalization: needs a measuring pass over the chain's output up to here.
+    """Peak or RMS normalization: needs a measuring pass over the chain's output up to here.
 
-    :meth:`measure` folds chunks into a running peak; :meth:`resolve` returns the
-    :class:`Gain` that brings that peak to ``peak_db`` dBFS (unity for silence).
+    :meth:`measure` folds chunks into a running peak (``peak_db``) or sum of squares
+    (``rms_db``, over all channels and frames); :meth:`resolve` returns the
+    :class:`Gain` that brings the measurement to the target (unity for silence).
     """
 
     needs_analysis = True
 
-    def __init__(self, peak_db: float = -1.0, label: str = "normalize") -> None:
+    def __init__(
+        self,
+        peak_db: float | None = None,
+        rms_db: float | None = None,
+        *,
+        label: str = "normalize",
+        fs: float | None = None,
+    ) -> None:
+        """``peak_db`` (dBFS, default -1 when neither is given) or ``rms_db`` (dBFS)."""
         super().__init__()
-        self.peak_db = float(peak_db)
+        if rms_db is not None and peak_db is not None:
+            raise ValueError("peak_db and rms_db exclude each other; give one")
+        self.rms_db = None if rms_db is None else float(rms_db)
+        self.peak_db = float(-1.0 if peak_db is None else peak_db)
         self.label = label
 
-    def measure(self, acc: float | None, y: Tensor) -> float:
-        peak = float(y.abs().max()) if y.numel() else 0.0
-        return peak if acc is None else max(acc, peak)
+    def measure(self, acc: tuple[float, int] | None, y: Tensor) -> tuple[float, int]:
+        prev, count = acc if acc is not None else (0.0, 0)
+        if not y.numel():
+            return prev, count
+        if self.rms_db is None:
+            return max(prev, float(y.abs().max())), count + y.numel()
+        return prev + float(torch.sum(y.to(torch.float64) ** 2)), count + y.numel()
 
-    def resolve(self, acc: float | None) -> Step:
-        peak = acc or 0.0
-        gain = 1.0 if peak == 0.0 else 10.0 ** (self.peak_db / 20.0) / peak
+    def resolve(self, acc: tuple[float, int] | None) -> Step:
+        value, count = acc if acc is not None else (0.0, 0)
+        if self.rms_db is None:
+            level, target = value, self.peak_db
+        else:
+            level, target = (value / count) ** 0.5 if count else 0.0, self.rms_db
+        gain = 1.0 if level == 0.0 else 10.0 ** (target / 20.0) / level
         return Gain(gain, label=self.label)
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -192,27 +212,91 @@ def _iir_sos(cfg: StepConfig, fs: float) -> np.ndarray:
     raise AssertionError(t)  # pragma: no cover
 
 
-def build_step(cfg: StepConfig, fs: float) -> Step:
-    """Design one validated preset step for sample rate ``fs`` (Hz).
+# step type -> (module, class) of the effects, imported when first used
+_EFFECTS = {
+    "compressor": ("fxcli.effects.dynamics", "Compressor"),
+    "limiter": ("fxcli.effects.dynamics", "Limiter"),
+    "gate": ("fxcli.effects.dynamics", "Gate"),
+    "expander": ("fxcli.effects.dynamics", "Expander"),
+    "loudness": ("fxcli.effects.loudness", "Loudness"),
+    "fade": ("fxcli.effects.edit", "Fade"),
+    "trim": ("fxcli.effects.edit", "Trim"),
+    "pad": ("fxcli.effects.edit", "Pad"),
+    "delay": ("fxcli.effects.delay", "Delay"),
+    "resample": ("fxcli.effects.resample", "Resample"),
+    "convolve": ("fxcli.effects.space", "Convolve"),
+    "reverb": ("fxcli.effects.space", "Reverb"),
+}
+
+
+def dc_block_sos(cutoff_hz: float, fs: float) -> np.ndarray:
+    """One-pole DC blocker ``y[n] = x[n] - x[n-1] + R y[n-1]``, ``R = exp(-2 pi fc / fs)``,
+    as one second-order section (so it fuses into IIR cascades)."""
+    if not 0 < cutoff_hz < fs / 2:
+        raise D.DesignError(f"cutoff_hz {cutoff_hz:g} must be below Nyquist ({fs / 2:g} Hz)")
+    r = float(np.exp(-2.0 * np.pi * cutoff_hz / fs))
+    return np.array([[1.0, -1.0, 0.0, 1.0, -r, 0.0]])
+
+
+def build_step(cfg: StepConfig, fs: float, channels: int | None = None) -> Step:
+    """Design one validated preset step for input at ``fs`` Hz with ``channels`` channels.
 
     Raises :class:`PresetError` naming the step (file, line, index, type) when the
-    design is impossible at this rate (e.g. a cutoff at or above Nyquist).
+    step is impossible for this input (a cutoff at or above Nyquist, a remix matrix
+    whose columns do not match the channels, an unreadable impulse response).
     """
+    import importlib
+
     label = f"step {cfg.index} ({cfg.type})"
     p = cfg.params
     try:
         if cfg.type == "gain":
             return Gain(10.0 ** (p["gain_db"] / 20.0), label=label)
+        if cfg.type == "polarity":
+            return Gain(-1.0, label=label)
         if cfg.type == "normalize":
-            return Normalize(p["peak_db"], label=label)
+            return Normalize(p["peak_db"], p["rms_db"], label=label)
+        if cfg.type == "dc_block":
+            return IIR(dc_block_sos(p["cutoff_hz"], fs), label=label)
+        if cfg.type == "remix":
+            from fxcli.effects.edit import Remix
+
+            if channels is None:
+                raise ValueError("remix needs the input channel count")
+            return Remix(p["matrix"], p["to"], channels=channels, label=label)
         if cfg.type == "fir":
             if p["coefficients"] is not None:
                 return FIR(np.asarray(p["coefficients"], dtype=np.float64), label=label)
             window = p["window"]
             return FIR(D.fir_window(p["taps"], p["cutoff_hz"], fs, p["pass"], window), label)
+        if cfg.type in _EFFECTS:
+            module, name = _EFFECTS[cfg.type]
+            cls = getattr(importlib.import_module(module), name)
+            step: Step = cls(**p, fs=fs, label=label)
+            return step
         return IIR(_iir_sos(cfg, fs), label=label)
-    except D.DesignError as exc:
-        raise PresetError(f"{cfg.where}: {exc}") from None
+    except (D.DesignError, ValueError) as exc:
+        if isinstance(exc, PresetError):
+            raise
+        raise PresetError(f"{cfg.where}: {str(exc).splitlines()[0]}") from None
+
+
+def build_chain(cfgs: list[StepConfig], fs: float, channels: int) -> list[Step]:
+    """Design every step in order; each is designed for the rate and channel count
+    produced by the steps before it (a filter after ``resample`` uses the new rate)."""
+    steps = []
+    for cfg in cfgs:
+        step = build_step(cfg, fs, channels)
+        steps.append(step)
+        fs, channels = step.output_rate(fs), step.output_channels(channels)
+    return steps
+
+
+def chain_output(steps: list[Step], fs: float, channels: int) -> tuple[float, int]:
+    """(rate, channels) at the end of a designed chain for the given input."""
+    for step in steps:
+        fs, channels = step.output_rate(fs), step.output_channels(channels)
+    return fs, channels
 
 
 def fuse(steps: list[Step]) -> list[Step]:

@@ -156,6 +156,35 @@ def process(
     raise typer.Exit(code)
 
 
+@app.command()
+def analyze(
+    files: Annotated[
+        list[str], typer.Argument(help="Audio files, or folders (searched recursively).")
+    ],
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    json_mode: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file on stdout (no table).")
+    ] = False,
+) -> None:
+    """Measure loudness (LUFS, LRA), peaks (dBFS, dBTP), RMS, DC and clipping per file.
+
+    \b
+    Examples:
+      fxcli analyze song.wav
+      fxcli analyze masters/ --json > levels.jsonl
+
+    Exit codes: 0 all files read, 1 some files failed, 2 usage error.
+    """
+    from fxcli.analyze import run_analyze
+    from fxcli.io.paths import UsageError
+
+    try:
+        code = run_analyze(files, device=device, json_mode=json_mode)
+    except UsageError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
 @presets_app.callback()
 def presets_list(ctx: typer.Context) -> None:
     """List the bundled presets (name and description)."""
@@ -197,11 +226,10 @@ def presets_validate(
         try:
             preset = load_preset(f)
             if sample_rate:
-                from fxcli.steps import build_step
+                from fxcli.steps import build_chain
 
                 for sr in sample_rate:
-                    for cfg in preset.steps:
-                        build_step(cfg, sr)
+                    build_chain(preset.steps, sr, 2)  # designs checked for stereo input
             typer.echo(f"ok: {preset.source} ({len(preset.steps)} steps)")
         except PresetError as exc:
             sys.stderr.write(f"error: {exc}\n")

@@ -2,7 +2,10 @@
 
 ``run_chain(steps, x, states) -> (y, new_states)``: ``x`` is ``(channels, n)``
 on the steps' device; ``states`` comes from :func:`init_states`. The input
-states are not modified, so a failed chunk can be retried from them.
+states are not modified, so a failed chunk can be retried from them. ``y`` may
+differ from ``x`` in length (steps with latency, trim, pad, resample) and in
+channel count (remix). At the end of the stream :func:`flush_chain` returns the
+frames the steps still hold.
 """
 
 from __future__ import annotations
@@ -29,6 +32,26 @@ def run_chain(steps: list[Step], x: Tensor, states: list[Any]) -> tuple[Tensor, 
         x, st = step.process(x, st)
         new_states.append(st)
     return x, new_states
+
+
+def flush_chain(
+    steps: list[Step], states: list[Any], dtype: torch.dtype
+) -> tuple[Tensor | None, list[Any]]:
+    """End of stream: flush each step in order, running what an earlier step releases
+    through the steps after it. Returns the final frames (``None`` if there are none)."""
+    tail: Tensor | None = None
+    new_states = []
+    for step, st in zip(steps, states, strict=True):
+        if tail is not None and tail.shape[-1] > 0:
+            tail, st = step.process(tail, st)
+        more, st = step.flush(st)
+        if more is not None:
+            more = more.to(dtype)
+            tail = more if tail is None else torch.cat([tail, more], dim=-1)
+        new_states.append(st)
+    if tail is not None and not bool(torch.isfinite(tail).all()):
+        raise NonFiniteError("the chain produced non-finite output at the end of the signal")
+    return tail, new_states
 
 
 def _first_bad(x: Tensor) -> tuple[int, int]:

@@ -2,8 +2,9 @@
 on the device with state carried across chunks, and write atomically.
 
 The result of a file equals whole-file processing for any chunk size: every
-step's state is carried from chunk to chunk, and analysis steps (normalize)
-get a measuring pass over the chain up to them before the writing pass.
+step's state is carried from chunk to chunk, the frames steps hold back (lookahead,
+fades, resampler delay) are flushed at the end, and analysis steps (normalize,
+loudness) get a measuring pass over the chain up to them before the writing pass.
 """
 
 from __future__ import annotations
@@ -17,13 +18,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from fxcli.engine.chain import NonFiniteError, init_states, run_chain, run_chain_checked
+from fxcli.engine.chain import (
+    NonFiniteError,
+    flush_chain,
+    init_states,
+    run_chain,
+    run_chain_checked,
+)
 from fxcli.engine.device import chunk_frames
 from fxcli.engine.pipeline import WriteBehind, prefetch
-from fxcli.io.audio import AtomicWriter, AudioError, AudioInfo, output_format, probe, read_blocks
+from fxcli.io.audio import (
+    PCM_BITS,
+    AtomicWriter,
+    AudioError,
+    AudioInfo,
+    output_format,
+    probe,
+    read_blocks,
+)
 from fxcli.io.paths import Job
 from fxcli.preset.loader import Preset, PresetError
-from fxcli.steps import Step, build_step, fuse
+from fxcli.steps import Step, build_chain, chain_output, fuse
 
 ProgressFn = Callable[[int], None]
 MIN_RETRY_FRAMES = 1024
@@ -54,6 +69,9 @@ class FileResult:
     channels: int | None = None
     subtype: str | None = None
     clipped: int = 0
+    output_frames: int = 0
+    output_sample_rate: int | None = None
+    output_channels: int | None = None
     elapsed_s: float = 0.0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -85,22 +103,25 @@ class Engine:
         self.fmt = fmt
         self.subtype = subtype
         self.overwrite = overwrite
-        self._chains: dict[int, list[Step] | PresetError] = {}
+        self._chains: dict[tuple[int, int], list[Step] | PresetError] = {}
         self._lock = threading.Lock()
         self._fused: dict[int, list[Step]] = {}  # by id() of a cached chain_for() list
         self.cancel = threading.Event()
 
     # ------------------------------------------------------------------ chain
-    def chain_for(self, samplerate: int) -> list[Step]:
-        """The designed (unfused) steps for this rate, on the device; cached."""
+    def chain_for(self, samplerate: int, channels: int) -> list[Step]:
+        """The designed (unfused) steps for input at this rate and channel count, on
+        the device; cached (design happens once per rate and channel count)."""
+        key = (samplerate, channels)
         with self._lock:
-            cached = self._chains.get(samplerate)
+            cached = self._chains.get(key)
             if cached is None:
                 try:
-                    cached = [build_step(c, samplerate).to(self.device) for c in self.preset.steps]
+                    steps = build_chain(self.preset.steps, samplerate, channels)
+                    cached = [s.to(self.device) for s in steps]
                 except PresetError as exc:
                     cached = exc
-                self._chains[samplerate] = cached
+                self._chains[key] = cached
         if isinstance(cached, PresetError):
             raise cached
         return cached
@@ -151,6 +172,9 @@ class Engine:
                 y, states = self._run(head, x, states, offset, run)
                 offset += block.shape[1]
                 yield y
+            tail, _ = flush_chain(head, states, info_dtype(info))
+            if tail is not None:
+                yield tail
 
         return resolve_analysis(steps, measure_pass, self.device)
 
@@ -181,7 +205,7 @@ class Engine:
             res.sample_rate, res.channels = info.samplerate, info.channels
             ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype)
             res.subtype = ofmt.subtype
-            steps = self.chain_for(info.samplerate)
+            steps = self.chain_for(info.samplerate, info.channels)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
             run = _FileRun(res, frames)
             steps = self._resolve_analysis(steps, info, frames, run)
@@ -209,9 +233,14 @@ class Engine:
         res = run.res
         states = init_states(steps, (info.channels,), self.device)
         offset = 0
-        with AtomicWriter(
-            job.dest, info.samplerate, info.channels, ofmt, self.preset.dither
-        ) as writer:
+        rate, channels = chain_output(steps, info.samplerate, info.channels)
+        if rate != int(rate):
+            raise PresetError(
+                f"{self.preset.source}: the chain's output rate {rate:g} Hz is not whole"
+            )
+        res.output_sample_rate, res.output_channels = int(rate), channels
+        dither = self.preset.dither or default_dither(ofmt.subtype)
+        with AtomicWriter(job.dest, int(rate), channels, ofmt, dither) as writer:
             with WriteBehind(writer.write) as behind:
                 for block in prefetch(lambda: read_blocks(info, frames)):
                     x = torch.from_numpy(block).to(self.device, non_blocking=True)
@@ -220,13 +249,27 @@ class Engine:
                     offset += block.shape[1]
                     if progress:
                         progress(block.shape[1])
+                tail, states = flush_chain(steps, states, info_dtype(info))
+                if tail is not None:
+                    behind.submit(tail.cpu().numpy())
                 behind.finish()
             writer.commit()
         res.frames = offset
         res.seconds = round(offset / info.samplerate, 6)
+        res.output_frames = writer.frames
         res.clipped = writer.clipped
         if writer.clipped:
             res.notes.append(f"clipped {writer.clipped} samples")
+
+
+def default_dither(subtype: str) -> str:
+    """TPDF dither when writing PCM of 16 bits or fewer (like SoX), else none."""
+    bits = PCM_BITS.get(subtype)
+    return "tpdf" if bits is not None and bits <= 16 else "none"
+
+
+def info_dtype(info: AudioInfo) -> torch.dtype:
+    return torch.float64 if info.compute_dtype == np.float64 else torch.float32
 
 
 def resolve_analysis(
@@ -262,7 +305,9 @@ def process_array(
     t = torch.as_tensor(x).to(device)
 
     def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
-        yield run_chain(head, t, init_states(head, tuple(t.shape[:-1]), t.device))[0]
+        y, states = run_chain(head, t, init_states(head, tuple(t.shape[:-1]), t.device))
+        tail, _ = flush_chain(head, states, t.dtype)
+        yield y if tail is None else torch.cat([y, tail], dim=-1)
 
     steps = resolve_analysis([s.to(device) for s in steps], measure_pass, t.device)
     states = init_states(steps, tuple(t.shape[:-1]), t.device)
@@ -272,4 +317,7 @@ def process_array(
     for start in range(0, max(n, 1), max(chunk, 1)):
         y, states = run_chain(steps, t[..., start : start + chunk], states)
         outs.append(y)
+    tail, _ = flush_chain(steps, states, t.dtype)
+    if tail is not None:
+        outs.append(tail)
     return torch.cat(outs, dim=-1)

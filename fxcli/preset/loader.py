@@ -16,8 +16,10 @@ import yaml
 
 from fxcli.preset.spec import (
     DITHER,
+    MAX_CHANNELS,
     MAX_COEFFICIENTS_FILE_BYTES,
     MAX_FIR_TAPS,
+    MAX_IR_FILE_BYTES,
     OUTPUT_KEYS,
     OUTPUT_SUBTYPES,
     STEPS,
@@ -57,7 +59,7 @@ class Preset:
     source: str
     description: str = ""
     subtype: str = "same"
-    dither: str = "none"
+    dither: str | None = None  # None: tpdf for PCM of 16 bits or fewer, else none
     steps: list[StepConfig] = field(default_factory=list)
 
 
@@ -135,6 +137,22 @@ def _check_value(p: Param, v: Any, where: str) -> Any:
             raise bad(f"got {v!r}")
         check_range(v)
         return v
+    if p.kind == "bool":
+        if not isinstance(v, bool):
+            raise bad(f"got {v!r}")
+        return v
+    if p.kind == "matrix":
+        ok = (
+            isinstance(v, list)
+            and 0 < len(v) <= MAX_CHANNELS
+            and all(isinstance(r, list) and r for r in v)
+            and len({len(r) for r in v}) == 1
+            and len(v[0]) <= MAX_CHANNELS
+            and all(_is_number(x) and math.isfinite(x) for r in v for x in r)
+        )
+        if not ok:
+            raise bad("got " + (repr(v) if len(repr(v)) < 60 else repr(v)[:57] + "..."))
+        return [[float(x) for x in r] for r in v]
     if p.kind == "choice":
         if v not in p.choices:
             raise bad(f"got {v!r}")
@@ -234,6 +252,10 @@ def _cross_checks(stype: str, params: dict[str, Any], where: str, base_dir: Path
             )
     if stype in ("lowshelf", "highshelf") and params["q"] is None and params["slope"] is None:
         params["q"] = 0.7071
+    if stype == "normalize" and params["peak_db"] is None and params["rms_db"] is None:
+        params["peak_db"] = -1.0
+    if stype == "convolve":
+        params["ir_file"] = str(_referenced_file(params["ir_file"], base_dir, where, "ir_file"))
     if stype == "fir":
         if params["taps"] is not None:
             if params["cutoff_hz"] is None:
@@ -255,20 +277,25 @@ def _cross_checks(stype: str, params: dict[str, Any], where: str, base_dir: Path
             )
 
 
+def _referenced_file(name: str, base_dir: Path | None, where: str, key: str) -> Path:
+    """A file named by a preset key, resolved relative to the preset's folder and
+    size-checked (coefficients_file: 16 MiB, ir_file: 64 MiB)."""
+    limit = MAX_IR_FILE_BYTES if key == "ir_file" else MAX_COEFFICIENTS_FILE_BYTES
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise PresetError(f"{where}: key '{key}': {path} is not a readable file")
+    if path.stat().st_size > limit:
+        raise PresetError(f"{where}: key '{key}': {path} is larger than {limit // 2**20} MiB")
+    return path.resolve()
+
+
 def load_coefficients_file(name: str, base_dir: Path | None, where: str) -> list[float]:
     """Load FIR taps from ``.npy`` (no pickle) or whitespace/comma separated text."""
     import numpy as np
 
-    path = Path(name)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if not path.is_file():
-        raise PresetError(f"{where}: key 'coefficients_file': {path} is not a readable file")
-    if path.stat().st_size > MAX_COEFFICIENTS_FILE_BYTES:
-        raise PresetError(
-            f"{where}: key 'coefficients_file': {path} is larger than "
-            f"{MAX_COEFFICIENTS_FILE_BYTES // (1024 * 1024)} MiB"
-        )
+    path = _referenced_file(name, base_dir, where, "coefficients_file")
     try:
         if path.suffix.lower() == ".npy":
             arr = np.load(path, allow_pickle=False)
@@ -339,8 +366,8 @@ def parse_preset(text: str, source: str, base_dir: Path | None = None) -> Preset
             f"{source}: output: key 'subtype': got {preset.subtype!r}; "
             f"allowed: {', '.join(OUTPUT_SUBTYPES)}"
         )
-    preset.dither = out.get("dither", "none")
-    if preset.dither not in DITHER:
+    preset.dither = out.get("dither")
+    if preset.dither is not None and preset.dither not in DITHER:
         raise PresetError(
             f"{source}: output: key 'dither': got {preset.dither!r}; allowed: {', '.join(DITHER)}"
         )

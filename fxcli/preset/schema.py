@@ -22,6 +22,11 @@ def _param_schema(p: Param) -> dict[str, Any]:
         s.update(num)
     elif p.kind == "int":
         s.update(num, type="integer")
+    elif p.kind == "bool":
+        s["type"] = "boolean"
+    elif p.kind == "matrix":
+        row = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+        s.update(type="array", items=row, minItems=1)
     elif p.kind == "choice":
         s["enum"] = list(p.choices)
     elif p.kind == "freq_or_band":

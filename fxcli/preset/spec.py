@@ -17,16 +17,22 @@ FIR_PASS = ("lowpass", "highpass", "bandpass", "bandstop")
 MAX_IIR_ORDER = 32
 MAX_FIR_TAPS = 65536
 MAX_COEFFICIENTS_FILE_BYTES = 16 * 1024 * 1024
+MAX_IR_FILE_BYTES = 64 * 1024 * 1024
+MAX_CHANNELS = 64
+FADE_SHAPES = ("linear", "exp", "cosine")
+REMIX_SHORTHANDS = ("mono", "stereo", "swap")
+RESAMPLE_QUALITY = ("quick", "low", "medium", "high", "very_high")
 
 
 @dataclass(frozen=True)
 class Param:
     """One key of a step.
 
-    ``kind`` is one of ``number`` (int or float), ``int``, ``choice``, ``freq_or_band``
-    (a number or ``[low, high]``), ``numbers`` (a non-empty list of numbers),
-    ``path`` (a file path relative to the preset) or ``window`` (a SciPy window
-    name or ``[name, parameter...]``).
+    ``kind`` is one of ``number`` (int or float), ``int``, ``bool``, ``choice``,
+    ``freq_or_band`` (a number or ``[low, high]``), ``numbers`` (a non-empty list of
+    numbers), ``matrix`` (a list of equal-length rows of numbers), ``path`` (a file
+    path relative to the preset) or ``window`` (a SciPy window name or
+    ``[name, parameter...]``).
     """
 
     name: str
@@ -56,6 +62,8 @@ class Param:
         what = {
             "number": "a number",
             "int": "an integer",
+            "bool": "true or false",
+            "matrix": f"a list of rows (one per output channel, <= {MAX_CHANNELS}) of numbers",
             "freq_or_band": "a number or [low, high]",
             "numbers": "a non-empty list of numbers",
             "path": "a file path (relative to the preset)",
@@ -178,14 +186,182 @@ STEPS: dict[str, StepSpec] = {
         StepSpec("gain", "constant gain", (_GAIN,)),
         StepSpec(
             "normalize",
-            "scale so the peak of the chain's output up to here reaches peak_db (measuring pass)",
-            (Param("peak_db", "number", "target sample peak", -1.0, -120, 0, unit="dBFS"),),
+            "scale so the sample peak (peak_db) or the RMS (rms_db) of the chain's output up "
+            "to here reaches the target (measuring pass)",
+            (
+                Param("peak_db", "number", "target sample peak", None, -120, 0, unit="dBFS"),
+                Param(
+                    "rms_db", "number", "target RMS over all channels", None, -120, 0, unit="dBFS"
+                ),
+            ),
+            exclusive=(("peak_db", "rms_db"),),
             needs_analysis=True,
+        ),
+        StepSpec(
+            "loudness",
+            "linear gain to an integrated loudness (ITU-R BS.1770-4 / EBU R128, measuring "
+            "pass), optionally lowered so the true peak stays under max_true_peak_db",
+            (
+                Param(
+                    "target_lufs",
+                    "number",
+                    "integrated loudness target",
+                    -23.0,
+                    -70,
+                    0,
+                    unit="LUFS",
+                ),
+                Param(
+                    "max_true_peak_db",
+                    "number",
+                    "true-peak limit for the gain",
+                    None,
+                    -30,
+                    0,
+                    unit="dBTP",
+                ),
+            ),
+            needs_analysis=True,
+        ),
+        StepSpec(
+            "compressor",
+            "feed-forward compressor with a soft knee (Giannoulis, Massberg & Reiss 2012)",
+            (
+                Param("threshold_db", "number", "threshold", -18.0, -100, 0, unit="dBFS"),
+                Param("ratio", "number", "compression ratio", 4.0, 1, 100),
+                Param("attack_ms", "number", "attack time", 10.0, 0, 1000, unit="ms"),
+                Param("release_ms", "number", "release time", 100.0, 0, 10000, unit="ms"),
+                Param("knee_db", "number", "soft knee width", 6.0, 0, 48, unit="dB"),
+                Param("makeup_db", "number", "makeup gain", 0.0, -24, 48, unit="dB"),
+                Param("detector", "choice", "level detector", "peak", choices=("peak", "rms")),
+                Param(
+                    "sidechain_highpass_hz",
+                    "number",
+                    "highpass on the detector",
+                    None,
+                    0,
+                    20000,
+                    True,
+                    unit="Hz",
+                ),
+                Param("link_channels", "bool", "one gain for all channels", True),
+            ),
+        ),
+        StepSpec(
+            "limiter",
+            "lookahead brickwall limiter, latency compensated; with true_peak the output's "
+            "4x-oversampled peak never exceeds the ceiling",
+            (
+                Param("ceiling_db", "number", "output ceiling", -1.0, -60, 0, unit="dBFS"),
+                Param("true_peak", "bool", "limit the true (inter-sample) peak", True),
+                Param("lookahead_ms", "number", "lookahead", 5.0, 0.1, 100, unit="ms"),
+                Param("release_ms", "number", "release time", 50.0, 1, 10000, unit="ms"),
+            ),
+        ),
+        StepSpec(
+            "gate",
+            "noise gate: strong downward expansion below the threshold, with hold",
+            (
+                Param("threshold_db", "number", "threshold", -50.0, -140, 0, unit="dBFS"),
+                Param("ratio", "number", "expansion ratio", 10.0, 1, 1000),
+                Param("attack_ms", "number", "attack (opening) time", 1.0, 0, 1000, unit="ms"),
+                Param("hold_ms", "number", "hold time", 50.0, 0, 10000, unit="ms"),
+                Param("release_ms", "number", "release (closing) time", 100.0, 0, 10000, unit="ms"),
+            ),
+        ),
+        StepSpec(
+            "expander",
+            "downward expander below the threshold, with hold",
+            (
+                Param("threshold_db", "number", "threshold", -40.0, -140, 0, unit="dBFS"),
+                Param("ratio", "number", "expansion ratio", 2.0, 1, 1000),
+                Param("attack_ms", "number", "attack time", 5.0, 0, 1000, unit="ms"),
+                Param("hold_ms", "number", "hold time", 20.0, 0, 10000, unit="ms"),
+                Param("release_ms", "number", "release time", 100.0, 0, 10000, unit="ms"),
+            ),
+        ),
+        StepSpec(
+            "fade",
+            "fade in from the start and/or out to the end (the fade-out holds out_s back)",
+            (
+                Param("in_s", "number", "fade-in length", 0.0, 0, 3600, unit="s"),
+                Param("out_s", "number", "fade-out length", 0.0, 0, 600, unit="s"),
+                Param("shape", "choice", "fade curve", "linear", choices=FADE_SHAPES),
+            ),
+        ),
+        StepSpec(
+            "trim",
+            "cut start_s seconds from the start and end_s seconds from the end",
+            (
+                Param("start_s", "number", "seconds removed at the start", 0.0, 0, 86400, unit="s"),
+                Param("end_s", "number", "seconds removed at the end", 0.0, 0, 600, unit="s"),
+            ),
+        ),
+        StepSpec(
+            "pad",
+            "add start_s seconds of silence before and end_s seconds after",
+            (
+                Param("start_s", "number", "silence added at the start", 0.0, 0, 3600, unit="s"),
+                Param("end_s", "number", "silence added at the end", 0.0, 0, 3600, unit="s"),
+            ),
+        ),
+        StepSpec(
+            "delay",
+            "feedback echo: wet = x delayed by time_ms, fed back with feedback; mix of dry and wet",
+            (
+                Param("time_ms", "number", "echo delay", 250.0, 0, 10000, True, unit="ms"),
+                Param("feedback", "number", "feedback gain", 0.3, 0, 0.99),
+                Param("mix", "number", "wet share (0 dry, 1 wet)", 0.5, 0, 1),
+            ),
+        ),
+        StepSpec(
+            "remix",
+            "channel matrix (rows: output channels, columns: input channels) or a shorthand",
+            (
+                Param("matrix", "matrix", "gains from each input channel to each output", None),
+                Param("to", "choice", "shorthand", None, choices=REMIX_SHORTHANDS),
+            ),
+            one_of=(("matrix", "to"),),
+        ),
+        StepSpec("polarity", "invert the polarity of every channel", ()),
+        StepSpec(
+            "dc_block",
+            "one-pole DC blocker y[n] = x[n] - x[n-1] + R y[n-1], R = exp(-2 pi cutoff/fs)",
+            (_freq("cutoff_hz", "-3 dB corner", 10.0),),
+        ),
+        StepSpec(
+            "resample",
+            "band-limited resampling (soxr on CPU, a polyphase sinc on other devices); later "
+            "steps are designed at the new rate",
+            (
+                Param("rate_hz", "int", "output sample rate", REQUIRED, 1000, 768000, unit="Hz"),
+                Param("quality", "choice", "soxr quality", "high", choices=RESAMPLE_QUALITY),
+            ),
+        ),
+        StepSpec(
+            "convolve",
+            "convolution with an impulse-response file (reverb, cabinet, room), partitioned FFT",
+            (
+                Param("ir_file", "path", "impulse response audio file", REQUIRED),
+                Param("mix", "number", "wet share (0 dry, 1 wet)", 1.0, 0, 1),
+                Param("normalize_ir", "bool", "scale the IR to unit energy", True),
+            ),
+        ),
+        StepSpec(
+            "reverb",
+            "algorithmic reverb (Freeverb topology, pedalboard/JUCE parameter meanings)",
+            (
+                Param("room_size", "number", "room size", 0.5, 0, 1),
+                Param("damping", "number", "high-frequency damping", 0.5, 0, 1),
+                Param("wet", "number", "wet level", 0.33, 0, 1),
+                Param("dry", "number", "dry level", 0.4, 0, 1),
+                Param("width", "number", "stereo width", 1.0, 0, 1),
+            ),
         ),
     ]
 }
 
 OUTPUT_SUBTYPES = ("same", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_U8", "PCM_S8")
-DITHER = ("none", "tpdf")
+DITHER = ("none", "tpdf")  # default: tpdf for PCM of 16 bits or fewer, else none
 TOP_LEVEL_KEYS = ("version", "description", "output", "chain")
 OUTPUT_KEYS = ("subtype", "dither")

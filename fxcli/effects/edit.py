@@ -1,0 +1,255 @@
+"""Time and channel edits: fade, trim, pad, remix.
+
+All are streaming steps with explicit state (see :mod:`fxcli.steps`). Steps that
+act on the end of the signal (``fade`` out, ``trim`` of the end) hold the last
+frames back until :meth:`~fxcli.steps.Step.flush`, so their output is exact for
+any chunking without knowing the length in advance (memory: ``out_s``/``end_s``
+seconds of audio). Gains are computed in float64 and applied in the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from fxcli.steps import Step
+
+FADE_SHAPES = ("linear", "exp", "cosine")
+
+
+def fade_curve(t: Tensor, shape: str) -> Tensor:
+    """Fade-in gain for positions ``t`` in [0, 1] (0: start of the fade, gain 0).
+
+    ``linear``: ``t``; ``exp``: ``(1000**t - 1) / 999`` (60 dB of exponential rise,
+    exactly 0 at the start and 1 at the end); ``cosine``: ``(1 - cos(pi t)) / 2``
+    (an S-curve with zero slope at both ends).
+    """
+    if shape == "linear":
+        return t
+    if shape == "exp":
+        return (torch.pow(1000.0, t) - 1.0) / 999.0
+    if shape == "cosine":
+        return 0.5 - 0.5 * torch.cos(math.pi * t)
+    raise ValueError(f"shape: got {shape!r}; allowed: {', '.join(FADE_SHAPES)}")
+
+
+def _frames(seconds: float, fs: float, key: str) -> int:
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{key}: got {seconds!r}; allowed: a number >= 0 (seconds)")
+    return int(round(seconds * fs))
+
+
+@dataclass(frozen=True)
+class EditState:
+    """``pos``: input frames consumed so far; ``held``: frames held back (``(*batch, k)``)."""
+
+    pos: int
+    held: Tensor
+
+
+def _empty(batch_shape: tuple[int, ...], device: torch.device | str) -> Tensor:
+    return torch.zeros((*batch_shape, 0), dtype=torch.float64, device=device)
+
+
+def _hold(held: Tensor, y: Tensor, keep: int) -> tuple[Tensor, Tensor]:
+    """Append ``y`` to ``held``; return (frames released, last ``keep`` frames held)."""
+    if keep == 0:
+        return y, held
+    both = torch.cat([held.to(y.dtype), y], dim=-1)
+    cut = max(both.shape[-1] - keep, 0)
+    return both[..., :cut], both[..., cut:]
+
+
+class Fade(Step):
+    """Fade in over the first ``in_s`` seconds and out over the last ``out_s``.
+
+    The fade-in gain of frame ``k`` is ``curve(k / N_in)``; the fade-out gain of the
+    frame ``d`` frames before the last is ``curve(d / N_out)`` (the last frame is 0).
+    A signal shorter than a fade gets the part of the curve that fits.
+    State: :class:`EditState`; the last ``N_out`` frames are held until ``flush``.
+    """
+
+    def __init__(
+        self,
+        in_s: float = 0.0,
+        out_s: float = 0.0,
+        shape: str = "linear",
+        *,
+        fs: float,
+        label: str = "fade",
+    ) -> None:
+        super().__init__()
+        if shape not in FADE_SHAPES:
+            raise ValueError(f"shape: got {shape!r}; allowed: {', '.join(FADE_SHAPES)}")
+        self.n_in = _frames(in_s, fs, "in_s")
+        self.n_out = _frames(out_s, fs, "out_s")
+        self.shape = shape
+        self.label = label
+
+    def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> EditState:
+        return EditState(0, _empty(batch_shape, device))
+
+    def process(self, x: Tensor, state: EditState) -> tuple[Tensor, EditState]:
+        n = x.shape[-1]
+        if self.n_in and state.pos < self.n_in and n:
+            k = torch.arange(state.pos, state.pos + n, dtype=torch.float64, device=x.device)
+            g = fade_curve(torch.clamp(k / self.n_in, max=1.0), self.shape)
+            x = (x.to(torch.float64) * g).to(x.dtype)
+        out, held = _hold(state.held, x, self.n_out)
+        return out, EditState(state.pos + n, held)
+
+    def flush(self, state: EditState) -> tuple[Tensor | None, EditState]:
+        held = state.held
+        if not self.n_out:
+            return None, state
+        m = held.shape[-1]
+        d = torch.arange(m - 1, -1, -1, dtype=torch.float64, device=held.device)
+        g = fade_curve(torch.clamp(d / self.n_out, max=1.0), self.shape)
+        tail = (held.to(torch.float64) * g).to(held.dtype)
+        return tail, replace(state, held=held[..., :0])
+
+
+class Trim(Step):
+    """Remove ``start_s`` seconds at the start and ``end_s`` seconds at the end.
+
+    A signal shorter than ``start_s + end_s`` becomes empty. State: :class:`EditState`
+    (the last ``end_s`` seconds are held and dropped at ``flush``).
+    """
+
+    def __init__(
+        self, start_s: float = 0.0, end_s: float = 0.0, *, fs: float, label: str = "trim"
+    ) -> None:
+        super().__init__()
+        self.n_start = _frames(start_s, fs, "start_s")
+        self.n_end = _frames(end_s, fs, "end_s")
+        self.label = label
+
+    def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> EditState:
+        return EditState(0, _empty(batch_shape, device))
+
+    def process(self, x: Tensor, state: EditState) -> tuple[Tensor, EditState]:
+        n = x.shape[-1]
+        skip = min(max(self.n_start - state.pos, 0), n)
+        out, held = _hold(state.held, x[..., skip:], self.n_end)
+        return out, EditState(state.pos + n, held)
+
+    def flush(self, state: EditState) -> tuple[Tensor | None, EditState]:
+        return None, replace(state, held=state.held[..., :0])
+
+
+@dataclass(frozen=True)
+class PadState:
+    started: bool
+    batch_shape: tuple[int, ...]
+    device: torch.device | str
+    dtype: torch.dtype = torch.float32
+
+
+class Pad(Step):
+    """Add ``start_s`` seconds of silence before the signal and ``end_s`` after.
+
+    A zero-length input becomes ``start_s + end_s`` of silence.
+    """
+
+    def __init__(
+        self, start_s: float = 0.0, end_s: float = 0.0, *, fs: float, label: str = "pad"
+    ) -> None:
+        super().__init__()
+        self.n_start = _frames(start_s, fs, "start_s")
+        self.n_end = _frames(end_s, fs, "end_s")
+        self.label = label
+
+    def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> PadState:
+        return PadState(False, tuple(batch_shape), device)
+
+    def _zeros(self, n: int, state: PadState) -> Tensor:
+        return torch.zeros((*state.batch_shape, n), dtype=state.dtype, device=state.device)
+
+    def process(self, x: Tensor, state: PadState) -> tuple[Tensor, PadState]:
+        if state.started or x.shape[-1] == 0:
+            return x, state
+        st = replace(state, started=True, dtype=x.dtype)
+        if self.n_start:
+            x = torch.cat([self._zeros(self.n_start, st), x], dim=-1)
+        return x, st
+
+    def flush(self, state: PadState) -> tuple[Tensor | None, PadState]:
+        n = self.n_end + (0 if state.started else self.n_start)
+        return (self._zeros(n, state) if n else None), replace(state, started=True)
+
+
+REMIX_SHORTHANDS = ("mono", "stereo", "swap")
+_BS775 = [  # ITU-R BS.775 downmix of 5.1 (L R C LFE Ls Rs) to stereo; LFE dropped
+    [1.0, 0.0, math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0],
+    [0.0, 1.0, math.sqrt(0.5), 0.0, 0.0, math.sqrt(0.5)],
+]
+
+
+def remix_matrix(to: str, channels: int) -> list[list[float]]:
+    """The matrix (rows: outputs) of a shorthand for ``channels`` inputs.
+
+    ``mono``: the mean of all channels; ``stereo``: mono duplicated, stereo kept,
+    5.1 downmixed per ITU-R BS.775; ``swap``: left and right exchanged (stereo only).
+    """
+    if to == "mono":
+        return [[1.0 / channels] * channels]
+    if to == "stereo":
+        if channels == 1:
+            return [[1.0], [1.0]]
+        if channels == 2:
+            return [[1.0, 0.0], [0.0, 1.0]]
+        if channels == 6:
+            return _BS775
+        raise ValueError(f"to: stereo needs 1, 2 or 6 (5.1) input channels, got {channels}")
+    if to == "swap":
+        if channels != 2:
+            raise ValueError(f"to: swap needs 2 input channels, got {channels}")
+        return [[0.0, 1.0], [1.0, 0.0]]
+    raise ValueError(f"to: got {to!r}; allowed: {', '.join(REMIX_SHORTHANDS)}")
+
+
+class Remix(Step):
+    """Mix channels with a matrix ``(out_channels, in_channels)``: ``y = M @ x``.
+
+    Give ``matrix`` or a shorthand ``to`` (see :func:`remix_matrix`); the input
+    channel count must match the matrix's columns. Stateless; float64 arithmetic.
+    """
+
+    matrix: Tensor
+
+    def __init__(
+        self,
+        matrix: list[list[float]] | None = None,
+        to: str | None = None,
+        *,
+        channels: int,
+        fs: float | None = None,
+        label: str = "remix",
+    ) -> None:
+        super().__init__()
+        if (matrix is None) == (to is None):
+            raise ValueError("give exactly one of matrix, to")
+        m = remix_matrix(to, channels) if to is not None else matrix
+        assert m is not None
+        mat = torch.tensor(m, dtype=torch.float64)
+        if mat.ndim != 2 or mat.shape[1] != channels:
+            raise ValueError(
+                f"matrix: has {mat.shape[-1]} columns but the input has {channels} channels"
+            )
+        self.register_buffer("matrix", mat)
+        self.label = label
+
+    def output_channels(self, channels: int) -> int:
+        return int(self.matrix.shape[0])
+
+    def process(self, x: Tensor, state: None) -> tuple[Tensor, None]:
+        if x.shape[-2] != self.matrix.shape[1]:
+            raise ValueError(
+                f"{self.label}: input has {x.shape[-2]} channels, "
+                f"the matrix expects {self.matrix.shape[1]}"
+            )
+        y = torch.matmul(self.matrix.to(x.device), x.to(torch.float64))
+        return y.to(x.dtype), state
