@@ -1,0 +1,320 @@
+"""``fxcli analyze``: levels and loudness of audio files, streamed in bounded memory.
+
+Per file: integrated loudness (LUFS, ITU-R BS.1770-4 gating), loudness range
+(LU, EBU Tech 3342), max momentary and max short-term loudness (LUFS), and over
+all channels the sample peak, true peak, RMS and clipped-sample count; per
+channel: sample peak (dBFS), true peak (dBTP, BS.1770-4 Annex 2 4x
+oversampling), RMS (dBFS), DC offset (mean, full scale = 1), clipped samples
+and the channel's own integrated loudness (measured alone as mono). Plus
+duration, sample rate, channel count, container format and subtype.
+
+Conventions:
+
+- dBFS is ``20 log10(|x|)`` with full scale 1.0; RMS is unweighted, so a
+  full-scale square wave reads 0 dBFS and a full-scale sine -3.01 dBFS.
+- Clipped samples are samples at or beyond full scale: ``|x| >= 1 - 2^-(bits-1)``
+  for integer PCM (the largest positive code, and the most negative one), and
+  ``|x| >= 1`` for float and other (compressed) subtypes.
+- Silence reads ``-inf`` (``null`` in JSON). Loudness needs >= 400 ms (LRA and
+  max short-term: 3 s) and a rate of at least 4 kHz; otherwise it is ``-inf``
+  (``null``) / LRA ``0``.
+- Files are read with :func:`fxcli.io.audio.read_blocks` in chunks sized by
+  :func:`fxcli.engine.device.chunk_frames` (10 s on CPU), and measured on the
+  chosen device (CPU or CUDA tensors; the accumulators are float64).
+
+:func:`analyze_file` returns a :class:`FileAnalysis`; :func:`run_analyze` is
+the command (reports, exit codes: 0 all files read, 1 some failed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_SOME_FAILED = 0, 1
+
+FILE_KEYS = (
+    "input",
+    "status",
+    "error",
+    "format",
+    "subtype",
+    "sample_rate",
+    "channels",
+    "frames",
+    "duration_s",
+    "integrated_lufs",
+    "loudness_range_lu",
+    "max_momentary_lufs",
+    "max_short_term_lufs",
+    "sample_peak_dbfs",
+    "true_peak_dbtp",
+    "rms_dbfs",
+    "clipped_samples",
+    "per_channel",
+)
+CHANNEL_KEYS = (
+    "channel",
+    "sample_peak_dbfs",
+    "true_peak_dbtp",
+    "rms_dbfs",
+    "dc_offset",
+    "clipped_samples",
+    "integrated_lufs",
+)
+
+
+def _db(linear: float) -> float:
+    return 20.0 * math.log10(linear) if linear > 0.0 else -math.inf
+
+
+def _num(v: Any) -> Any:
+    """JSON-safe number: non-finite floats become ``None`` (null)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+@dataclass
+class ChannelAnalysis:
+    """One channel's measures (index from 0)."""
+
+    channel: int
+    sample_peak_dbfs: float
+    true_peak_dbtp: float
+    rms_dbfs: float
+    dc_offset: float
+    clipped_samples: int
+    integrated_lufs: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: _num(getattr(self, k)) for k in CHANNEL_KEYS}
+
+
+@dataclass
+class FileAnalysis:
+    """A file's measures, or ``status == "failed"`` with ``error`` (one line)."""
+
+    input: str
+    status: str = "ok"
+    error: str | None = None
+    format: str | None = None
+    subtype: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    frames: int | None = None
+    duration_s: float | None = None
+    integrated_lufs: float | None = None
+    loudness_range_lu: float | None = None
+    max_momentary_lufs: float | None = None
+    max_short_term_lufs: float | None = None
+    sample_peak_dbfs: float | None = None
+    true_peak_dbtp: float | None = None
+    rms_dbfs: float | None = None
+    clipped_samples: int | None = None
+    per_channel: list[ChannelAnalysis] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable keys (:data:`FILE_KEYS`); numbers as numbers; -inf/nan as ``None``."""
+        out: dict[str, Any] = {}
+        for k in FILE_KEYS:
+            v = getattr(self, k)
+            out[k] = [c.to_json() for c in v] if k == "per_channel" else _num(v)
+        return out
+
+
+def clip_threshold(subtype: str) -> float:
+    """Magnitude at or beyond which a sample counts as clipped (see the module docstring)."""
+    from fxcli.io.audio import PCM_BITS
+
+    bits = PCM_BITS.get(subtype)
+    return 1.0 - 2.0 ** -(bits - 1) if bits else 1.0
+
+
+def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = None) -> FileAnalysis:
+    """Measure one file, streaming. Raises :class:`fxcli.io.audio.AudioError` (one-line
+    reason) when the file cannot be read."""
+    import torch
+
+    from fxcli.dsp import loudness as L
+    from fxcli.dsp import truepeak as TP
+    from fxcli.engine.device import chunk_frames
+    from fxcli.io.audio import probe, read_blocks
+
+    dev = torch.device(device)
+    info = probe(path)
+    ch, fs = info.channels, info.samplerate
+    if block_frames is None:
+        block_frames = chunk_frames(dev, fs, ch, None)
+    meter = L.meter_init(ch, fs, dev) if fs >= L.MIN_RATE_HZ else None
+    tp_state = TP.init_state((ch,), dev)
+    zeros = torch.zeros(ch, dtype=torch.float64, device=dev)
+    peak, tpeak, sumsq, total = zeros, zeros, zeros, zeros
+    clipped = torch.zeros(ch, dtype=torch.int64, device=dev)
+    thr = clip_threshold(info.subtype)
+    frames = 0
+    for block in read_blocks(info, block_frames):
+        x = torch.from_numpy(block).to(dev)
+        x64 = x.to(torch.float64)
+        a = x64.abs()
+        peak = torch.maximum(peak, a.amax(dim=-1))
+        sumsq = sumsq + (x64 * x64).sum(dim=-1)
+        total = total + x64.sum(dim=-1)
+        clipped = clipped + (a >= thr).sum(dim=-1)
+        p, tp_state = TP.true_peak(x, tp_state)
+        tpeak = torch.maximum(tpeak, p)
+        if meter is not None:
+            meter = L.meter_update(x, meter)
+        frames += x.shape[-1]
+    peak_l = peak.cpu().tolist()
+    tpeak_l = tpeak.cpu().tolist()
+    sumsq_l = sumsq.cpu().tolist()
+    total_l = total.cpu().tolist()
+    clipped_l = [int(c) for c in clipped.cpu().tolist()]
+    n = max(frames, 1)
+    if meter is not None:
+        ch_lufs = L.channel_integrated_lufs(meter)
+    else:
+        ch_lufs = [-math.inf] * ch
+    per = [
+        ChannelAnalysis(
+            channel=i,
+            sample_peak_dbfs=_db(peak_l[i]),
+            true_peak_dbtp=_db(tpeak_l[i]),
+            rms_dbfs=_db(math.sqrt(sumsq_l[i] / n)),
+            dc_offset=total_l[i] / n if frames else 0.0,
+            clipped_samples=clipped_l[i],
+            integrated_lufs=ch_lufs[i],
+        )
+        for i in range(ch)
+    ]
+    return FileAnalysis(
+        input=str(path),
+        format=info.format,
+        subtype=info.subtype,
+        sample_rate=fs,
+        channels=ch,
+        frames=frames,
+        duration_s=frames / fs,
+        integrated_lufs=L.integrated_lufs(meter) if meter is not None else -math.inf,
+        loudness_range_lu=L.loudness_range_lu(meter) if meter is not None else 0.0,
+        max_momentary_lufs=L.max_momentary_lufs(meter) if meter is not None else -math.inf,
+        max_short_term_lufs=L.max_short_term_lufs(meter) if meter is not None else -math.inf,
+        sample_peak_dbfs=_db(max(peak_l)),
+        true_peak_dbtp=_db(max(tpeak_l)),
+        rms_dbfs=_db(math.sqrt(sum(sumsq_l) / (n * ch))),
+        clipped_samples=sum(clipped_l),
+        per_channel=per,
+    )
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given (in order); folders are searched recursively for audio files
+    (by extension, sorted). A missing path is kept so that it is reported as failed."""
+    from fxcli.io.audio import AUDIO_EXTENSIONS
+
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(
+                sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                )
+            )
+        else:
+            out.append(p)
+    return out
+
+
+def _fmt(v: float | None, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if v == -math.inf:
+        return "-inf"
+    text = f"{v:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
+
+
+def print_file(r: FileAnalysis, console: Any) -> None:
+    """Human report of one file on ``console`` (rich): a summary line, then a table
+    with one row per channel and an ``all`` row (narrow enough for 80 columns)."""
+    from rich.table import Table
+
+    console.print(
+        f"{r.input}  ({_fmt(r.duration_s, 2)} s, {r.sample_rate} Hz, {r.channels} ch, "
+        f"{r.subtype})  integrated {_fmt(r.integrated_lufs)} LUFS, "
+        f"LRA {_fmt(r.loudness_range_lu)} LU, max momentary {_fmt(r.max_momentary_lufs)}, "
+        f"max short-term {_fmt(r.max_short_term_lufs)} LUFS",
+        markup=False,
+    )
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for name in ("ch", "LUFS", "peak dBFS", "TP dBTP", "RMS dBFS", "DC", "clipped"):
+        table.add_column(name, justify="right")
+    for c in r.per_channel:
+        table.add_row(
+            str(c.channel + 1),
+            _fmt(c.integrated_lufs),
+            _fmt(c.sample_peak_dbfs, 2),
+            _fmt(c.true_peak_dbtp, 2),
+            _fmt(c.rms_dbfs, 2),
+            f"{c.dc_offset:+.2e}",
+            str(c.clipped_samples),
+        )
+    if (r.channels or 0) > 1:
+        table.add_row(
+            "all",
+            _fmt(r.integrated_lufs),
+            _fmt(r.sample_peak_dbfs, 2),
+            _fmt(r.true_peak_dbtp, 2),
+            _fmt(r.rms_dbfs, 2),
+            "",
+            str(r.clipped_samples),
+        )
+    console.print(table)
+    console.print()
+
+
+def run_analyze(items: list[str], *, device: str, json_mode: bool) -> int:
+    """The ``analyze`` command: returns the exit code. An invalid ``device`` raises
+    :class:`fxcli.io.paths.UsageError` (exit 2, before any file is read)."""
+    from fxcli.engine.device import resolve_device
+    from fxcli.io.audio import AudioError
+    from fxcli.io.paths import UsageError
+
+    paths = expand_inputs(items)
+    if not paths:
+        raise UsageError(f"no audio files in {', '.join(items)}")
+    dev = resolve_device(device)
+    console = None
+    if not json_mode:
+        from rich.console import Console
+
+        console = Console(highlight=False, soft_wrap=True)
+    failed = 0
+    for path in paths:
+        try:
+            res = analyze_file(path, dev)
+        except AudioError as exc:
+            res = FileAnalysis(input=str(path), status="failed", error=str(exc))
+        except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. a malformed stream
+            res = FileAnalysis(input=str(path), status="failed", error=_one_line(exc))
+        if res.status == "failed":
+            failed += 1
+            sys.stderr.write(f"error: {res.input}: {res.error}\n")
+            sys.stderr.flush()
+        if json_mode:
+            sys.stdout.write(json.dumps(res.to_json(), allow_nan=False) + "\n")
+            sys.stdout.flush()
+        elif console is not None and res.status == "ok":
+            print_file(res, console)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
