@@ -1,0 +1,196 @@
+"""`fxcli analyze`: JSON values against independent computations (numpy for peak, RMS,
+DC and clipping; pyloudnorm for LUFS; a sine with a known true peak), streaming
+(block size does not matter), error handling and exit codes like `process`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from fxcli.analyze import CHANNEL_KEYS, FILE_KEYS, analyze_file, clip_threshold
+from fxcli.cli.app import app
+from tests.conftest import noise, write_audio
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, ["analyze", *args])
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+
+
+def db(v: float) -> float:
+    return 20 * math.log10(v)
+
+
+def programme(channels: int, seconds: float, fs: int, seed: int) -> np.ndarray:
+    """Noise under a slow loudness envelope plus a tone, with a DC offset per channel."""
+    n = int(seconds * fs)
+    t = np.arange(n) / fs
+    x = 0.3 * noise(channels, n, seed, np.float64) * (0.2 + 0.8 * np.sin(np.pi * t / seconds))
+    x += 0.2 * np.sin(2 * np.pi * 220 * t)
+    x += np.linspace(-0.01, 0.02, channels)[:, None]
+    return x
+
+
+def test_json_values_match_independent_computations(tmp_path: Path) -> None:
+    fs = 44100
+    x = programme(2, 3.0, fs, seed=1)
+    x[0, 1000:1010] = 1.5  # clipped at +full scale when written as PCM_24
+    x[1, 2000:2003] = -1.2  # and at -full scale
+    path = write_audio(tmp_path / "prog.wav", x, fs, "PCM_24")
+    r = run(str(path), "--json", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    (res,) = json_lines(r.stdout)
+    assert list(res) == list(FILE_KEYS)
+    assert list(res["per_channel"][0]) == list(CHANNEL_KEYS)
+    data, _ = sf.read(str(path), always_2d=True)  # what the file holds, float64
+    assert res["status"] == "ok" and res["error"] is None
+    assert (res["sample_rate"], res["channels"], res["frames"]) == (fs, 2, x.shape[1])
+    assert res["subtype"] == "PCM_24" and res["format"] == "WAV"
+    assert res["duration_s"] == pytest.approx(3.0, abs=1e-12)
+    thr = 1 - 2.0**-23
+    for c, ch in enumerate(res["per_channel"]):
+        col = data[:, c]
+        assert ch["channel"] == c
+        assert ch["sample_peak_dbfs"] == pytest.approx(db(np.abs(col).max()), abs=1e-9)
+        assert ch["rms_dbfs"] == pytest.approx(db(np.sqrt(np.mean(col**2))), abs=1e-6)
+        assert ch["dc_offset"] == pytest.approx(np.mean(col), abs=1e-7)
+        assert ch["clipped_samples"] == int(np.sum(np.abs(col) >= thr))
+        assert ch["true_peak_dbtp"] >= ch["sample_peak_dbfs"]
+        mono = pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(col)
+        assert ch["integrated_lufs"] == pytest.approx(mono, abs=1e-6)
+    assert [c["clipped_samples"] for c in res["per_channel"]] == [10, 3]
+    assert res["clipped_samples"] == 13
+    assert res["sample_peak_dbfs"] == pytest.approx(db(np.abs(data).max()), abs=1e-9)
+    assert res["rms_dbfs"] == pytest.approx(db(np.sqrt(np.mean(data**2))), abs=1e-6)
+    assert abs(res["integrated_lufs"] - pyloudnorm.Meter(fs).integrated_loudness(data)) < 0.1
+    deman = pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(data)
+    assert res["integrated_lufs"] == pytest.approx(deman, abs=1e-6)
+    assert res["max_momentary_lufs"] >= res["integrated_lufs"]
+    assert res["max_short_term_lufs"] is not None  # 3.0 s: exactly one 3 s window
+
+
+def test_true_peak_of_quarter_rate_sine(tmp_path: Path) -> None:
+    # A sine at fs/4 with 45 degree phase: samples at +-A/sqrt(2), the waveform peaks at A.
+    # Sample peak -9.03 dBFS, true peak -6.02 dBTP (BS.1770 interpolator: within 0.2 dB).
+    fs = 48000
+    t = np.arange(fs) / fs
+    x = 0.5 * np.sin(2 * np.pi * fs / 4 * t + np.pi / 4)
+    path = write_audio(tmp_path / "q.wav", x[None, :], fs, "FLOAT")
+    (res,) = json_lines(run(str(path), "--json").stdout)
+    assert res["sample_peak_dbfs"] == pytest.approx(db(0.5 / math.sqrt(2)), abs=1e-5)
+    assert abs(res["true_peak_dbtp"] - db(0.5)) < 0.2
+    assert res["clipped_samples"] == 0
+
+
+def test_loudness_range_and_float_clipping(tmp_path: Path) -> None:
+    # EBU Tech 3342 case 1 (20 s at -20 dBFS then 20 s at -30 dBFS, 1 kHz): LRA 10 +- 1 LU.
+    fs = 8000
+    t = np.arange(20 * fs) / fs
+    s = np.sin(2 * np.pi * 1000 * t)
+    x = np.concatenate([10 ** (-20 / 20) * s, 10 ** (-30 / 20) * s])
+    x[-5] = 1.0  # float files: |x| >= 1 counts as clipped
+    x[-6] = -1.25
+    path = write_audio(tmp_path / "lra.wav", x[None, :], fs, "FLOAT")
+    (res,) = json_lines(run(str(path), "--json").stdout)
+    assert abs(res["loudness_range_lu"] - 10.0) <= 1.0
+    assert res["clipped_samples"] == 2
+    assert res["max_short_term_lufs"] == pytest.approx(-20 - 3.01, abs=0.1)  # mono sine
+
+
+def test_short_file_and_silence_give_nulls(tmp_path: Path) -> None:
+    fs = 48000
+    silent = write_audio(tmp_path / "silent.flac", np.zeros((2, fs)), fs, "PCM_16")
+    short = write_audio(tmp_path / "short.wav", 0.5 * noise(1, fs // 5, 2), fs, "PCM_16")
+    r = run(str(silent), str(short), "--json")
+    assert r.exit_code == 0, r.output
+    a, b = json_lines(r.stdout)
+    assert "Infinity" not in r.stdout and "NaN" not in r.stdout
+    assert a["integrated_lufs"] is None and a["sample_peak_dbfs"] is None
+    assert a["rms_dbfs"] is None and a["loudness_range_lu"] == 0.0
+    assert a["per_channel"][0]["dc_offset"] == 0.0
+    assert b["integrated_lufs"] is None  # 200 ms: no complete 400 ms block
+    assert b["sample_peak_dbfs"] is not None and b["max_momentary_lufs"] is None
+
+
+def test_broken_file_one_line_error_others_continue(tmp_path: Path) -> None:
+    good = write_audio(tmp_path / "good.wav", 0.3 * noise(2, 20000, 3), 44100)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    missing = tmp_path / "missing.wav"
+    r = run(str(bad), str(good), str(missing), "--json")
+    assert r.exit_code == 1
+    res = json_lines(r.stdout)
+    assert [x["status"] for x in res] == ["failed", "ok", "failed"]
+    assert res[0]["input"] == str(bad) and res[0]["error"] and res[0]["per_channel"] == []
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: {bad}: cannot read audio")
+    assert errors[1] == f"error: {missing}: no such file"
+    # human mode: the good file's report is printed, the error goes to stderr
+    r = run(str(bad), str(good))
+    assert r.exit_code == 1
+    assert str(good) in r.stdout and "LUFS" in r.stdout and "dBTP" in r.stdout
+    assert str(bad) not in r.stdout and f"error: {bad}" in r.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    good = write_audio(tmp_path / "good.wav", 0.3 * noise(1, 8000, 4), 16000)
+    r = run(str(good), "--device", "tpu")
+    assert r.exit_code == 2 and "--device 'tpu'" in r.stderr
+    assert run().exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(str(empty))
+    assert r.exit_code == 2 and "no audio files" in r.stderr
+
+
+def test_folder_is_searched(tiny_tree: Path) -> None:
+    r = run(str(tiny_tree), "--json")
+    assert r.exit_code == 0, r.output
+    res = json_lines(r.stdout)
+    assert [Path(x["input"]).name for x in res] == ["a.wav", "b.flac", "c.wav"]
+    assert [x["channels"] for x in res] == [2, 1, 8]
+
+
+def test_block_size_does_not_matter(tmp_path: Path) -> None:
+    fs = 22050
+    path = write_audio(tmp_path / "p.wav", programme(3, 4.0, fs, seed=5), fs, "PCM_16")
+    whole = analyze_file(path, "cpu", block_frames=10**7).to_json()
+    for block in (1000, 4097):
+        part = analyze_file(path, "cpu", block_frames=block).to_json()
+        for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "rms_dbfs"):
+            assert part[k] == pytest.approx(whole[k], abs=1e-9), (block, k)
+        assert part["sample_peak_dbfs"] == whole["sample_peak_dbfs"]
+        assert part["clipped_samples"] == whole["clipped_samples"]
+
+
+def test_clip_thresholds() -> None:
+    assert clip_threshold("PCM_16") == 32767 / 32768
+    assert clip_threshold("PCM_24") == (2**23 - 1) / 2**23
+    assert clip_threshold("FLOAT") == 1.0 and clip_threshold("VORBIS") == 1.0
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    fs = 48000
+    path = write_audio(tmp_path / "p.wav", programme(2, 4.0, fs, seed=6), fs, "FLOAT")
+    cpu = analyze_file(path, "cpu").to_json()
+    gpu = analyze_file(path, "cuda").to_json()
+    for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "rms_dbfs"):
+        assert gpu[k] == pytest.approx(cpu[k], abs=1e-6), k
+    assert gpu["clipped_samples"] == cpu["clipped_samples"]
