@@ -8,7 +8,7 @@ import pytest
 import soxr
 import torch
 
-from fxcli.dsp.resample import design_polyphase, out_length
+from fxcli.dsp.resample import QUALITIES, design_polyphase, out_length
 from fxcli.effects.resample import Resample
 
 PAIRS = [(44100, 48000), (48000, 16000), (16000, 44100), (96000, 44100)]
@@ -92,6 +92,22 @@ def test_sine_lands_on_its_bin(fi, fo, backend):
     assert int(np.argmax(spec)) == 40
     amp = np.abs(y[n_out // 4 : 3 * n_out // 4]).max()
     assert abs(amp - 1.0) < 1e-3
+
+
+@pytest.mark.parametrize("quality", list(QUALITIES))
+def test_quality_tiers(quality):
+    # guards: each tier maps to its soxr recipe (exact) and a torch design that meets
+    # its own stopband (a 9 kHz sine into 48k -> 16k) and passes 2 kHz at unit gain
+    recipe, _, atten_db = QUALITIES[quality]
+    x = band_noise(1, 3000, 48000, 20000, seed=3)
+    y = Resample(16000, quality, fs=48000, backend="soxr")(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(y, soxr_ref(x, 48000, 16000, recipe))
+    step = Resample(16000, quality, fs=48000, backend="torch")
+    t = np.arange(9600) / 48000
+    for f, lo_db, hi_db in ((9000.0, -300.0, -atten_db + 3), (2000.0, -0.001, 0.001)):
+        y = step(torch.from_numpy(np.sin(2 * np.pi * f * t)[None])).numpy()[0, 800:-800]
+        level_db = 20 * np.log10(np.sqrt(2 * np.mean(y**2)) + 1e-300)
+        assert lo_db <= level_db <= hi_db, (f, level_db)
 
 
 @pytest.mark.parametrize("backend", ["soxr", "torch"])

@@ -142,6 +142,8 @@ class Convolve(Step):
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         self._check_channels(_channels(tuple(x.shape[:-1])))
         ir = self.ir.to(x.device)
+        if len(self._spectra) > 4:  # a memo of IR spectra per FFT size, kept small
+            self._spectra.clear()
         wet, hist = RV.fft_convolve(x, ir, state, self._spectra)
         if self.mix == 1.0:
             return wet.to(x.dtype), hist
