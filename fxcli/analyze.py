@@ -4,9 +4,10 @@ Per file: integrated loudness (LUFS, ITU-R BS.1770-4 gating), loudness range
 (LU, EBU Tech 3342), max momentary and max short-term loudness (LUFS), and over
 all channels the sample peak, true peak, RMS and clipped-sample count; per
 channel: sample peak (dBFS), true peak (dBTP, BS.1770-4 Annex 2 4x
-oversampling), RMS (dBFS), DC offset (mean, full scale = 1), clipped samples
-and the channel's own integrated loudness (measured alone as mono). Plus
-duration, sample rate, channel count, container format and subtype.
+oversampling, including the interpolator's ringing after the last sample),
+RMS (dBFS), DC offset (mean, full scale = 1), clipped samples and the
+channel's own integrated loudness (measured alone as mono). Plus duration,
+sample rate, channel count, container format and subtype.
 
 Conventions:
 
@@ -170,6 +171,9 @@ def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = Non
         if meter is not None:
             meter = L.meter_update(x, meter)
         frames += x.shape[-1]
+    # the interpolator's ringing after the last sample (the file followed by silence)
+    p, _ = TP.true_peak(torch.zeros((ch, TP.HISTORY), device=dev), tp_state)
+    tpeak = torch.maximum(tpeak, p)
     peak_l = peak.cpu().tolist()
     tpeak_l = tpeak.cpu().tolist()
     sumsq_l = sumsq.cpu().tolist()

@@ -96,11 +96,25 @@ class Loudness(Step):
             peak = max(peak, float(p.max()))
         return meter, tp_state, peak
 
+    @staticmethod
+    def true_peak(acc: LoudnessAcc | None) -> float:
+        """Linear true peak of everything measured, including the interpolator's
+        ringing after the last sample (the stream followed by silence); 0 when no
+        ceiling is set."""
+        if acc is None:
+            return 0.0
+        _, tp_state, peak = acc
+        if tp_state is None:
+            return 0.0
+        tail = tp_state.new_zeros((*tp_state.shape[:-1], TP.HISTORY))
+        return max(peak, float(TP.true_peak(tail, tp_state)[0].max()))
+
     def gain_for(self, acc: LoudnessAcc | None) -> float:
         """The linear gain :meth:`resolve` applies for this measurement."""
         if acc is None:
             return 1.0
-        meter, _, peak = acc
+        meter = acc[0]
+        peak = self.true_peak(acc)
         integrated = L.integrated_lufs(meter)
         gain = 1.0 if integrated == -math.inf else 10.0 ** ((self.target_lufs - integrated) / 20.0)
         if self.max_true_peak_db is not None and peak > 0.0:
@@ -115,7 +129,8 @@ class Loudness(Step):
         """One line for reports: measured loudness, true peak and the gain applied."""
         if acc is None:
             return f"{self.label}: nothing measured, gain 0.00 dB"
-        meter, tp_state, peak = acc
+        meter, tp_state, _ = acc
+        peak = self.true_peak(acc)
         integrated = L.integrated_lufs(meter)
         gain_db = 20.0 * math.log10(self.gain_for(acc))
         text = f"{self.label}: {integrated:.2f} LUFS"
