@@ -1,0 +1,532 @@
+"""Dynamics processing: gain computers, envelope smoothing and a true-peak limiter.
+
+Pure functions with explicit state (``y, state = f(x, state, ...)``; the input
+state is never modified). Two ideas live here:
+
+**Feed-forward compressor / downward expander** (:func:`dynamics_gain`), after
+Giannoulis, Massberg & Reiss (2012), "Digital Dynamic Range Compressor Design -
+A Tutorial and Analysis", JAES 60(6), the log-domain architecture with the
+smooth *branching* detector placed on the gain:
+
+1. level ``L[n]`` in dB: ``20 log10 |d[n]|`` (``"peak"``, instantaneous) or
+   ``10 log10 ms[n]`` (``"rms"``, ``ms[n] = b ms[n-1] + (1 - b) d[n]^2``, a
+   one-pole mean square with the fixed time constant :data:`RMS_WINDOW_MS`);
+2. static gain ``gs[n]`` in dB from :func:`compressor_curve_db` (soft knee, eq. 4
+   of the paper) or :func:`expander_curve_db` (hard knee, floor
+   ``-MAX_ATTENUATION_DB``);
+3. one-pole smoothing of the gain in dB with separate coefficients for the two
+   directions: ``y[n] = a y[n-1] + (1 - a) gs[n]``, ``a = exp(-1 / (tau fs))``.
+   For a compressor the attack coefficient is used when the gain falls
+   (``gs < y``), release when it rises; for an expander/gate attack is the
+   opening (gain rising) and release the closing, and a closing is held off
+   for ``hold`` samples after the last sample that asked for at least the
+   current gain.
+
+**Time-constant convention** (checked by the tests): ``tau = attack_ms / 1000``
+(resp. release) is the time a gain step *in dB* takes to cover ``1 - 1/e``
+(63.2 %) of its size, since the smoother is exactly exponential in dB.
+
+**Lookahead limiter** (:func:`limit`), see its docstring: a min-ramp planner on
+per-sample gain requirements from the sample or true peak (BS.1770-4 Annex 2
+interpolator of :mod:`fxcli.dsp.truepeak`) plus an exact check of every
+interpolated output point whose filter support is still unfinalized.
+
+The per-sample recurrences are numba ``@njit(cache=True)`` kernels on float64
+(plain Python loops when numba is unavailable: same results, much slower).
+They run on the CPU: for CUDA tensors the detector signal is copied to the CPU,
+the recurrence runs there and the gain is returned to the tensor's device,
+where it is applied. Chunked calls carrying the state give bit-identical
+results to one call on the whole signal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fxcli.dsp.sosfilt import numba_available
+from fxcli.dsp.truepeak import HISTORY, PHASES, oversample4
+
+try:  # numba is optional at run time (see fxcli.dsp.sosfilt)
+    import numba as _numba
+except Exception:  # pragma: no cover - depends on the environment
+    _numba = None  # type: ignore[assignment]
+
+__all__ = [
+    "RMS_WINDOW_MS",
+    "MAX_ATTENUATION_DB",
+    "one_pole_coeff",
+    "compressor_curve_db",
+    "expander_curve_db",
+    "DynamicsState",
+    "dynamics_init_state",
+    "dynamics_gain",
+    "LimiterState",
+    "limiter_latency",
+    "limiter_init_state",
+    "limit",
+    "numba_available",
+]
+
+#: Time constant (ms) of the mean-square smoother of the ``"rms"`` detector.
+RMS_WINDOW_MS = 10.0
+#: Deepest gain (dB, as a positive number) an expander or gate applies.
+MAX_ATTENUATION_DB = 120.0
+_LEVEL_FLOOR_DB = -300.0
+
+if _numba is not None:
+    _njit = _numba.njit(cache=True, nogil=True)
+else:  # pragma: no cover - depends on the environment
+
+    def _njit(f):  # type: ignore[no-redef]
+        return f
+
+
+def one_pole_coeff(time_ms: float, fs: float) -> float:
+    """``exp(-1 / (tau fs))`` for ``tau = time_ms / 1000`` s: a step covers 63.2 % in ``tau``."""
+    return math.exp(-1.0 / (time_ms * 1e-3 * fs))
+
+
+def compressor_curve_db(
+    level_db: np.ndarray | float, threshold_db: float, ratio: float, knee_db: float
+) -> np.ndarray:
+    """Static gain (dB, <= 0) of a soft-knee compressor for input levels ``level_db``.
+
+    Giannoulis et al. 2012, eq. (4): output = input below ``T - W/2``;
+    ``input + (1/R - 1)(input - T + W/2)^2 / (2W)`` inside the knee;
+    ``T + (input - T) / R`` above ``T + W/2``. Returns output - input.
+    """
+    x = np.asarray(level_db, dtype=np.float64)
+    d = x - threshold_db
+    slope = 1.0 / ratio - 1.0
+    g = np.where(2.0 * d > knee_db, slope * d, 0.0)
+    if knee_db > 0:
+        inside = 2.0 * np.abs(d) <= knee_db
+        g = np.where(inside, slope * (d + knee_db / 2.0) ** 2 / (2.0 * knee_db), g)
+    return g
+
+
+def expander_curve_db(
+    level_db: np.ndarray | float, threshold_db: float, ratio: float
+) -> np.ndarray:
+    """Static gain (dB, <= 0) of a downward expander: ``(R - 1)(L - T)`` below the
+    threshold, 0 above, never below ``-MAX_ATTENUATION_DB``."""
+    x = np.asarray(level_db, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        g = np.where(x < threshold_db, (ratio - 1.0) * (x - threshold_db), 0.0)
+    return np.maximum(g, -MAX_ATTENUATION_DB)
+
+
+# ---------------------------------------------------------------------------
+# compressor / expander envelope kernel
+# ---------------------------------------------------------------------------
+
+
+@_njit
+def _dyn_kernel(
+    det,
+    rms,
+    a_rms,
+    kind,
+    thr,
+    ratio,
+    knee,
+    a_att,
+    a_rel,
+    hold_n,
+    floor_db,
+    makeup,
+    ms,
+    env,
+    hold,
+    out,
+):  # pragma: no cover - compiled
+    """det (G, C, n) float64 -> out (G, n) linear gain; ms (G, C), env (G,), hold (G,) updated."""
+    n_g, n_c, n = det.shape
+    slope = 1.0 / ratio - 1.0
+    for g in range(n_g):
+        y = env[g]
+        h = hold[g]
+        for t in range(n):
+            if rms:
+                lev = 0.0
+                for c in range(n_c):
+                    d = det[g, c, t]
+                    m = a_rms * ms[g, c] + (1.0 - a_rms) * (d * d)
+                    ms[g, c] = m
+                    if m > lev:
+                        lev = m
+                ldb = 10.0 * math.log10(lev) if lev > 1e-30 else _LEVEL_FLOOR_DB
+            else:
+                lev = 0.0
+                for c in range(n_c):
+                    d = abs(det[g, c, t])
+                    if d > lev:
+                        lev = d
+                ldb = 20.0 * math.log10(lev) if lev > 1e-15 else _LEVEL_FLOOR_DB
+            dx = ldb - thr
+            if kind == 0:  # compressor
+                if 2.0 * dx > knee:
+                    gs = slope * dx
+                elif knee > 0.0 and 2.0 * abs(dx) <= knee:
+                    q = dx + knee / 2.0
+                    gs = slope * q * q / (2.0 * knee)
+                else:
+                    gs = 0.0
+                if gs < y:
+                    y = a_att * y + (1.0 - a_att) * gs
+                else:
+                    y = a_rel * y + (1.0 - a_rel) * gs
+            else:  # downward expander / gate
+                if dx < 0.0:
+                    gs = (ratio - 1.0) * dx
+                    if gs < floor_db:
+                        gs = floor_db
+                else:
+                    gs = 0.0
+                if gs >= y:
+                    h = hold_n
+                    y = a_att * y + (1.0 - a_att) * gs
+                elif h > 0:
+                    h -= 1
+                else:
+                    y = a_rel * y + (1.0 - a_rel) * gs
+            out[g, t] = 10.0 ** ((y + makeup) / 20.0)
+        env[g] = y
+        hold[g] = h
+
+
+class DynamicsState(NamedTuple):
+    """State of :func:`dynamics_gain` for ``G`` gain groups of ``C`` detector channels.
+
+    ``ms``: (G, C) float64 mean squares of the rms detector; ``env``: (G,) float64
+    smoothed gain in dB; ``hold``: (G,) float64 hold samples left (integer-valued).
+    """
+
+    ms: Tensor
+    env: Tensor
+    hold: Tensor
+
+
+def _groups(batch_shape: tuple[int, ...], link: bool) -> tuple[int, int]:
+    """(G, C): gain groups and detector channels per group. Linking is over dim -2."""
+    rows = math.prod(batch_shape)
+    if link and len(batch_shape) >= 1 and batch_shape[-1] > 0:
+        return rows // batch_shape[-1], batch_shape[-1]
+    return rows, 1
+
+
+def dynamics_init_state(
+    batch_shape: tuple[int, ...], device: torch.device | str, link: bool
+) -> DynamicsState:
+    """Zero state (silence, no gain change) for detector inputs ``(*batch_shape, n)``."""
+    g, c = _groups(batch_shape, link)
+    f64 = torch.float64
+    return DynamicsState(
+        torch.zeros((g, c), dtype=f64, device=device),
+        torch.zeros((g,), dtype=f64, device=device),
+        torch.zeros((g,), dtype=f64, device=device),
+    )
+
+
+def dynamics_gain(
+    det: Tensor,
+    state: DynamicsState | None,
+    *,
+    kind: str,
+    fs: float,
+    threshold_db: float,
+    ratio: float,
+    attack_ms: float,
+    release_ms: float,
+    knee_db: float = 0.0,
+    hold_ms: float = 0.0,
+    makeup_db: float = 0.0,
+    detector: str = "peak",
+    link: bool = True,
+) -> tuple[Tensor, DynamicsState]:
+    """Gain (linear) of a compressor or downward expander driven by ``det``.
+
+    Args:
+        det: Detector (sidechain) signal ``(*batch, n)``, float32/float64, any device.
+        state: From :func:`dynamics_init_state` or a previous call (``None`` = zeros).
+        kind: ``"compressor"`` (:func:`compressor_curve_db`, attack when the gain
+            falls) or ``"expander"`` (:func:`expander_curve_db`, attack when the
+            gain rises, closing held for ``hold_ms``).
+        fs: Sample rate in Hz. Other arguments as in the module docstring; times in ms.
+        link: One gain per group over dim -2 (the channels; the max of the
+            channels' detector levels) instead of one per channel.
+
+    Returns:
+        ``(gain, new_state)``: gain ``(*batch[:-1], 1, n)`` when linked (ndim >= 2),
+        else ``(*batch, n)``; float64 on ``det``'s device (broadcasts against
+        ``det``). Includes ``makeup_db``. The recurrence runs on the CPU.
+    """
+    batch = tuple(det.shape[:-1])
+    n = det.shape[-1]
+    n_g, n_c = _groups(batch, link)
+    if state is None:
+        state = dynamics_init_state(batch, "cpu", link)
+    ms = state.ms.detach().to("cpu", torch.float64).numpy().copy()
+    env = state.env.detach().to("cpu", torch.float64).numpy().copy()
+    hold = state.hold.detach().to("cpu", torch.float64).numpy().copy()
+    if ms.shape != (n_g, n_c):
+        raise ValueError(f"state.ms must have shape {(n_g, n_c)}, got {tuple(ms.shape)}")
+    d = det.detach().to("cpu", torch.float64).reshape(n_g, n_c, n).contiguous().numpy()
+    out = np.empty((n_g, n), dtype=np.float64)
+    _dyn_kernel(
+        d,
+        detector == "rms",
+        one_pole_coeff(RMS_WINDOW_MS, fs),
+        0 if kind == "compressor" else 1,
+        float(threshold_db),
+        float(ratio),
+        float(knee_db),
+        one_pole_coeff(attack_ms, fs),
+        one_pole_coeff(release_ms, fs),
+        float(round(hold_ms * 1e-3 * fs)),
+        -MAX_ATTENUATION_DB,
+        float(makeup_db),
+        ms,
+        env,
+        hold,
+        out,
+    )
+    dev = det.device
+    if link and len(batch) >= 1:
+        gshape: tuple[int, ...] = (*batch[:-1], 1, n)
+    else:
+        gshape = (*batch, n)
+    gain = torch.from_numpy(out).reshape(gshape).to(dev)
+    new = DynamicsState(
+        torch.from_numpy(ms).to(state.ms.device),
+        torch.from_numpy(env).to(state.env.device),
+        torch.from_numpy(hold).to(state.hold.device),
+    )
+    return gain, new
+
+
+# ---------------------------------------------------------------------------
+# lookahead limiter
+# ---------------------------------------------------------------------------
+
+_H = np.array(PHASES, dtype=np.float64)  # (4, 12)
+#: Relative headroom under the ceiling (float32 rounding of the output: <= 1.2e-7).
+_CEILING_GUARD = 1.0 - 1e-6
+#: A released gain within 1e-7 (8.7e-7 dB) of unity snaps to exactly 1 (the one-pole
+#: in dB only approaches 0 dB asymptotically): ~16 release time constants after a
+#: 10 dB reduction the output is the input again, bit for bit.
+_UNITY_SNAP = 1.0 - 1e-7
+
+
+@_njit
+def _limiter_kernel(
+    xx, rr, h, ramp, lag_c, ceil, a_rel, gp_state, plan_state, out
+):  # pragma: no cover
+    """Plan and check the gains of the next n = out.shape[1] samples.
+
+    xx (G, C, D + n): pending + new input (index i = first sample to finalize);
+    rr (G, ramp + n): gain requirements, rr[:, i : i + ramp + 1] is the window of
+    the sample planned at step i; gp_state (G,) last planned gain; plan_state
+    (G, lag_c) planned but unfinalized gains; out (G, n) final gains.
+    """
+    n_g, n_c, _ = xx.shape
+    n = out.shape[1]
+    pw = np.empty(lag_c + 1, dtype=np.float64)
+    for g in range(n_g):
+        gp = gp_state[g]
+        for q in range(lag_c):
+            pw[q] = plan_state[g, q]
+        for i in range(n):
+            # planner: release (one-pole in dB towards 0 dB: g -> g ** a_rel), then
+            # linear ramps that reach each requirement of the window in time
+            cand = 1.0
+            if gp < 1.0:
+                cand = gp**a_rel
+                if cand > _UNITY_SNAP:
+                    cand = 1.0
+            for j in range(ramp + 1):
+                rj = rr[g, i + j]
+                if rj < cand:
+                    need = gp + (rj - gp) / (j + 1)
+                    if need < cand:
+                        cand = need
+            gp = cand
+            if lag_c == 0:
+                out[g, i] = cand
+                continue
+            pw[lag_c] = cand
+            # exact check of the interpolated output points of the support
+            # [i, i + 11] (all gains there still adjustable): scale them together
+            mx = 0.0
+            for c in range(n_c):
+                for p in range(4):
+                    u = 0.0
+                    for q in range(lag_c + 1):
+                        u += h[p, lag_c - q] * (pw[q] * xx[g, c, i + q])
+                    if abs(u) > mx:
+                        mx = abs(u)
+            if mx > ceil:
+                s = ceil / mx
+                for q in range(lag_c + 1):
+                    pw[q] *= s
+            out[g, i] = pw[0]
+            for q in range(lag_c):
+                pw[q] = pw[q + 1]
+        gp_state[g] = gp
+        for q in range(lag_c):
+            plan_state[g, q] = pw[q]
+
+
+class LimiterState(NamedTuple):
+    """State of :func:`limit` for ``G`` linked groups of ``C`` channels.
+
+    ``pending``: (G, C, D) float64 input frames not yet output (D = latency);
+    ``tpq``: (G, 11) float64 per-frame peaks of the last 11 oversampled frames;
+    ``req``: (G, ramp) float64 last gain requirements; ``gain``: (G,) last planned
+    gain; ``plan``: (G, 11 or 0) planned, unfinalized gains; ``skip``: frames of
+    the initial silence still to drop from the output (0-d int64 tensor).
+    """
+
+    pending: Tensor
+    tpq: Tensor
+    req: Tensor
+    gain: Tensor
+    plan: Tensor
+    skip: Tensor
+
+
+def limiter_latency(lookahead: int, true_peak: bool) -> int:
+    """Frames the limiter holds back: ``lookahead`` (+ 22 in true-peak mode: 11 for
+    the interpolator's support in the detector and 11 for the exact output check)."""
+    return lookahead + (2 * HISTORY if true_peak else 0)
+
+
+def limiter_init_state(
+    batch_shape: tuple[int, ...], device: torch.device | str, lookahead: int, true_peak: bool
+) -> LimiterState:
+    """Zero state for inputs ``(*batch_shape, n)`` (channels = dim -2, linked)."""
+    g, c = _groups(batch_shape, True)
+    d = limiter_latency(lookahead, true_peak)
+    lag = HISTORY if true_peak else 0
+    f64 = torch.float64
+    return LimiterState(
+        pending=torch.zeros((g, c, d), dtype=f64, device=device),
+        tpq=torch.zeros((g, HISTORY), dtype=f64, device=device),
+        req=torch.ones((g, lookahead), dtype=f64, device=device),
+        gain=torch.ones((g,), dtype=f64, device=device),
+        plan=torch.ones((g, lag), dtype=f64, device=device),
+        skip=torch.tensor(d, dtype=torch.int64),
+    )
+
+
+def limit(
+    x: Tensor,
+    state: LimiterState | None,
+    *,
+    ceiling: float,
+    true_peak: bool,
+    lookahead: int,
+    release_ms: float,
+    fs: float,
+) -> tuple[Tensor, LimiterState]:
+    """Lookahead brickwall limiter, latency-compensated by holding frames back.
+
+    Algorithm (one linked gain ``g[n]`` for all channels of dim -2):
+
+    1. Requirement ``r[j] = min(1, c / P[j])``, ``c = ceiling * (1 - 1e-6)``, with
+       ``P[j] = max_ch |x[j]|`` (sample peak) or, with ``true_peak``, also the
+       largest interpolated value (4x, BS.1770-4 Annex 2) of every output point
+       whose 12-tap support contains sample ``j`` (so a gain at or below
+       ``r`` everywhere on a support limits that point).
+    2. Planner: ``g_plan[n] = min(release, min_j g[n-1] + (r[j] - g[n-1]) / (j - n + 1))``
+       over ``j = n .. n + lookahead``: linear ramps that arrive at every
+       requirement in time (so ``g_plan <= r`` always); release is a one-pole in
+       dB towards 0 dB with time constant ``release_ms`` (63.2 % convention),
+       snapped to exactly 1 within 1e-7 of it.
+    3. True-peak mode: when the last gain of a 12-sample support is planned, the
+       support's 4 x C interpolated *output* values are computed exactly; if one
+       exceeds ``c``, the 12 still-unfinalized gains are scaled together by
+       ``c / max``, which scales that point exactly to ``c`` (gain variation
+       inside a support is what can push a point over ``c`` although each gain
+       is below its requirement).
+
+    Args:
+        x: ``(*batch, n)`` float32/float64, any device (computed on the CPU;
+            output returned to ``x``'s device).
+        state: :func:`limiter_init_state` or the previous call's (``None`` = zeros).
+        ceiling: Linear ceiling (> 0). true_peak: check interpolated peaks.
+        lookahead: Ramp length in frames (>= 1). release_ms: release time.
+
+    Returns:
+        ``(y, new_state)``: ``y`` has ``x``'s dtype and device and delays the
+        input by :func:`limiter_latency` frames, of which the initial silence is
+        dropped: the first calls return fewer frames; feed
+        ``limiter_latency(...)`` zero frames at the end (see
+        :class:`fxcli.effects.dynamics.Limiter.flush`) to get the rest. A frame
+        whose gain is 1 is output unchanged (bit for bit).
+    """
+    batch = tuple(x.shape[:-1])
+    n = x.shape[-1]
+    n_g, n_c = _groups(batch, True)
+    if state is None:
+        state = limiter_init_state(batch, "cpu", lookahead, true_peak)
+    d = limiter_latency(lookahead, true_peak)
+    lag = HISTORY if true_peak else 0
+    pend = state.pending.detach().to("cpu", torch.float64)
+    if tuple(pend.shape) != (n_g, n_c, d):
+        raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {tuple(pend.shape)}")
+    xn = x.detach().to("cpu", torch.float64).reshape(n_g, n_c, n)
+    xx = torch.cat([pend, xn], dim=-1)  # index k <-> time t0 - d + k
+    tpq_hist = state.tpq.detach().to("cpu", torch.float64)
+    ceil = float(ceiling) * _CEILING_GUARD
+    if true_peak:
+        # oversampled peaks of the new frames (support ends at the frame)
+        y4, _ = oversample4(xn, pend[..., d - HISTORY :])
+        tp_new = y4.abs().reshape(n_g, n_c, n, 4).amax(dim=(1, 3))
+        tpq = torch.cat([tpq_hist, tp_new], dim=-1)  # times t0 - 11 .. t0 + n - 1
+        # P[j] for j = t0 - 11 .. t0 + n - 12: max of tpq[j .. j + 11] and |x[j]|
+        win = tpq.unfold(-1, HISTORY + 1, 1).amax(dim=-1)  # (G, n)
+        xa = xx[..., d - HISTORY : d - HISTORY + n].abs().amax(dim=1)
+        peak = torch.maximum(win, xa)
+        new_tpq = tpq[..., n:]
+    else:
+        peak = xn.abs().amax(dim=1)  # (G, n), times t0 .. t0 + n - 1
+        new_tpq = tpq_hist
+    req_new = torch.clamp(ceil / peak, max=1.0)  # inf for silence -> 1
+    rr = torch.cat([state.req.detach().to("cpu", torch.float64), req_new], dim=-1)
+    gp = state.gain.detach().to("cpu", torch.float64).numpy().copy()
+    plan = state.plan.detach().to("cpu", torch.float64).numpy().copy()
+    out = np.empty((n_g, n), dtype=np.float64)
+    xx_np = xx.contiguous().numpy()
+    _limiter_kernel(
+        xx_np,
+        rr.contiguous().numpy(),
+        _H,
+        int(lookahead),
+        lag,
+        ceil,
+        one_pole_coeff(release_ms, fs),
+        gp,
+        plan,
+        out,
+    )
+    dev = x.device
+    gain = torch.from_numpy(out).to(dev)  # (G, n)
+    emitted = xx[..., :n].to(dev) * gain[:, None, :]
+    skip = int(state.skip)
+    drop = min(skip, n)
+    y = emitted[..., drop:].reshape(*batch, n - drop).to(x.dtype)
+    new_state = LimiterState(
+        pending=xx[..., n:].to(state.pending.device).clone(),
+        tpq=new_tpq.to(state.tpq.device).clone(),
+        req=rr[..., n:].to(state.req.device).clone(),
+        gain=torch.from_numpy(gp).to(state.gain.device),
+        plan=torch.from_numpy(plan).to(state.plan.device),
+        skip=torch.tensor(skip - drop, dtype=torch.int64),
+    )
+    return y, new_state

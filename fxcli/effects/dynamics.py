@@ -1,0 +1,270 @@
+"""Dynamics steps: :class:`Compressor`, :class:`Limiter`, :class:`Gate`, :class:`Expander`.
+
+Thin :class:`fxcli.steps.Step` wrappers around :mod:`fxcli.dsp.dynamics` (see
+it for the algorithms, the time-constant convention and the CUDA route).
+Constructor keyword names are the preset keys; units are in the names (dB, ms,
+Hz), ``fs`` is the input's sample rate in Hz. Channels are dim -2 of the
+``(*batch, channels, n)`` input (the engine passes ``(channels, n)``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fxcli.dsp import design as D
+from fxcli.dsp.dynamics import (
+    DynamicsState,
+    LimiterState,
+    dynamics_gain,
+    dynamics_init_state,
+    limit,
+    limiter_init_state,
+    limiter_latency,
+)
+from fxcli.dsp.sosfilt import sosfilt
+from fxcli.steps import Step
+
+__all__ = ["Compressor", "Limiter", "Gate", "Expander"]
+
+
+def _num(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
+    """Check ``lo <= value <= hi`` (``lo < value`` with lo_open); one-line ValueError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    ok = (v > lo if lo_open else v >= lo) and v <= hi and not math.isnan(v)
+    if not ok:
+        left = "(" if lo_open else "["
+        raise ValueError(f"{name} must be in {left}{lo:g}, {hi:g}], got {value!r}")
+    return v
+
+
+def _fs(fs: Any) -> float:
+    return _num("fs", fs, 0.0, 1e7, lo_open=True)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _apply(x: Tensor, gain: Tensor) -> Tensor:
+    return (x.to(torch.float64) * gain).to(x.dtype)
+
+
+class Compressor(Step):
+    """Feed-forward soft-knee compressor (Giannoulis, Massberg & Reiss 2012).
+
+    Static curve :func:`fxcli.dsp.dynamics.compressor_curve_db` on the detector
+    level (``"peak"``: instantaneous ``|x|``; ``"rms"``: one-pole mean square with
+    a 10 ms time constant); the gain in dB is smoothed by a one-pole with attack
+    (gain falling) / release (gain rising) time constants: a gain step in dB
+    covers 63.2 % of its size in ``attack_ms`` (``release_ms``). ``makeup_db`` is
+    added after. ``link_channels``: one gain for all channels (max of their
+    detector levels) or one per channel. ``sidechain_highpass_hz``: the detector
+    sees the input through a 2nd-order Butterworth highpass (state carried).
+
+    State: ``(DynamicsState, sidechain sosfilt state or None)``. No latency.
+    """
+
+    def __init__(
+        self,
+        threshold_db: float = -18.0,
+        ratio: float = 4.0,
+        attack_ms: float = 10.0,
+        release_ms: float = 100.0,
+        knee_db: float = 6.0,
+        makeup_db: float = 0.0,
+        detector: str = "peak",
+        sidechain_highpass_hz: float | None = None,
+        link_channels: bool = True,
+        *,
+        fs: float,
+        label: str = "compressor",
+    ) -> None:
+        super().__init__()
+        self.fs = _fs(fs)
+        self.threshold_db = _num("threshold_db", threshold_db, -120.0, 0.0)
+        self.ratio = _num("ratio", ratio, 1.0, math.inf)
+        self.attack_ms = _num("attack_ms", attack_ms, 0.0, 10000.0, lo_open=True)
+        self.release_ms = _num("release_ms", release_ms, 0.0, 10000.0, lo_open=True)
+        self.knee_db = _num("knee_db", knee_db, 0.0, 60.0)
+        self.makeup_db = _num("makeup_db", makeup_db, -60.0, 60.0)
+        if detector not in ("peak", "rms"):
+            raise ValueError(f"detector must be 'peak' or 'rms', got {detector!r}")
+        self.detector = detector
+        self.link_channels = _bool("link_channels", link_channels)
+        self.sidechain_highpass_hz = None
+        self.register_buffer("sc_sos", None)
+        if sidechain_highpass_hz is not None:
+            hz = _num("sidechain_highpass_hz", sidechain_highpass_hz, 0.0, 1e7, lo_open=True)
+            try:
+                sos = D.iir_pass("highpass", hz, self.fs, 2, "butterworth")
+            except D.DesignError as exc:
+                raise ValueError(f"sidechain_highpass_hz: {exc}") from None
+            self.sidechain_highpass_hz = hz
+            self.sc_sos = torch.as_tensor(sos, dtype=torch.float64)
+        self.label = label
+
+    def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
+        dyn = dynamics_init_state(batch_shape, device, self.link_channels)
+        sc = None
+        if self.sc_sos is not None:
+            sc = torch.zeros(
+                (self.sc_sos.shape[0], *batch_shape, 2), dtype=torch.float64, device=device
+            )
+        return (dyn, sc)
+
+    def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        dyn, sc = state
+        det = x
+        if self.sc_sos is not None:
+            det, sc = sosfilt(x, self.sc_sos, sc)
+        gain, dyn = dynamics_gain(
+            det,
+            dyn,
+            kind="compressor",
+            fs=self.fs,
+            threshold_db=self.threshold_db,
+            ratio=self.ratio,
+            attack_ms=self.attack_ms,
+            release_ms=self.release_ms,
+            knee_db=self.knee_db,
+            makeup_db=self.makeup_db,
+            detector=self.detector,
+            link=self.link_channels,
+        )
+        return _apply(x, gain), (dyn, sc)
+
+
+class Limiter(Step):
+    """Lookahead brickwall limiter (:func:`fxcli.dsp.dynamics.limit`), channels linked.
+
+    With ``true_peak`` the output's true peak (BS.1770-4, 4x) never exceeds
+    ``ceiling_db`` dBTP; without, its sample peak never exceeds ``ceiling_db`` dBFS.
+    Input that stays below the ceiling passes bit for bit. The step holds
+    ``round(lookahead_ms * fs / 1000)`` frames (+ 22 with ``true_peak``): the
+    first chunks return fewer frames and :meth:`flush` the rest, so the output
+    has the input's length and alignment. Release: one-pole in dB, 63.2 % in
+    ``release_ms``.
+    """
+
+    def __init__(
+        self,
+        ceiling_db: float = -1.0,
+        true_peak: bool = True,
+        lookahead_ms: float = 5.0,
+        release_ms: float = 50.0,
+        *,
+        fs: float,
+        label: str = "limiter",
+    ) -> None:
+        super().__init__()
+        self.fs = _fs(fs)
+        self.ceiling_db = _num("ceiling_db", ceiling_db, -60.0, 0.0)
+        self.true_peak = _bool("true_peak", true_peak)
+        self.lookahead_ms = _num("lookahead_ms", lookahead_ms, 0.0, 200.0, lo_open=True)
+        self.release_ms = _num("release_ms", release_ms, 0.0, 10000.0, lo_open=True)
+        self.lookahead = max(1, round(self.lookahead_ms * 1e-3 * self.fs))
+        self.latency = limiter_latency(self.lookahead, self.true_peak)
+        self.label = label
+
+    def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
+        return (
+            limiter_init_state(batch_shape, device, self.lookahead, self.true_peak),
+            batch_shape,
+        )
+
+    def _run(self, x: Tensor, st: LimiterState) -> tuple[Tensor, LimiterState]:
+        return limit(
+            x,
+            st,
+            ceiling=10.0 ** (self.ceiling_db / 20.0),
+            true_peak=self.true_peak,
+            lookahead=self.lookahead,
+            release_ms=self.release_ms,
+            fs=self.fs,
+        )
+
+    def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        st, batch = state
+        y, st = self._run(x, st)
+        return y, (st, batch)
+
+    def flush(self, state: Any) -> tuple[Tensor | None, Any]:
+        st, batch = state
+        dev = st.pending.device
+        zeros = torch.zeros((*batch, self.latency), dtype=torch.float64, device=dev)
+        y, st = self._run(zeros, st)
+        return y, (st, batch)
+
+
+class Expander(Step):
+    """Downward expander: below ``threshold_db`` the gain falls ``ratio - 1`` dB per
+    dB (at most 120 dB). Attack = opening (gain rising), release = closing; a
+    closing starts only ``hold_ms`` after the level last asked for the current
+    gain or more. Instantaneous peak detector, channels linked (max level).
+    Time constants: 63.2 % of a gain step in dB (see :mod:`fxcli.dsp.dynamics`).
+    """
+
+    def __init__(
+        self,
+        threshold_db: float = -40.0,
+        ratio: float = 2.0,
+        attack_ms: float = 5.0,
+        hold_ms: float = 20.0,
+        release_ms: float = 100.0,
+        *,
+        fs: float,
+        label: str = "expander",
+    ) -> None:
+        super().__init__()
+        self.fs = _fs(fs)
+        self.threshold_db = _num("threshold_db", threshold_db, -140.0, 0.0)
+        self.ratio = _num("ratio", ratio, 1.0, math.inf)
+        self.attack_ms = _num("attack_ms", attack_ms, 0.0, 10000.0, lo_open=True)
+        self.hold_ms = _num("hold_ms", hold_ms, 0.0, 10000.0)
+        self.release_ms = _num("release_ms", release_ms, 0.0, 10000.0, lo_open=True)
+        self.label = label
+
+    def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
+        return dynamics_init_state(batch_shape, device, True)
+
+    def process(self, x: Tensor, state: DynamicsState) -> tuple[Tensor, Any]:
+        gain, st = dynamics_gain(
+            x,
+            state,
+            kind="expander",
+            fs=self.fs,
+            threshold_db=self.threshold_db,
+            ratio=self.ratio,
+            attack_ms=self.attack_ms,
+            release_ms=self.release_ms,
+            hold_ms=self.hold_ms,
+            link=True,
+        )
+        return _apply(x, gain), st
+
+
+class Gate(Expander):
+    """Noise gate: an :class:`Expander` with a steep default ratio (10: 9 dB of
+    attenuation per dB below the threshold, at most 120 dB) and gate timings."""
+
+    def __init__(
+        self,
+        threshold_db: float = -50.0,
+        ratio: float = 10.0,
+        attack_ms: float = 1.0,
+        hold_ms: float = 50.0,
+        release_ms: float = 100.0,
+        *,
+        fs: float,
+        label: str = "gate",
+    ) -> None:
+        super().__init__(threshold_db, ratio, attack_ms, hold_ms, release_ms, fs=fs, label=label)
