@@ -64,9 +64,14 @@ class Reporter:
             return
         if result.status == "ok":
             extra = f", clipped {result.clipped} samples" if result.clipped else ""
+            shape = f"{result.sample_rate} Hz, {result.channels} ch"
+            out_rate = result.output_sample_rate or result.sample_rate
+            out_ch = result.output_channels or result.channels
+            if (out_rate, out_ch) != (result.sample_rate, result.channels):
+                shape += f" -> {out_rate} Hz, {out_ch} ch"
             self.err.print(
                 f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s, "
-                f"{result.sample_rate} Hz, {result.channels} ch, {result.subtype}{extra})",
+                f"{shape}, {result.subtype}{extra})",
                 markup=False,
             )
         elif result.status == "skipped":
