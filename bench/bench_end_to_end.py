@@ -15,7 +15,16 @@ command, interpreter start-up included):
   per filter -> ``soundfile.write``
 - ``soundfile-io``: read + write alone (a Python script): the I/O floor
 - ``fxcli-engine-inprocess``: fxcli's engine called in an already-running Python
-  (no start-up), for reference
+  (no start-up), for reference; ``fxcli-engine-inprocess-sfio``: the same with the
+  WAV fast path off (``FXCLI_WAVFAST=0``: soundfile reads and writes, as before it)
+- ``fxcli-io-inprocess``: fxcli's own read (``read_blocks``) and atomic write
+  (``AtomicWriter``, fsync included) of the same file without filtering, one thread:
+  fxcli's I/O floor
+
+Start-up (``--startup-reps N``, default 3, 0 skips it): ``fxcli process`` on a
+1-second 2 ch 24-bit WAV (one warm-up run, then N timed), next to SoX and FFmpeg on
+the same file and ``python -c "import torch"``; written to ``startup.csv`` beside
+the main CSV (columns ``what, reps, min_s, median_s, max_s``).
 
 All 6 filters are order-2 **Butterworth** here (the seed's api chain has Chebyshev-I
 highpasses): SoX's and FFmpeg's ``highpass``/``lowpass`` default to 2-pole filters
@@ -32,11 +41,14 @@ Usage::
 
     python bench/bench_end_to_end.py [--duration 120] [--channels 8] [--reps 3]
         [--output bench/results/end_to_end.csv] [--workdir DIR] [--markdown]
+        [--startup-reps 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import gc
 import os
 import shutil
@@ -45,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +79,7 @@ PRESET = (
 )
 
 EXTRA = ["speedup_vs_sox", "speedup_vs_ffmpeg", "max_abs_diff_vs_fxcli"]
+IO_ONLY = ("soundfile-io", "fxcli-io-inprocess")
 
 IO_SCRIPT = """
 import sys, soundfile as sf
@@ -143,6 +157,32 @@ def commands(src: Path, out: Path, preset: Path) -> dict[str, list[str] | None]:
     }
 
 
+@contextlib.contextmanager
+def wavfast_env(on: bool) -> Iterator[None]:
+    """Switch fxcli's WAV fast path for the duration (``FXCLI_WAVFAST``)."""
+    old = os.environ.get("FXCLI_WAVFAST")
+    os.environ["FXCLI_WAVFAST"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["FXCLI_WAVFAST"]
+        else:
+            os.environ["FXCLI_WAVFAST"] = old
+
+
+def run_io_inprocess(src: Path, out: Path) -> None:
+    """fxcli's read + atomic write of ``src`` without filtering (one thread)."""
+    from fxcli.io.audio import AtomicWriter, output_format, probe, read_blocks
+
+    info = probe(src)
+    ofmt = output_format(info, "same", "same", "same")
+    with AtomicWriter(out, info.samplerate, info.channels, ofmt) as w:
+        for block in read_blocks(info, 10 * info.samplerate):
+            w.write(block)
+        w.commit()
+
+
 def run_inprocess(src: Path, out: Path, preset: Path) -> None:
     import torch
 
@@ -187,6 +227,54 @@ def markdown(rows: list[dict]) -> str:
     return B.markdown_table(rows, cols)
 
 
+def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Namespace) -> None:
+    """Wall time of ``fxcli process`` on a 1-second file (warm: one run first), with SoX,
+    FFmpeg and a bare ``import torch`` on the same machine for scale."""
+    src = work / "one_second.wav"
+    sf.write(str(src), 0.5 * B.make_noise(2, a.sample_rate).T, a.sample_rate, subtype="PCM_24")
+    out = work / "one_second_out.wav"
+    cmds = {
+        k: v
+        for k, v in commands(src, out, preset).items()
+        if k in ("fxcli-process", "sox", "ffmpeg")
+    }
+    cmds["python-import-torch"] = [sys.executable, "-c", "import torch"]
+    cmds["python-import-numba-torch"] = [sys.executable, "-c", "import numba, torch"]
+    rows = []
+    for name, cmd in cmds.items():
+        if cmd is None:
+            continue
+        ts = []
+        for i in range(reps + 1):
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            dt = time.perf_counter() - t0
+            if p.returncode != 0:
+                raise RuntimeError(f"{name} failed: {p.stderr.strip()[-500:]}")
+            if i:
+                ts.append(dt)
+        rows.append(
+            {
+                "what": name,
+                "reps": reps,
+                "min_s": round(min(ts), 3),
+                "median_s": round(statistics.median(ts), 3),
+                "max_s": round(max(ts), 3),
+            }
+        )
+        print(
+            f"start-up {name}: min {min(ts):.3f} s, median {statistics.median(ts):.3f} s",
+            file=sys.stderr,
+        )
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["what", "reps", "min_s", "median_s", "max_s"])
+        w.writeheader()
+        w.writerows(rows)
+    if a.markdown:
+        print(B.markdown_table(rows, ["what", "reps", "min_s", "median_s", "max_s"]))
+    print(f"wrote {csv_path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=120.0)
@@ -196,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", default=str(ROOT / "results" / "end_to_end.csv"))
     ap.add_argument("--workdir", default=None, help="where the WAVs go (default: a temp dir)")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    ap.add_argument(
+        "--startup-reps", type=int, default=3, help="timed runs of the 1-second start-up case"
+    )
     a = ap.parse_args(argv)
     fs, nch = a.sample_rate, a.channels
     frames = round(a.duration * fs)
@@ -209,17 +300,19 @@ def main(argv: list[str] | None = None) -> int:
         sf.write(str(src), 0.5 * x.T, fs, subtype="PCM_24")
         del x
         ref = reference(src)
-        outs = {
-            name: work / f"out_{name}.wav"
-            for name in [*commands(src, src, preset), "fxcli-engine-inprocess"]
-        }
+        inproc = ["fxcli-engine-inprocess", "fxcli-engine-inprocess-sfio", "fxcli-io-inprocess"]
+        outs = {name: work / f"out_{name}.wav" for name in [*commands(src, src, preset), *inproc]}
         cmds = commands(src, Path("OUT"), preset)
         times: dict[str, list[float]] = {}
         for name, out in outs.items():
-            if name == "fxcli-engine-inprocess":
+            if name in inproc:
 
-                def run(out: Path = out) -> None:
-                    run_inprocess(src, out, preset)
+                def run(out: Path = out, name: str = name) -> None:
+                    with wavfast_env(not name.endswith("-sfio")):
+                        if name == "fxcli-io-inprocess":
+                            run_io_inprocess(src, out)
+                        else:
+                            run_inprocess(src, out, preset)
             else:
                 cmd = cmds[name]
                 if cmd is None:
@@ -250,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         sink = B.CsvSink(a.output, [*B.COLUMNS, *EXTRA])
         for name, ts in times.items():
-            if name == "soundfile-io":
+            if name in IO_ONLY:
                 err, diff = 0.0, None  # not filtered: nothing to compare
             else:
                 y = read(outs[name])
@@ -273,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             for tool, col in (("sox", "speedup_vs_sox"), ("ffmpeg", "speedup_vs_ffmpeg")):
                 row[col] = round(med[tool] / med[name], 3) if tool in med else None
             row["max_abs_diff_vs_fxcli"] = None if diff is None else float(f"{diff:.3g}")
-            if name == "soundfile-io":
+            if name in IO_ONLY:
                 row["check"] = "n/a (I/O only)"
                 row["max_abs_error"] = None
             rows.append(row)
@@ -281,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
         status = B.finish(rows, sink, markdown(rows) if a.markdown else None)
         print(f"wrote {a.output}", file=sys.stderr)
+        if a.startup_reps > 0:
+            startup(work, preset, a.startup_reps, Path(a.output).with_name("startup.csv"), a)
         return status
     finally:
         if not a.workdir:
