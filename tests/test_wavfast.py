@@ -21,6 +21,14 @@ from fxcli.io import audio, wavfast
 pytestmark = pytest.mark.skipif(not wavfast.available(), reason="numba not installed")
 
 SUBTYPES = ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_path_for_short_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' files are short; let them take the fast path anyway."""
+    monkeypatch.setattr(audio, "MIN_FAST_SAMPLES", 0)
+
+
 WIDTH = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 
@@ -296,11 +304,22 @@ def test_non_wav_files_fall_back(tmp_path: Path) -> None:
     assert not fast and np.array_equal(got, sf_read(rifx, "float32"))
 
 
-def test_switch_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_switch_off_and_short_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "x.wav"
     sf.write(str(path), noise(100, 2), 44100, subtype="PCM_24")
+    info = audio.probe(path)
+    assert audio.fast_layout(info) is not None
+    monkeypatch.setattr(audio, "MIN_FAST_SAMPLES", 201)  # 200 samples: below
+    assert audio.fast_layout(info) is None
+    out = audio.OutputFormat("WAV", "PCM_24", ".wav")
+    for hint, fast in ((100, False), (101, True), (None, True)):
+        with audio.AtomicWriter(tmp_path / "o.wav", 44100, 2, out, frames_hint=hint) as w:
+            assert (w._fast is not None) == fast, hint
+    monkeypatch.setattr(audio, "MIN_FAST_SAMPLES", 0)
     monkeypatch.setenv("FXCLI_WAVFAST", "0")
-    assert audio.fast_layout(audio.probe(path)) is None
+    assert audio.fast_layout(info) is None
+    with audio.AtomicWriter(tmp_path / "o.wav", 44100, 2, out) as w:
+        assert w._fast is None
 
 
 # ---------------------------------------------------------------------------
@@ -457,3 +476,35 @@ def test_encode_pcm_rejects_bad_arguments() -> None:
     buf = np.empty(6, np.uint8)
     assert wavfast.encode_pcm(np.array([[np.nan, 2.0]]), 3, buf) == 1
     assert buf.tolist() == [0, 0, 0, 0xFF, 0xFF, 0x7F]
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_engine_output_identical_with_and_without_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subtype: str
+) -> None:
+    """The whole engine (threads, chunks, quantizer) writes the same bytes either way."""
+    import torch
+
+    from fxcli.engine.runner import Engine
+    from fxcli.io.paths import Job
+    from fxcli.preset.loader import load_preset
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text(
+        "version: 1\ndescription: t\nchain:\n"
+        "  - {type: highpass, cutoff_hz: 80, order: 2, design: butterworth}\n"
+        "  - {type: gain, gain_db: 9}\n"  # pushes some samples past full scale
+    )
+    src = tmp_path / "in.wav"
+    sf.write(str(src), noise(30011, 3, seed=2), 44100, subtype=subtype)
+    results = {}
+    for fast in ("1", "0"):
+        monkeypatch.setenv("FXCLI_WAVFAST", fast)
+        engine = Engine(load_preset(str(preset)), torch.device("cpu"), chunk_seconds=0.1)
+        res = engine.process(Job(src, tmp_path / f"out{fast}.wav"))
+        assert res.status == "ok", res.error
+        results[fast] = res
+    assert (tmp_path / "out1.wav").read_bytes() == (tmp_path / "out0.wav").read_bytes()
+    assert results["1"].clipped == results["0"].clipped
+    assert (results["1"].clipped > 0) == (subtype != "FLOAT")
+    assert temp_files(tmp_path) == []

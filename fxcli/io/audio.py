@@ -56,6 +56,10 @@ PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 TEMP_MARK = ".fxcli-tmp"
 WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})
+#: files below this many samples (frames x channels) go through soundfile: it takes
+#: a few ms for them, while the fast path's first use in a process loads numba
+#: (~0.4 s here) unless another kernel already did
+MIN_FAST_SAMPLES = 1 << 18
 
 
 def fast_wav_enabled() -> bool:
@@ -120,7 +124,9 @@ def fast_layout(info: AudioInfo) -> wavfast.WavLayout | None:
     """The fast-path layout of ``info``'s file, or None where soundfile must read it:
     not a WAV, not a plain PCM/float encoding, or any disagreement with what
     libsndfile reported (subtype, channels, rate, frame count)."""
-    if info.format not in WAV_FORMATS or not fast_wav_enabled():
+    if info.format not in WAV_FORMATS or info.frames * info.channels < MIN_FAST_SAMPLES:
+        return None
+    if not fast_wav_enabled():
         return None
     from fxcli.io import wavfast
 
@@ -246,11 +252,19 @@ class AtomicWriter:
     PCM_16/24/32 WAV outputs are written by :class:`fxcli.io.wavfast.PcmWavWriter`
     (same bytes as soundfile); if the data would outgrow a RIFF header (4 GiB) the
     finished part is handed to soundfile (``r+``), which writes the rest as it
-    would have written the whole file.
+    would have written the whole file. ``frames_hint``: the expected length; below
+    :data:`MIN_FAST_SAMPLES` samples soundfile writes the file (no numba load).
     """
 
     def __init__(
-        self, dest: Path, samplerate: int, channels: int, out: OutputFormat, dither: str = "none"
+        self,
+        dest: Path,
+        samplerate: int,
+        channels: int,
+        out: OutputFormat,
+        dither: str = "none",
+        *,
+        frames_hint: int | None = None,
     ) -> None:
         self.dest = dest
         self.tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
@@ -258,11 +272,16 @@ class AtomicWriter:
         self._file: sf.SoundFile | None = None
         self._fast: wavfast.PcmWavWriter | None = None
         self._args = (samplerate, channels, out.subtype, out.format)
+        self._frames_hint = frames_hint
         self.frames = 0
 
     def _use_fast(self) -> bool:
         sr, ch, subtype, fmt = self._args
-        if fmt != "WAV" or not fast_wav_enabled():
+        if fmt != "WAV":
+            return False
+        if self._frames_hint is not None and self._frames_hint * ch < MIN_FAST_SAMPLES:
+            return False
+        if not fast_wav_enabled():
             return False
         from fxcli.io import wavfast
 
