@@ -23,8 +23,10 @@ command, interpreter start-up included):
 
 Start-up (``--startup-reps N``, default 3, 0 skips it): ``fxcli process`` on a
 1-second 2 ch 24-bit WAV (one warm-up run, then N timed), next to SoX and FFmpeg on
-the same file and ``python -c "import torch"``; written to ``startup.csv`` beside
-the main CSV (columns ``what, reps, min_s, median_s, max_s``).
+the same file, ``python -c "import torch"``, the same plus numba's first call of a
+cached kernel (``python-torch-numba-kernel``) and ``fxcli --version`` (the CLI
+alone); written to ``startup.csv`` beside the main CSV (columns ``what, reps,
+min_s, median_s, max_s``).
 
 All 6 filters are order-2 **Butterworth** here (the seed's api chain has Chebyshev-I
 highpasses): SoX's and FFmpeg's ``highpass``/``lowpass`` default to 2-pole filters
@@ -239,7 +241,13 @@ def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Nam
         if k in ("fxcli-process", "sox", "ffmpeg")
     }
     cmds["python-import-torch"] = [sys.executable, "-c", "import torch"]
-    cmds["python-import-numba-torch"] = [sys.executable, "-c", "import numba, torch"]
+    cmds["python-torch-numba-kernel"] = [
+        sys.executable,
+        "-c",
+        "import torch, numpy as np; from fxcli.io import wavfast; "
+        "wavfast.decode(np.zeros(6, np.uint8), 'PCM_24', 2, np.float32)",
+    ]
+    cmds["fxcli-version"] = [*fxcli_cmd(), "--version"]
     rows = []
     for name, cmd in cmds.items():
         if cmd is None:
