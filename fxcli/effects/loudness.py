@@ -16,6 +16,7 @@ accumulator is ``(meter state, true-peak state, running true peak)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -120,6 +121,45 @@ class Loudness(Step):
         if self.max_true_peak_db is not None and peak > 0.0:
             gain = min(gain, 10.0 ** (self.max_true_peak_db / 20.0) / peak)
         return gain
+
+    def aim(
+        self,
+        acc: LoudnessAcc | None,
+        measure_at: Callable[[float], LoudnessAcc | None],
+        tolerance_lu: float = 0.05,
+        max_passes: int = 6,
+    ) -> Step:
+        """The gain that meets the target at the output of a peak limiter that follows.
+
+        ``measure_at(g)`` measures the limiter's output when this step applies gain
+        ``g``. The output loudness grows monotonically with the gain in dB, with a
+        slope of 1 below the ceiling and less once the limiter works, so a secant
+        search on ``(gain dB, LUFS)`` starting from the linear estimate converges in a
+        few passes; it stops within ``tolerance_lu`` of the target or after
+        ``max_passes`` passes (returning the best gain found). The limiter's ceiling
+        governs peaks here, so ``max_true_peak_db`` is not applied.
+        """
+        if acc is None or L.integrated_lufs(acc[0]) == -math.inf:
+            return self.resolve(acc)
+        g_db = self.target_lufs - L.integrated_lufs(acc[0])
+        tried: list[tuple[float, float]] = []
+        for _ in range(max_passes):
+            out = measure_at(10.0 ** (g_db / 20.0))
+            level = L.integrated_lufs(out[0]) if out is not None else -math.inf
+            if level == -math.inf:
+                break
+            tried.append((g_db, level))
+            if abs(level - self.target_lufs) <= tolerance_lu:
+                break
+            slope = 1.0
+            if len(tried) >= 2:
+                (g0, l0), (g1, l1) = tried[-2], tried[-1]
+                if g1 != g0:
+                    slope = min(max((l1 - l0) / (g1 - g0), 0.05), 1.0)
+            g_db += max(min((self.target_lufs - level) / slope, 24.0), -24.0)
+        if tried:
+            g_db = min(tried, key=lambda t: abs(t[1] - self.target_lufs))[0]
+        return Gain(10.0 ** (g_db / 20.0), label=self.label)
 
     def resolve(self, acc: LoudnessAcc | None) -> Step:
         """The :class:`fxcli.steps.Gain` (labelled like this step) for the measurement."""

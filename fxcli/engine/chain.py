@@ -22,8 +22,17 @@ class NonFiniteError(Exception):
     """Non-finite samples appeared; the message names where (one line)."""
 
 
-def init_states(steps: list[Step], batch_shape: tuple[int, ...], device: torch.device) -> list[Any]:
-    return [s.init_state(batch_shape, device) for s in steps]
+def init_states(
+    steps: list[Step], batch_shape: tuple[int, ...], device: torch.device | str
+) -> list[Any]:
+    """Zero states for input of shape ``(*batch_shape, n)``; the last batch axis is the
+    channels, and each step gets the channel count the steps before it produce."""
+    states = []
+    for step in steps:
+        states.append(step.init_state(batch_shape, device))
+        if batch_shape:
+            batch_shape = (*batch_shape[:-1], step.output_channels(batch_shape[-1]))
+    return states
 
 
 def run_chain(steps: list[Step], x: Tensor, states: list[Any]) -> tuple[Tensor, list[Any]]:

@@ -38,7 +38,7 @@ from fxcli.io.audio import (
 )
 from fxcli.io.paths import Job
 from fxcli.preset.loader import Preset, PresetError
-from fxcli.steps import Step, build_chain, chain_output, fuse
+from fxcli.steps import Gain, Step, build_chain, chain_output, fuse
 
 ProgressFn = Callable[[int], None]
 MIN_RETRY_FRAMES = 1024
@@ -277,19 +277,41 @@ def resolve_analysis(
     measure_pass: Callable[[list[Step]], Iterator[torch.Tensor]],
     device: torch.device | str,
 ) -> list[Step]:
-    """Replace each analysis step (normalize) by its resolved form, then fuse the chain.
+    """Replace each analysis step (normalize, loudness) by its resolved gain, then fuse.
 
-    ``measure_pass(head)`` yields the output of the fused steps ``head`` (everything
-    before the analysis step, earlier analysis steps already resolved) over the whole
+    ``measure_pass(head)`` yields the output of the steps ``head`` (everything before
+    the analysis step, earlier analysis steps already resolved) over the whole
     signal, chunk by chunk; the step folds those chunks into its measurement.
+
+    A ``loudness`` step directly followed by a peak limiter aims through it: the
+    limiter lowers the loudness it receives, so the gain is refined by measuring the
+    limiter's output (:meth:`~fxcli.effects.loudness.Loudness.aim`, a few more
+    passes) until the output meets the target within 0.05 LU.
     """
     steps = list(steps)
     for k, step in enumerate(steps):
-        if step.needs_analysis:
+        if not step.needs_analysis:
+            continue
+
+        def fold(head: list[Step], step: Step = step) -> Any:
             acc = None
-            for y in measure_pass(fuse(steps[:k])):
+            for y in measure_pass(head):
                 acc = step.measure(acc, y)
-            steps[k] = step.resolve(acc).to(device)
+            return acc
+
+        acc = fold(fuse(steps[:k]))
+        nxt = steps[k + 1] if k + 1 < len(steps) else None
+        aim = getattr(step, "aim", None)
+        if aim is not None and getattr(nxt, "peak_limiter", False):
+            assert nxt is not None
+
+            def through_limiter(g: float, head: list[Step] = steps[:k], lim: Step = nxt) -> Any:
+                return fold([*fuse([*head, Gain(g).to(device)]), lim])
+
+            resolved = aim(acc, through_limiter)
+        else:
+            resolved = step.resolve(acc)
+        steps[k] = resolved.to(device)
     return fuse(steps)
 
 
