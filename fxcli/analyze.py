@@ -138,13 +138,14 @@ def clip_threshold(subtype: str) -> float:
 
 def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = None) -> FileAnalysis:
     """Measure one file, streaming. Raises :class:`fxcli.io.audio.AudioError` (one-line
-    reason) when the file cannot be read."""
+    reason) when the file cannot be read or holds a NaN or infinite sample (frame
+    and channel, from 0, named as ``fxcli process`` does)."""
     import torch
 
     from fxcli.dsp import loudness as L
     from fxcli.dsp import truepeak as TP
     from fxcli.engine.device import chunk_frames
-    from fxcli.io.audio import probe, read_blocks
+    from fxcli.io.audio import AudioError, probe, read_blocks
 
     dev = torch.device(device)
     info = probe(path)
@@ -162,7 +163,15 @@ def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = Non
         x = torch.from_numpy(block).to(dev)
         x64 = x.to(torch.float64)
         a = x64.abs()
-        peak = torch.maximum(peak, a.amax(dim=-1))
+        block_peak = a.amax(dim=-1)
+        if not bool(torch.isfinite(block_peak).all()):
+            bad = ~torch.isfinite(x64)
+            frame = int(bad.any(dim=0).nonzero()[0])
+            channel = int(bad[:, frame].nonzero()[0])
+            raise AudioError(
+                f"non-finite input sample (NaN or Inf) at frame {frames + frame}, channel {channel}"
+            )
+        peak = torch.maximum(peak, block_peak)
         sumsq = sumsq + (x64 * x64).sum(dim=-1)
         total = total + x64.sum(dim=-1)
         clipped = clipped + (a >= thr).sum(dim=-1)

@@ -146,6 +146,18 @@ def test_broken_file_one_line_error_others_continue(tmp_path: Path) -> None:
     assert str(bad) not in r.stdout and f"error: {bad}" in r.stderr
 
 
+def test_non_finite_sample_fails_the_file(tmp_path: Path) -> None:
+    x = 0.1 * noise(2, 30000, 7, np.float64)
+    x[1, 20000] = np.nan
+    path = write_audio(tmp_path / "nan.wav", x, 48000, "FLOAT")
+    r = run(str(path), "--json")
+    assert r.exit_code == 1
+    (res,) = json_lines(r.stdout)
+    assert res["status"] == "failed"
+    assert res["error"] == "non-finite input sample (NaN or Inf) at frame 20000, channel 1"
+    assert r.stderr.strip() == f"error: {path}: {res['error']}"
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     good = write_audio(tmp_path / "good.wav", 0.3 * noise(1, 8000, 4), 16000)
     r = run(str(good), "--device", "tpu")
