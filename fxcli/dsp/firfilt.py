@@ -213,8 +213,22 @@ def firfilt(
         ``zf`` equals ``zi``.
 
     Arithmetic is float64 also for float32 ``x`` (rounded to float32 once, at
-    the end). Not differentiable (runs without autograd).
+    the end).
+
+    Gradients: when autograd is recording and ``x``, ``taps`` or ``zi``
+    requires grad, the call goes through
+    :class:`fxcli.dsp.autograd.FirfiltFunction` (same forward numbers;
+    gradients w.r.t. ``x``, ``taps`` and ``zi`` from ``y`` and ``zf``: the
+    input gradient is this function applied to the flipped output gradient,
+    the tap gradient an FFT cross-correlation; differentiable again).
+    Otherwise it runs without autograd, as before.
     """
+    if torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (x, taps, zi)
+    ):
+        from fxcli.dsp.autograd import firfilt_autograd  # lazy: imports fxcli.dsp.sosfilt
+
+        return firfilt_autograd(x, taps, zi, method)
     h = _check(x, taps, method)
     k = h.shape[0]
     batch = tuple(x.shape[:-1])

@@ -837,10 +837,30 @@ def sosfilt(
         ``time == 0``, ``y`` is empty and ``zf`` equals ``zi`` (zeros if None).
 
     All arithmetic, coefficients and states are float64, also for float32 ``x``
-    (float32 in and out, float64 inside). Not differentiable (runs without
-    autograd).
+    (float32 in and out, float64 inside).
+
+    Gradients: when autograd is recording and ``x``, ``sos`` or ``zi`` requires
+    grad, the call goes through :class:`fxcli.dsp.autograd.SosfiltFunction`
+    (same forward numbers; backward w.r.t. ``x``, ``sos`` and ``zi`` from
+    ``y`` and ``zf``, on the numba kernels on CPU, differentiable again for
+    double backward; see :mod:`fxcli.dsp.autograd`). Otherwise it runs without
+    autograd, as before.
+
+    Time-varying coefficients: ``sos`` of shape ``(..., time, S, 6)`` (one
+    cascade per sample, batch dims broadcast against ``x``'s) is handled by
+    :func:`fxcli.dsp.tvsosfilt.tvsosfilt` (differentiable too).
     """
     _check_x(x)
+    if getattr(sos, "ndim", np.ndim(sos)) >= 3:
+        from fxcli.dsp.tvsosfilt import tvsosfilt  # lazy: imports this module
+
+        return tvsosfilt(x, sos, zi, backend=backend)
+    if torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (x, sos, zi)
+    ):
+        from fxcli.dsp.autograd import sosfilt_autograd  # lazy: imports this module
+
+        return sosfilt_autograd(x, sos, zi, backend)
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "triton" or (backend == "auto" and x.device.type == "cuda"):
