@@ -37,7 +37,9 @@ above 1e-4; 24-bit quantization alone is ~6e-8) and with fxcli's output
 (``max_abs_diff_vs_fxcli``). Tools that are not installed are skipped.
 
 CSV columns are those of ``fxcli bench`` plus ``speedup_vs_sox``,
-``speedup_vs_ffmpeg`` and ``max_abs_diff_vs_fxcli``.
+``speedup_vs_ffmpeg``, ``max_abs_diff_vs_fxcli`` and ``cpu_s`` (median user +
+system CPU seconds of one run, all threads; less sensitive than wall time to other
+load on the machine, but threads spinning while they wait count too).
 
 Usage::
 
@@ -53,6 +55,7 @@ import contextlib
 import csv
 import gc
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -80,7 +83,7 @@ PRESET = (
     + "".join(f"  - {{type: lowpass, cutoff_hz: {f}, order: 2, design: butterworth}}\n" for f in LP)
 )
 
-EXTRA = ["speedup_vs_sox", "speedup_vs_ffmpeg", "max_abs_diff_vs_fxcli"]
+EXTRA = ["speedup_vs_sox", "speedup_vs_ffmpeg", "max_abs_diff_vs_fxcli", "cpu_s"]
 IO_ONLY = ("soundfile-io", "fxcli-io-inprocess")
 
 IO_SCRIPT = """
@@ -171,6 +174,13 @@ def wavfast_env(on: bool) -> Iterator[None]:
             del os.environ["FXCLI_WAVFAST"]
         else:
             os.environ["FXCLI_WAVFAST"] = old
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads) and its finished children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run_io_inprocess(src: Path, out: Path) -> None:
@@ -296,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "--startup-reps", type=int, default=3, help="timed runs of the 1-second start-up case"
     )
     a = ap.parse_args(argv)
+    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     fs, nch = a.sample_rate, a.channels
     frames = round(a.duration * fs)
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="fxcli-e2e-"))
@@ -312,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         outs = {name: work / f"out_{name}.wav" for name in [*commands(src, src, preset), *inproc]}
         cmds = commands(src, Path("OUT"), preset)
         times: dict[str, list[float]] = {}
+        cpu: dict[str, float] = {}
         for name, out in outs.items():
             if name in inproc:
 
@@ -339,13 +351,19 @@ def main(argv: list[str] | None = None) -> int:
                         raise RuntimeError(f"{cmd[0]} failed: {p.stderr.strip()[-500:]}")
 
             run()  # warm-up (page cache, numba cache) and output for the check
-            ts = []
+            ts, cs = [], []
             for _ in range(a.reps):
+                c0 = cpu_seconds()
                 t0 = time.perf_counter()
                 run()
                 ts.append(time.perf_counter() - t0)
+                cs.append(cpu_seconds() - c0)
             times[name] = ts
-            print(f"{name}: median {statistics.median(ts):.3f} s", file=sys.stderr)
+            cpu[name] = statistics.median(cs)
+            print(
+                f"{name}: median {statistics.median(ts):.3f} s, cpu {cpu[name]:.3f} s",
+                file=sys.stderr,
+            )
         med = {k: statistics.median(v) for k, v in times.items()}
         fx = read(outs["fxcli-process"]) if "fxcli-process" in times else None
         rows = []
@@ -374,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             for tool, col in (("sox", "speedup_vs_sox"), ("ffmpeg", "speedup_vs_ffmpeg")):
                 row[col] = round(med[tool] / med[name], 3) if tool in med else None
             row["max_abs_diff_vs_fxcli"] = None if diff is None else float(f"{diff:.3g}")
+            row["cpu_s"] = round(cpu[name], 3)
             if name in IO_ONLY:
                 row["check"] = "n/a (I/O only)"
                 row["max_abs_error"] = None
