@@ -705,7 +705,8 @@ def _sos_backward_numba(
         z0_np = np.zeros((rows, n_sec, 2), dtype=np.float64)
     else:
         z0_np = np.ascontiguousarray(z0.detach().numpy().transpose(1, 0, 2))
-    lam = np.ascontiguousarray(gzf.detach().to(torch.float64).numpy().transpose(1, 0, 2))
+    # a fresh copy: the kernel writes the zi gradient into it (never into grad_output)
+    lam = np.array(gzf.detach().to(torch.float64).numpy().transpose(1, 0, 2), order="C")
     acc = np.zeros((rows, n_sec, 5), dtype=np.float64)
     gx_np = np.empty((rows, n_t), dtype=x_np.dtype)
     if n_t:
