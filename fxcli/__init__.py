@@ -1,10 +1,29 @@
 """fxcli: exact, streaming, GPU-accelerated audio filter chains on PyTorch.
 
-Importing :mod:`fxcli` is cheap: torch is imported only by the submodules that
-need it (:mod:`fxcli.dsp`, :mod:`fxcli.engine`), so the CLI's ``--help`` and
-``--version`` answer without loading torch.
+Library entry points (imported on first use, so ``import fxcli`` stays cheap and
+the CLI's ``--help`` answers without loading torch):
+
+- :class:`fxcli.Wave` (``fxcli.wave``): audio with its rate, the ``|`` pipe;
+- :mod:`fxcli.filter`: ``HiButterworth``, ``LoChebyshev1``, ``Peaking``, ``DesignableFIR``...;
+- :mod:`fxcli.effect`: ``Gain``, ``Normalize``, ``Compressor``, ``Limiter``, ``Loudness``...;
+- :mod:`fxcli.dsp`: the functional kernels ``sosfilt``/``firfilt`` with explicit state.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from fxcli._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["Wave", "__version__", "dsp", "effect", "filter"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Wave":
+        from fxcli.wave import Wave
+
+        return Wave
+    if name in ("filter", "effect", "dsp", "features"):
+        return importlib.import_module(f"fxcli.{name}")
+    raise AttributeError(f"module 'fxcli' has no attribute {name!r}")

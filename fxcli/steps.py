@@ -184,31 +184,63 @@ class Normalize(Step):
         )
 
 
-def _iir_sos(cfg: StepConfig, fs: float) -> np.ndarray:
+def _filter_step(cfg: StepConfig, fs: float, label: str) -> Step:
+    """The :mod:`fxcli.filter` class for a filter step (the same objects the library
+    exports: a ``highpass`` with ``design: butterworth`` is a ``HiButterworth``)."""
+    from fxcli import filter as F
+
     p = cfg.params
     t = cfg.type
     if t in ("highpass", "lowpass"):
-        return D.iir_pass(
-            t, p["cutoff_hz"], fs, p["order"], p["design"], p["ripple_db"], p["attenuation_db"]
+        named = {
+            ("highpass", "butterworth"): F.HiButterworth,
+            ("lowpass", "butterworth"): F.LoButterworth,
+            ("highpass", "chebyshev1"): F.HiChebyshev1,
+            ("lowpass", "chebyshev1"): F.LoChebyshev1,
+            ("highpass", "chebyshev2"): F.HiChebyshev2,
+            ("lowpass", "chebyshev2"): F.LoChebyshev2,
+            ("highpass", "elliptic"): F.HiElliptic,
+            ("lowpass", "elliptic"): F.LoElliptic,
+            ("highpass", "bessel"): F.HiBessel,
+            ("lowpass", "bessel"): F.LoBessel,
+            ("highpass", "linkwitz_riley"): F.HiLinkwitzRiley,
+            ("lowpass", "linkwitz_riley"): F.LoLinkwitzRiley,
+        }
+        cls = named[(t, p["design"])]
+        return cls(
+            p["cutoff_hz"],
+            order=p["order"],
+            ripple_db=p["ripple_db"],
+            attenuation_db=p["attenuation_db"],
+            fs=fs,
+            label=label,
         )
     if t in ("bandpass", "bandstop"):
-        return D.iir_pass(
-            t,
-            [p["low_hz"], p["high_hz"]],
-            fs,
+        band = F.Bandpass if t == "bandpass" else F.Bandstop
+        return band(
+            p["low_hz"],
+            p["high_hz"],
             p["order"],
             p["design"],
             p["ripple_db"],
             p["attenuation_db"],
+            fs=fs,
+            label=label,
         )
     if t == "peaking":
-        return D.rbj("peaking", p["freq_hz"], fs, q=p["q"], gain_db=p["gain_db"])
+        return F.Peaking(p["freq_hz"], p["gain_db"], p["q"], fs=fs, label=label)
     if t in ("lowshelf", "highshelf"):
-        return D.rbj(
-            t, p["freq_hz"], fs, q=p["q"] or 0.7071, gain_db=p["gain_db"], slope=p["slope"]
-        )
+        shelf = F.LoShelving if t == "lowshelf" else F.HiShelving
+        return shelf(p["freq_hz"], p["gain_db"], p["q"], fs=fs, slope=p["slope"], label=label)
     if t in ("notch", "allpass"):
-        return D.rbj(t, p["freq_hz"], fs, q=p["q"])
+        biquad = F.Notch if t == "notch" else F.AllPass
+        return biquad(p["freq_hz"], p["q"], fs=fs, label=label)
+    if t == "fir":
+        if p["coefficients"] is not None:
+            return FIR(np.asarray(p["coefficients"], dtype=np.float64), label=label)
+        return F.DesignableFIR(
+            p["taps"], p["cutoff_hz"], fs, window=p["window"], pass_type=p["pass"], label=label
+        )
     raise AssertionError(t)  # pragma: no cover
 
 
@@ -264,17 +296,12 @@ def build_step(cfg: StepConfig, fs: float, channels: int | None = None) -> Step:
             if channels is None:
                 raise ValueError("remix needs the input channel count")
             return Remix(p["matrix"], p["to"], channels=channels, label=label)
-        if cfg.type == "fir":
-            if p["coefficients"] is not None:
-                return FIR(np.asarray(p["coefficients"], dtype=np.float64), label=label)
-            window = p["window"]
-            return FIR(D.fir_window(p["taps"], p["cutoff_hz"], fs, p["pass"], window), label)
         if cfg.type in _EFFECTS:
             module, name = _EFFECTS[cfg.type]
             cls = getattr(importlib.import_module(module), name)
             step: Step = cls(**p, fs=fs, label=label)
             return step
-        return IIR(_iir_sos(cfg, fs), label=label)
+        return _filter_step(cfg, fs, label)
     except (D.DesignError, ValueError) as exc:
         if isinstance(exc, PresetError):
             raise
@@ -299,6 +326,14 @@ def chain_output(steps: list[Step], fs: float, channels: int) -> tuple[float, in
     return fs, channels
 
 
+def _fusable(step: Step) -> bool:
+    """Steps whose coefficients carry gradients (learnable filters) are not fused:
+    fusing goes through float64 numpy copies of the coefficients."""
+    if any(p.requires_grad for p in step.parameters()):
+        return False
+    return not any(b.requires_grad for b in step.buffers())
+
+
 def fuse(steps: list[Step]) -> list[Step]:
     """Merge runs of IIR steps and gains into one IIR cascade (a gain scales the
     numerator of an adjacent section, costing nothing per sample), and runs of FIR
@@ -306,6 +341,9 @@ def fuse(steps: list[Step]) -> list[Step]:
     out: list[Step] = []
     for step in steps:
         prev = out[-1] if out else None
+        if not (_fusable(step) and (prev is None or _fusable(prev))):
+            out.append(step)
+            continue
         label = f"{prev.label} + {step.label}" if prev is not None else step.label
         if isinstance(step, Gain) and isinstance(prev, Gain):
             out[-1] = Gain(prev.gain * step.gain, label=label)
