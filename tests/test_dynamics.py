@@ -18,7 +18,7 @@ import torch
 
 from fxcli.dsp.dynamics import compressor_curve_db, expander_curve_db
 from fxcli.dsp.truepeak import true_peak
-from fxcli.effects.dynamics import Compressor, Expander, Gate, Limiter
+from fxcli.effects.dynamics import QUANTIZATION_MARGIN, Compressor, Expander, Gate, Limiter
 
 FS = 48000
 
@@ -220,6 +220,24 @@ def test_limiter_sample_peak_never_exceeds_ceiling(ceiling_db: float, name: str)
         assert float(y.abs().max()) <= 10 ** (ceiling_db / 20)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize(("lookahead_ms", "release_ms"), [(0.05, 0.1), (0.05, 1.0), (0.3, 1.0)])
+def test_limiter_true_peak_fast_settings_stress(
+    seed: int, lookahead_ms: float, release_ms: float
+) -> None:
+    """Noise whose level jumps every 50 samples (up to +12 dB), with a ramp of 2-14
+    samples and a very fast release: the gain changes inside the interpolator's
+    12-tap support all the time. Without the exact output check of the limiter
+    the planner alone overshoots here (measured up to +0.14 dB over -0.1 dBTP)."""
+    rng = np.random.default_rng(100 + seed)
+    n = 4000
+    x = rng.standard_normal((2, n)) * np.repeat(rng.uniform(0.1, 4.0, (2, n // 50)), 50, axis=1)
+    for ceiling_db in (-0.1, -1.0):
+        lim = Limiter(ceiling_db, True, lookahead_ms, release_ms, fs=FS)
+        y = lim(torch.tensor(x))
+        assert tp_db(y) <= ceiling_db
+
+
 def test_limiter_true_peak_mode_catches_intersample_peaks() -> None:
     """fs/4 at 45 deg, samples at -3 dBFS, true peak ~0 dBTP: sample-peak mode with a
     -1 dB ceiling leaves it alone (bit for bit), true-peak mode turns it down ~1 dB."""
@@ -274,7 +292,7 @@ def test_limiter_recovers_with_release() -> None:
     y = lim(torch.tensor(x)[None]).numpy()[0]
     g = 20 * np.log10(y / x)
     g0 = g[3999]
-    assert g0 == pytest.approx(-1.0, abs=1e-3)
+    assert g0 == pytest.approx(db(10 ** (-1 / 20) - QUANTIZATION_MARGIN), abs=1e-4)
     t = _crossing(g, 4000, g0, 0.0) / FS * 1000
     assert t == pytest.approx(50.0, rel=0.1), t
 

@@ -143,17 +143,29 @@ class Compressor(Step):
         return _apply(x, gain), (dyn, sc)
 
 
+#: Limiters aim this far (linear, 4 LSB of 16-bit) below the ceiling so that the written
+#: file still meets it after rounding to 16-bit PCM with TPDF dither (+-2.5 LSB at most).
+QUANTIZATION_MARGIN = 2.0**-13
+
+
 class Limiter(Step):
     """Lookahead brickwall limiter (:func:`fxcli.dsp.dynamics.limit`), channels linked.
 
+    ``peak_limiter``: a ``loudness`` step directly before a limiter aims its gain
+    through it (see :func:`fxcli.engine.runner.resolve_analysis`).
+
     With ``true_peak`` the output's true peak (BS.1770-4, 4x) never exceeds
     ``ceiling_db`` dBTP; without, its sample peak never exceeds ``ceiling_db`` dBFS.
-    Input that stays below the ceiling passes bit for bit. The step holds
+    The gain aims :data:`QUANTIZATION_MARGIN` below the ceiling so that 16-bit
+    output, TPDF-dithered, still meets it (8-bit output may not). Input that stays
+    below that passes bit for bit. The step holds
     ``round(lookahead_ms * fs / 1000)`` frames (+ 22 with ``true_peak``): the
     first chunks return fewer frames and :meth:`flush` the rest, so the output
     has the input's length and alignment. Release: one-pole in dB, 63.2 % in
     ``release_ms``.
     """
+
+    peak_limiter = True
 
     def __init__(
         self,
@@ -185,7 +197,7 @@ class Limiter(Step):
         return limit(
             x,
             st,
-            ceiling=10.0 ** (self.ceiling_db / 20.0),
+            ceiling=10.0 ** (self.ceiling_db / 20.0) - QUANTIZATION_MARGIN,
             true_peak=self.true_peak,
             lookahead=self.lookahead,
             release_ms=self.release_ms,
