@@ -455,3 +455,32 @@ def test_non_finite_input_and_output_are_named(tmp_path: Path) -> None:
     )
     assert "produced non-finite output" in lines[str(src / "big.wav")]
     assert not list((tmp_path / "o").rglob("*.wav"))
+
+
+def test_nonfinite_zero_replaces_and_reports_the_count(tmp_path: Path) -> None:
+    """--nonfinite zero: NaN/Inf input samples become 0, the count is reported, and the
+    rest of the signal is processed exactly as if those samples had been 0."""
+    x = 0.1 * noise(2, 5000, seed=1)
+    x[1, 4123] = np.nan
+    x[0, 10] = np.inf
+    x[0, 11] = -np.inf
+    src = write_audio(tmp_path / "in" / "nan.wav", x, 44100, "FLOAT")
+    clean = x.copy()
+    clean[~np.isfinite(clean)] = 0
+    ref = write_audio(tmp_path / "ref" / "nan.wav", clean, 44100, "FLOAT")
+    preset = tmp_path / "p.yaml"
+    preset.write_text("version: 1\nchain:\n  - {type: lowpass, cutoff_hz: 1000}\n")
+    r = run(
+        "process", str(src), str(tmp_path / "o"), "-p", str(preset), "--nonfinite", "zero", "--json"
+    )
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout.splitlines()[0])
+    assert rec["nonfinite_replaced"] == 3
+    assert "replaced 3 non-finite input samples with 0" in rec["notes"]
+    r2 = run("process", str(ref), str(tmp_path / "o2"), "-p", str(preset), "-q")
+    assert r2.exit_code == 0
+    a, _ = sf.read(tmp_path / "o" / "nan.wav")
+    b, _ = sf.read(tmp_path / "o2" / "nan.wav")
+    np.testing.assert_array_equal(a, b)
+    r3 = run("process", str(src), str(tmp_path / "o3"), "-p", str(preset), "--nonfinite", "maybe")
+    assert r3.exit_code == 2

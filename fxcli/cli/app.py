@@ -46,6 +46,11 @@ class ProgressMode(str, Enum):
     never = "never"
 
 
+class NonFinite(str, Enum):
+    error = "error"
+    zero = "zero"
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
@@ -114,6 +119,13 @@ def process(
         int | None,
         typer.Option(help="Files processed at once (default: up to 4 on CPU, 2 on CUDA)."),
     ] = None,
+    nonfinite: Annotated[
+        NonFinite,
+        typer.Option(
+            help="NaN/Inf input samples: error (fail the file, naming the first) or zero "
+            "(replace with 0 and report the count)."
+        ),
+    ] = NonFinite.error,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -150,6 +162,7 @@ def process(
             progress=progress.value,
             input_list=input_list,
             jobs=jobs,
+            nonfinite=nonfinite.value,
         )
     except (UsageError, PresetError) as exc:
         _fail(str(exc))

@@ -26,6 +26,7 @@ def run_process(
     progress: str,
     input_list: str | None,
     jobs: int | None = None,
+    nonfinite: str = "error",
 ) -> int:
     """Returns the exit code. Usage and preset errors are raised as UsageError/PresetError
     by the caller's wrapper before any file is touched."""
@@ -52,7 +53,13 @@ def run_process(
     from fxcli.engine.runner import Cancelled, Engine
 
     engine = Engine(
-        preset, dev, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype, overwrite=overwrite
+        preset,
+        dev,
+        chunk_seconds=chunk_seconds,
+        fmt=fmt,
+        subtype=subtype,
+        overwrite=overwrite,
+        nonfinite=nonfinite,
     )
     from fxcli.cli.report import Reporter, progress_shown
 

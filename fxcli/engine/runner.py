@@ -70,6 +70,7 @@ class FileResult:
     subtype: str | None = None
     clipped: int = 0
     output_frames: int = 0
+    nonfinite_replaced: int = 0
     output_sample_rate: int | None = None
     output_channels: int | None = None
     elapsed_s: float = 0.0
@@ -84,6 +85,8 @@ class Engine:
     """Runs one preset over many files on one device.
 
     ``overwrite``: ``"refuse"`` (default), ``"overwrite"`` (atomic replace) or ``"skip"``.
+    ``nonfinite``: ``"error"`` (a NaN/Inf input sample fails the file, naming it) or
+    ``"zero"`` (replaced by 0, counted in ``FileResult.nonfinite_replaced``).
     Chains are designed once per sample rate and kept on the device.
     """
 
@@ -96,8 +99,12 @@ class Engine:
         fmt: str = "same",
         subtype: str = "same",
         overwrite: str = "refuse",
+        nonfinite: str = "error",
     ) -> None:
         self.preset = preset
+        if nonfinite not in ("error", "zero"):
+            raise ValueError(f"nonfinite: got {nonfinite!r}; allowed: error, zero")
+        self.nonfinite = nonfinite
         self.device = device
         self.chunk_seconds = chunk_seconds
         self.fmt = fmt
@@ -167,7 +174,7 @@ class Engine:
         def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
             states = init_states(head, (info.channels,), self.device)
             offset = 0
-            for block in prefetch(lambda: read_blocks(info, frames)):
+            for block in prefetch(lambda: self._blocks(info, frames, None)):
                 x = torch.from_numpy(block).to(self.device)
                 y, states = self._run(head, x, states, offset, run)
                 offset += block.shape[1]
@@ -177,6 +184,18 @@ class Engine:
                 yield tail
 
         return resolve_analysis(steps, measure_pass, self.device)
+
+    def _blocks(self, info: AudioInfo, frames: int, res: FileResult | None) -> Iterator[np.ndarray]:
+        """Input blocks; with ``nonfinite="zero"`` NaN/Inf become 0 (counted into ``res``)."""
+        for block in read_blocks(info, frames):
+            if self.nonfinite == "zero" and block.dtype.kind == "f":
+                bad = ~np.isfinite(block)
+                n_bad = int(np.count_nonzero(bad))
+                if n_bad:
+                    block = np.where(bad, 0, block).astype(block.dtype)
+                    if res is not None:
+                        res.nonfinite_replaced += n_bad
+            yield block
 
     # ------------------------------------------------------------------ files
     def process(self, job: Job, progress: ProgressFn | None = None) -> FileResult:
@@ -242,7 +261,7 @@ class Engine:
         dither = self.preset.dither or default_dither(ofmt.subtype)
         with AtomicWriter(job.dest, int(rate), channels, ofmt, dither) as writer:
             with WriteBehind(writer.write) as behind:
-                for block in prefetch(lambda: read_blocks(info, frames)):
+                for block in prefetch(lambda: self._blocks(info, frames, res)):
                     x = torch.from_numpy(block).to(self.device, non_blocking=True)
                     y, states = self._run(steps, x, states, offset, run)
                     behind.submit(y.cpu().numpy())
@@ -258,6 +277,8 @@ class Engine:
         res.seconds = round(offset / info.samplerate, 6)
         res.output_frames = writer.frames
         res.clipped = writer.clipped
+        if res.nonfinite_replaced:
+            res.notes.append(f"replaced {res.nonfinite_replaced} non-finite input samples with 0")
         if writer.clipped:
             res.notes.append(f"clipped {writer.clipped} samples")
 
