@@ -394,34 +394,24 @@ def _scale_to_fit(fin, un, ceil, n_c, n_pts):  # pragma: no cover - compiled
 
 
 @_njit
-def _unfinal(un, pw, xx, h, g, i, q0, n_c, lag):  # pragma: no cover - compiled
-    """un[c, p, j] = contribution of the unfinalized gains pw[q0..j] to point i + j."""
-    for c in range(n_c):
-        for p in range(4):
-            for j in range(lag + 1):
-                u = 0.0
-                for q in range(q0, j + 1):
-                    u += h[p, j - q] * (pw[q] * xx[g, c, i + q])
-                un[c, p, j] = u
-
-
-@_njit
 def _limiter_kernel(
-    xx, rr, h, ramp, lag, ceil, a_rel, gp_state, plan_state, fin_state, out
+    xx, rr, h, ramp, lag, ceil, a_rel, gp_state, plan_state, fin_state, un_state, out
 ):  # pragma: no cover - compiled
     """Plan, check and finalize the gains of the next n = out.shape[1] samples.
 
     xx (G, C, D + n): pending + new input (index i = the sample finalized at step i);
     rr (G, ramp + n): gain requirements, rr[:, i : i + ramp + 1] is the window of
     the sample planned at step i; gp_state (G,) last planned gain; plan_state
-    (G, lag) planned, unfinalized gains; fin_state (G, C, 4, lag) finalized
-    partial sums of the pending output points; out (G, n) final gains.
+    (G, lag) planned, unfinalized gains; fin_state / un_state (G, C, 4, lag):
+    finalized / unfinalized parts of the pending output points (updated
+    incrementally); out (G, n) final gains.
     """
     n_g, n_c, _ = xx.shape
     n = out.shape[1]
     pw = np.empty(lag + 1, dtype=np.float64)
     fin = np.zeros((n_c, 4, lag + 1), dtype=np.float64)
     un = np.zeros((n_c, 4, lag + 1), dtype=np.float64)
+    dq = np.empty(ramp + n + 1, dtype=np.int64)  # sliding-window minimum of rr
     for g in range(n_g):
         gp = gp_state[g]
         for q in range(lag):
@@ -429,7 +419,22 @@ def _limiter_kernel(
             for c in range(n_c):
                 for p in range(4):
                     fin[c, p, q] = fin_state[g, c, p, q]
+                    un[c, p, q] = un_state[g, c, p, q]
+        head = 0
+        tail = 0
+        for k in range(ramp):
+            while tail > head and rr[g, dq[tail - 1]] >= rr[g, k]:
+                tail -= 1
+            dq[tail] = k
+            tail += 1
         for i in range(n):
+            k = i + ramp
+            while tail > head and rr[g, dq[tail - 1]] >= rr[g, k]:
+                tail -= 1
+            dq[tail] = k
+            tail += 1
+            if dq[head] < i:
+                head += 1
             # planner: release (one-pole in dB towards 0 dB: g -> g ** a_rel), then
             # linear ramps that reach each requirement of the window in time
             cand = 1.0
@@ -437,34 +442,44 @@ def _limiter_kernel(
                 cand = gp**a_rel
                 if cand > _UNITY_SNAP:
                     cand = 1.0
-            for j in range(ramp + 1):
-                rj = rr[g, i + j]
-                if rj < cand:
-                    need = gp + (rj - gp) / (j + 1)
-                    if need < cand:
-                        cand = need
+            if rr[g, dq[head]] < cand:  # else no requirement of the window binds
+                for j in range(ramp + 1):
+                    rj = rr[g, i + j]
+                    if rj < cand:
+                        need = gp + (rj - gp) / (j + 1)
+                        if need < cand:
+                            cand = need
             gp = cand
             if lag == 0:
                 out[g, i] = cand
                 continue
             pw[lag] = cand
-            # Output points i + j (j = 0..lag; j = lag enters now with no finalized
-            # part): value = fin + un. Invariant: |fin| <= ceil and |fin + un| <= ceil.
+            # Output points i + j, j = 0..lag (j = lag enters now, its support is
+            # entirely unfinalized): value = fin + un, exact.
             for c in range(n_c):
                 for p in range(4):
                     fin[c, p, lag] = 0.0
-            _unfinal(un, pw, xx, h, g, i, 0, n_c, lag)
+                    u = 0.0
+                    for q in range(lag + 1):
+                        u += h[p, lag - q] * (pw[q] * xx[g, c, i + q])
+                    un[c, p, lag] = u
             s = _scale_to_fit(fin, un, ceil, n_c, lag + 1)
             if s < 1.0:
                 for q in range(lag + 1):
                     pw[q] *= s
-            # finalize sample i
+                for c in range(n_c):
+                    for p in range(4):
+                        for j in range(lag + 1):
+                            un[c, p, j] *= s
+            # finalize sample i: its contribution moves from un to fin
             gi = pw[0]
             for c in range(n_c):
                 xi = xx[g, c, i]
                 for p in range(4):
                     for j in range(lag + 1):
-                        fin[c, p, j] += h[p, j] * (gi * xi)
+                        w = h[p, j] * (gi * xi)
+                        fin[c, p, j] += w
+                        un[c, p, j] -= w
             out[g, i] = gi
             # point i is complete (its value fin[:, :, 0]); shift the window
             for q in range(lag):
@@ -472,12 +487,14 @@ def _limiter_kernel(
                 for c in range(n_c):
                     for p in range(4):
                         fin[c, p, q] = fin[c, p, q + 1]
+                        un[c, p, q] = un[c, p, q + 1]
         gp_state[g] = gp
         for q in range(lag):
             plan_state[g, q] = pw[q]
             for c in range(n_c):
                 for p in range(4):
                     fin_state[g, c, p, q] = fin[c, p, q]
+                    un_state[g, c, p, q] = un[c, p, q]
 
 
 class LimiterState(NamedTuple):
@@ -488,8 +505,9 @@ class LimiterState(NamedTuple):
     ``req``: (G, ramp) float64 last gain requirements; ``gain``: (G,) last planned
     gain; ``plan``: (G, 11 or 0) planned, unfinalized gains; ``fin``: (G, C, 4,
     11 or 0) finalized partial sums of the 11 pending interpolated output points
-    (true-peak mode); ``skip``: frames of the initial silence still to drop from
-    the output (0-d int64 tensor).
+    (true-peak mode) and ``unf`` the same shape, their unfinalized parts;
+    ``skip``: frames of the initial silence still to drop from the output (0-d
+    int64 tensor).
     """
 
     pending: Tensor
@@ -498,6 +516,7 @@ class LimiterState(NamedTuple):
     gain: Tensor
     plan: Tensor
     fin: Tensor
+    unf: Tensor
     skip: Tensor
 
 
@@ -522,6 +541,7 @@ def limiter_init_state(
         gain=torch.ones((g,), dtype=f64, device=device),
         plan=torch.ones((g, lag), dtype=f64, device=device),
         fin=torch.zeros((g, c, 4, lag), dtype=f64, device=device),
+        unf=torch.zeros((g, c, 4, lag), dtype=f64, device=device),
         skip=torch.tensor(d, dtype=torch.int64),
     )
 
@@ -621,6 +641,7 @@ def limit(
     gp = state.gain.detach().to("cpu", torch.float64).numpy().copy()
     plan = state.plan.detach().to("cpu", torch.float64).numpy().copy()
     fin = state.fin.detach().to("cpu", torch.float64).contiguous().numpy().copy()
+    unf = state.unf.detach().to("cpu", torch.float64).contiguous().numpy().copy()
     out = np.empty((n_g, n), dtype=np.float64)
     xx_np = xx.contiguous().numpy()
     _limiter_kernel(
@@ -634,6 +655,7 @@ def limit(
         gp,
         plan,
         fin,
+        unf,
         out,
     )
     dev = x.device
@@ -649,6 +671,7 @@ def limit(
         gain=torch.from_numpy(gp).to(state.gain.device),
         plan=torch.from_numpy(plan).to(state.plan.device),
         fin=torch.from_numpy(fin).to(state.fin.device),
+        unf=torch.from_numpy(unf).to(state.unf.device),
         skip=torch.tensor(skip - drop, dtype=torch.int64),
     )
     return y, new_state
