@@ -406,6 +406,24 @@ def test_chunk_invariance(name: str, channels: int, dtype) -> None:
         assert torch.equal(got, whole), (name, chunk)
 
 
+def test_empty_chunks_and_1d_input() -> None:
+    x = _signal(2, 800, torch.float32)
+    for name, make in STEPS.items():
+        step = make()
+        state = step.init_state((2,), "cpu")
+        outs = []
+        for part in (x[:, :0], x[:, :300], x[:, 300:300], x[:, 300:]):
+            y, state = step.process(part, state)
+            outs.append(y)
+        tail, _ = step.flush(state)
+        if tail is not None:
+            assert tail.dtype == torch.float32, name
+            outs.append(tail)
+        assert torch.equal(torch.cat(outs, dim=-1), step(x)), name
+        mono = step(x[0])
+        assert mono.shape == x[0].shape, name
+
+
 def test_state_is_not_mutated() -> None:
     x = _signal(2, 500, torch.float64)
     for make in STEPS.values():

@@ -612,6 +612,8 @@ def limit(
         state = limiter_init_state(batch, "cpu", lookahead, true_peak)
     d = limiter_latency(lookahead, true_peak)
     lag = HISTORY if true_peak else 0
+    if n == 0:
+        return x.detach().clone(), state
     pend = state.pending.detach().to("cpu", torch.float64)
     if tuple(pend.shape) != (n_g, n_c, d):
         raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {tuple(pend.shape)}")

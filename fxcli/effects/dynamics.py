@@ -188,10 +188,9 @@ class Limiter(Step):
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
-        return (
-            limiter_init_state(batch_shape, device, self.lookahead, self.true_peak),
-            batch_shape,
-        )
+        """``(LimiterState, batch_shape, dtype of the last chunk or None)``."""
+        st = limiter_init_state(batch_shape, device, self.lookahead, self.true_peak)
+        return (st, batch_shape, None)
 
     def _run(self, x: Tensor, st: LimiterState) -> tuple[Tensor, LimiterState]:
         return limit(
@@ -205,16 +204,19 @@ class Limiter(Step):
         )
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        st, batch = state
+        st, batch, _ = state
         y, st = self._run(x, st)
-        return y, (st, batch)
+        return y, (st, batch, x.dtype)
 
     def flush(self, state: Any) -> tuple[Tensor | None, Any]:
-        st, batch = state
+        """The held frames (in the dtype of the last chunk), by feeding silence."""
+        st, batch, dtype = state
         dev = st.pending.device
-        zeros = torch.zeros((*batch, self.latency), dtype=torch.float64, device=dev)
+        zeros = torch.zeros(
+            (*batch, self.latency), dtype=dtype or torch.get_default_dtype(), device=dev
+        )
         y, st = self._run(zeros, st)
-        return y, (st, batch)
+        return y, (st, batch, dtype)
 
 
 class Expander(Step):
