@@ -347,14 +347,9 @@ def _excess(fin, un, s, ceil, n_c, n_pts):  # pragma: no cover - compiled
 
 
 @_njit
-def _scale_to_fit(fin, un, ceil, n_c, n_pts):  # pragma: no cover - compiled
-    """Scale s in [0, 1] for the unfinalized contributions ``un``: 1 when no point
-    exceeds the ceiling, else the largest s at which none does (each point's
-    feasible set is an interval of s, solved for a hair under the ceiling so
-    rounding cannot land above it), else the s with the smallest excess among
-    the interval ends."""
-    if _excess(fin, un, 1.0, ceil, n_c, n_pts) <= 0.0:
-        return 1.0
+def _fit_interval(fin, un, ceil, tgt, n_c, n_pts):  # pragma: no cover - compiled
+    """Largest s in [0, 1] with |fin + s un| <= tgt for the points now above ``ceil``
+    and <= ceil for the others, or -1 when there is none."""
     lo = 0.0
     hi = 1.0
     for c in range(n_c):
@@ -362,10 +357,14 @@ def _scale_to_fit(fin, un, ceil, n_c, n_pts):  # pragma: no cover - compiled
             for j in range(n_pts):
                 f = fin[c, p, j]
                 u = un[c, p, j]
+                # solve for a hair under the bound so rounding cannot land above it
+                bound = (tgt if abs(f + u) > ceil else ceil) * _SOLVE
                 if u == 0.0:
+                    if abs(f) > bound and abs(f) > ceil:
+                        return -1.0
                     continue
-                a = (ceil * _SOLVE - f) / u
-                b = (-ceil * _SOLVE - f) / u
+                a = (bound - f) / u
+                b = (-bound - f) / u
                 if a > b:
                     a, b = b, a
                 if a > lo:
@@ -374,6 +373,25 @@ def _scale_to_fit(fin, un, ceil, n_c, n_pts):  # pragma: no cover - compiled
                     hi = b
     if lo <= hi and _excess(fin, un, hi, ceil, n_c, n_pts) <= 0.0:
         return hi
+    return -1.0
+
+
+@_njit
+def _scale_to_fit(fin, un, ceil, tgt, n_c, n_pts):  # pragma: no cover - compiled
+    """Scale s in [0, 1] for the unfinalized contributions ``un``: 1 when no point
+    exceeds the ceiling, else the largest s that brings the points above it to
+    ``tgt`` (the planning target, leaving the margin for later corrections) and
+    keeps the others under the ceiling; else the largest s that keeps every point
+    under the ceiling (each point's feasible set is an interval of s); else the s
+    with the smallest excess among the interval ends."""
+    if _excess(fin, un, 1.0, ceil, n_c, n_pts) <= 0.0:
+        return 1.0
+    s = _fit_interval(fin, un, ceil, tgt, n_c, n_pts)
+    if s >= 0.0:
+        return s
+    s = _fit_interval(fin, un, ceil, ceil, n_c, n_pts)
+    if s >= 0.0:
+        return s
     # no scale satisfies every point: least excess among the candidates
     best = 1.0
     best_e = _excess(fin, un, 1.0, ceil, n_c, n_pts)
@@ -395,7 +413,7 @@ def _scale_to_fit(fin, un, ceil, n_c, n_pts):  # pragma: no cover - compiled
 
 @_njit
 def _limiter_kernel(
-    xx, rr, h, ramp, lag, ceil, a_rel, gp_state, plan_state, fin_state, un_state, out
+    xx, rr, h, ramp, lag, ceil, tgt, a_rel, gp_state, plan_state, fin_state, un_state, out
 ):  # pragma: no cover - compiled
     """Plan, check and finalize the gains of the next n = out.shape[1] samples.
 
@@ -463,7 +481,7 @@ def _limiter_kernel(
                     for q in range(lag + 1):
                         u += h[p, lag - q] * (pw[q] * xx[g, c, i + q])
                     un[c, p, lag] = u
-            s = _scale_to_fit(fin, un, ceil, n_c, lag + 1)
+            s = _scale_to_fit(fin, un, ceil, tgt, n_c, lag + 1)
             if s < 1.0:
                 for q in range(lag + 1):
                     pw[q] *= s
@@ -581,7 +599,9 @@ def limit(
        values of the 12 output points that depend on unfinalized gains are
        computed exactly (finalized part + unfinalized part) and, if one
        exceeds ``c``, all unfinalized gains are scaled by the largest factor
-       that brings every one of those points to ``<= c``. The newest point's
+       that brings the points above ``c`` to the planning target ``c'`` (the
+       margin is slack for the side effects of later corrections) and keeps
+       every other one ``<= c`` (else just every one ``<= c``). The newest point's
        support is entirely unfinalized, so such a factor exists for it; for
        points whose supports are partly finalized it exists unless their
        finalized part alone exceeds ``c`` (then the factor with the least
@@ -653,6 +673,7 @@ def limit(
         int(lookahead),
         lag,
         ceil,
+        target,
         one_pole_coeff(release_ms, fs),
         gp,
         plan,
