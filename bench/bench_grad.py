@@ -10,9 +10,11 @@ warm-up; the kernels are compiled/loaded by the warm-up):
 
 - ``forward``: ``sosfilt(x, sos)`` without autograd (the engine's path)
 - ``forward-recording``: the same call with ``x`` and ``sos`` requiring grad
-  (the autograd Function's forward: the same kernel, plus bookkeeping), and the loss
-- ``backward``: ``loss.backward()`` alone (gradients w.r.t. ``x`` and ``sos``;
-  the fused numba adjoint on the CPU)
+  (the autograd Function's forward: the same kernels, plus block states)
+- ``backward``: ``y.backward(2 y)`` alone, i.e. the filter's backward for the loss
+  sum(y^2) (gradients w.r.t. ``x`` and ``sos``; the fused numba adjoint on the CPU)
+- ``forward+loss+backward``: one whole training step of that loss (includes torch's
+  own elementwise ops for the loss and its gradient)
 - ``backward-composed``: the differentiable backward (the CUDA / double-backward
   path of :mod:`fxcli.dsp.autograd`) run on the CPU, for reference
 - on CUDA (when available): ``cuda-forward`` / ``cuda-backward`` likewise
@@ -23,7 +25,7 @@ autograd) is compared when importable, else skipped with a note.
 Usage::
 
     python bench/bench_grad.py [--duration 60] [--channels 8] [--reps 5]
-        [--output bench/results/grad.csv]
+        [--output bench/results/grad.csv] [--no-composed]
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def _seed_sos(preset: Path, fs: int, channels: int) -> torch.Tensor:
     return steps[0].sos.detach().cpu().to(torch.float64)
 
 
-def run_device(dev: torch.device, x: torch.Tensor, sos: torch.Tensor, reps: int) -> list[dict]:
+def run_device(
+    dev: torch.device, x: torch.Tensor, sos: torch.Tensor, reps: int, composed: bool = True
+) -> list[dict]:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     prefix = "cuda-" if dev.type == "cuda" else ""
     x = x.to(dev)
@@ -95,35 +99,37 @@ def run_device(dev: torch.device, x: torch.Tensor, sos: torch.Tensor, reps: int)
     t_fwd = row("forward", _time(lambda: sosfilt(x, sos), reps, sync), None, "no autograd")
     xg = x.clone().requires_grad_(True)
     sg = sos.clone().requires_grad_(True)
-    state: dict = {}
+    gy = 2 * sosfilt(x, sos)[0]  # d(sum of squares)/dy
 
-    def fwd_rec():
-        y, _ = sosfilt(xg, sg)
-        state["loss"] = y.square().sum()
-
-    def bwd():
+    def clear():
         xg.grad = None
         sg.grad = None
-        state["loss"].backward()
 
     ts_f, ts_b = [], []
-    fwd_rec()
-    bwd()  # warm-up
-    for _ in range(reps):
+    for i in range(reps + 1):  # the first is a warm-up
+        clear()
         sync()
         t0 = time.perf_counter()
-        fwd_rec()
+        y, _ = sosfilt(xg, sg)
         sync()
         t1 = time.perf_counter()
-        bwd()
+        y.backward(gy)
         sync()
         t2 = time.perf_counter()
-        ts_f.append(t1 - t0)
-        ts_b.append(t2 - t1)
-    row("forward-recording", ts_f, t_fwd, "x, sos require grad; incl. loss")
-    row("backward", ts_b, t_fwd, "grads of x and sos")
-    row("forward+backward", [a + b for a, b in zip(ts_f, ts_b, strict=True)], t_fwd, "")
-    if dev.type == "cpu":
+        if i:
+            ts_f.append(t1 - t0)
+            ts_b.append(t2 - t1)
+        del y
+    row("forward-recording", ts_f, t_fwd, "x, sos require grad")
+    row("backward", ts_b, t_fwd, "y.backward(2 y): grads of x and sos")
+
+    def step():
+        clear()
+        y, _ = sosfilt(xg, sg)
+        y.square().sum().backward()
+
+    row("forward+loss+backward", _time(step, reps, sync), t_fwd, "loss = sum(y^2), all included")
+    if dev.type == "cpu" and composed:
         rows_ = x.reshape(-1, x.shape[-1])
         gy = 2 * sosfilt(rows_, sos)[0]
         gzf = torch.zeros((sos.shape[0], rows_.shape[0], 2), dtype=torch.float64)
@@ -159,11 +165,14 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--preset", default=str(REPO / "presets" / "iir_chain.yaml"))
     ap.add_argument("--output", default=str(ROOT / "results" / "grad.csv"))
+    ap.add_argument(
+        "--no-composed", action="store_true", help="skip the (slow) composed-backward row"
+    )
     a = ap.parse_args(argv)
     fs = a.sample_rate
     sos = _seed_sos(Path(a.preset), fs, a.channels)
     x = torch.from_numpy(B.make_noise(a.channels, round(a.duration * fs)))
-    rows = run_device(torch.device("cpu"), x, sos, a.reps)
+    rows = run_device(torch.device("cpu"), x, sos, a.reps, not a.no_composed)
     if torch.cuda.is_available():
         rows += run_device(torch.device("cuda"), x, sos, a.reps)
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
