@@ -605,9 +605,10 @@ def limit(
        support is entirely unfinalized, so such a factor exists for it; for
        points whose supports are partly finalized it exists unless their
        finalized part alone exceeds ``c`` (then the factor with the least
-       excess is used). That case was never hit in 2,000 random trials
-       (level-jumping noise up to +12 dB, ramps of 1-240 samples, release
-       0.1-50 ms, ceilings -6 to -0.1 dBTP, worst result 0.001 dB under the
+       excess is used). No output above the ceiling was found in 2,800 random
+       trials (2,200 mono, 600 stereo: level-jumping noise, squares, fs/4
+       sines and sparse impulses up to +12 dB, ramps of 1-240 samples, release
+       0.1-50 ms, ceilings -6 to -0.1 dBTP; closest 0.001 dB under the
        ceiling) nor in the adversarial tests; it is not ruled out by proof.
 
     Args:
