@@ -1,0 +1,57 @@
+"""The loudness presets process the bundled examples to their targets (issue #5),
+measured by `fxcli analyze` and by an independent BS.1770 meter (pyloudnorm)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from fxcli.cli.app import app
+from tests.conftest import ROOT
+
+pyln = pytest.importorskip("pyloudnorm")
+
+EXAMPLES = ROOT / "examples" / "audio"
+# preset -> (integrated LUFS target, tolerance LU, true-peak ceiling dBTP)
+TARGETS = {
+    "broadcast": (-23.0, 0.1, -1.0),
+    "podcast": (-16.0, 0.15, -1.5),
+    "voice": (-16.0, 0.15, -1.5),
+    "mastering": (-14.0, 0.25, -1.0),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(TARGETS))
+def test_preset_hits_loudness_and_true_peak_targets(preset: str, tmp_path: Path) -> None:
+    target, tol, ceiling = TARGETS[preset]
+    out = tmp_path / preset
+    runner = CliRunner()
+    r = runner.invoke(app, ["process", str(EXAMPLES), str(out), "-p", preset, "-q"])
+    assert r.exit_code == 0, r.output
+    files = sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac"))
+    assert len(files) == 2
+    r = runner.invoke(app, ["analyze", *map(str, files), "--json"])
+    assert r.exit_code == 0, r.output
+    for line in r.stdout.splitlines():
+        rec = json.loads(line)
+        assert abs(rec["integrated_lufs"] - target) <= tol, rec
+        assert rec["true_peak_dbtp"] <= ceiling, rec
+    for f in files:
+        y, fs = sf.read(f, dtype="float64")
+        independent = pyln.Meter(fs).integrated_loudness(y)
+        assert abs(independent - target) <= tol + 0.1, (f, independent)
+
+
+def test_dataset_preset_is_16k_mono_16_bit(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["process", str(EXAMPLES), str(tmp_path), "-p", "dataset", "-q"])
+    assert r.exit_code == 0, r.output
+    for f in (tmp_path / "music_stereo.wav", tmp_path / "voice" / "voice_mono.flac"):
+        info = sf.info(str(f))
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        y, _ = sf.read(f)
+        assert abs(20 * np.log10(np.abs(y).max()) + 1.0) < 0.05  # peak -1 dBFS (+dither)
