@@ -418,11 +418,6 @@ def test_butterworth_torch_gradcheck_through_sosfilt():
 # CUDA
 # ---------------------------------------------------------------------------
 
-cuda = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
-]
-
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
