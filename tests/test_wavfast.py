@@ -508,3 +508,26 @@ def test_engine_output_identical_with_and_without_fast_path(
     assert results["1"].clipped == results["0"].clipped
     assert (results["1"].clipped > 0) == (subtype != "FLOAT")
     assert temp_files(tmp_path) == []
+
+
+def test_empty_blocks_and_empty_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps may release zero frames for a chunk (latency); an empty output is valid."""
+    y = noise(301, 2, seed=4).T
+    empty = np.empty((2, 0))
+    for fast in (True, False):
+        monkeypatch.setenv("FXCLI_WAVFAST", "1" if fast else "0")
+        out = audio.OutputFormat("WAV", "PCM_24", ".wav")
+        with audio.AtomicWriter(tmp_path / f"e{fast}.wav", 44100, 2, out) as w:
+            w.write(empty)
+            w.write(y[:, :100])
+            w.write(empty)
+            w.write(y[:, 100:])
+            w.commit()
+        with audio.AtomicWriter(tmp_path / f"z{fast}.wav", 44100, 2, out) as w:
+            w.write(empty)
+            w.commit()
+    for name in ("e", "z"):
+        assert (tmp_path / f"{name}True.wav").read_bytes() == (
+            tmp_path / f"{name}False.wav"
+        ).read_bytes()
+    assert sf.info(str(tmp_path / "zTrue.wav")).frames == 0
