@@ -161,8 +161,60 @@ def true_peak(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         calls carrying the state give the same maximum as one call. Convert with
         ``20 * log10(peak)`` for dBTP.
     """
+    if x.device.type == "cpu" and x.shape[-1] > 0 and _tp_kernel() is not None:
+        hist = _history(x, state)
+        n = x.shape[-1]
+        xs = torch.cat([hist, x.detach().to(torch.float64)], dim=-1)
+        rows = xs.reshape(-1, xs.shape[-1]).contiguous().numpy()
+        peaks = _tp_kernel()(rows, _PHASES_NP, HISTORY)  # type: ignore[misc]
+        peak = torch.from_numpy(peaks).reshape(x.shape[:-1])
+        return peak, xs[..., n:].clone()
     y, new_state = oversample4(x, state)
     if x.shape[-1] == 0:
         return torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device), new_state
     peak = torch.maximum(y.abs().amax(dim=-1), x.detach().to(torch.float64).abs().amax(dim=-1))
     return peak, new_state
+
+
+_PHASES_NP = None
+_KERNEL: list = []
+
+
+def _tp_kernel():  # type: ignore[no-untyped-def]
+    """A numba kernel computing the same products and sums as :func:`oversample4`
+    (tap order, no fused multiply-add), so peaks are bit-identical, ~10x faster on
+    CPU and without the (*batch, 4 n) intermediate; ``None`` without numba."""
+    global _PHASES_NP
+    if _KERNEL:
+        return _KERNEL[0]
+    try:
+        import numba
+        import numpy as np
+    except ImportError:  # pragma: no cover - numba is a dependency
+        _KERNEL.append(None)
+        return None
+    _PHASES_NP = np.array([[float(t) for t in taps] for taps in PHASES], dtype=np.float64)
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(rows, phases, hist):  # pragma: no cover - compiled
+        r, length = rows.shape
+        n_taps = phases.shape[1]
+        out = np.zeros(r, dtype=np.float64)
+        for i in range(r):
+            peak = 0.0
+            for j in range(hist, length):
+                v = abs(rows[i, j])
+                if v > peak:
+                    peak = v
+                for p in range(phases.shape[0]):
+                    acc = rows[i, j] * phases[p, 0]
+                    for k in range(1, n_taps):
+                        acc = acc + rows[i, j - k] * phases[p, k]
+                    a = abs(acc)
+                    if a > peak:
+                        peak = a
+            out[i] = peak
+        return out
+
+    _KERNEL.append(kernel)
+    return kernel
