@@ -43,6 +43,16 @@ def run_chain(steps: list[Step], x: Tensor, states: list[Any]) -> tuple[Tensor, 
     return x, new_states
 
 
+def all_finite(x: Tensor) -> bool:
+    """Whether every sample is finite, by one min/max reduction (NaN propagates
+    through aminmax, +-Inf is its own extreme): ~1 ms per 10 s x 8 ch chunk on the
+    2-core VM where ``isfinite(x).all()`` took 24-80 ms."""
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x)
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
 def flush_chain(
     steps: list[Step], states: list[Any], dtype: torch.dtype
 ) -> tuple[Tensor | None, list[Any]]:
@@ -58,7 +68,7 @@ def flush_chain(
             more = more.to(dtype)
             tail = more if tail is None else torch.cat([tail, more], dim=-1)
         new_states.append(st)
-    if tail is not None and not bool(torch.isfinite(tail).all()):
+    if tail is not None and not all_finite(tail):
         raise NonFiniteError("the chain produced non-finite output at the end of the signal")
     return tail, new_states
 
@@ -79,7 +89,7 @@ def run_chain_checked(
     cause: the input sample (frame and channel, counted from the file start) or
     the first step whose output went non-finite. ``offset`` is the chunk's first frame."""
     y, new_states = run_chain(steps, x, states)
-    if bool(torch.isfinite(y).all()):
+    if all_finite(y):
         return y, new_states
     if not bool(torch.isfinite(x).all()):
         frame, ch = _first_bad(x)

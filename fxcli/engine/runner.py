@@ -259,7 +259,8 @@ class Engine:
             )
         res.output_sample_rate, res.output_channels = int(rate), channels
         dither = self.preset.dither or default_dither(ofmt.subtype)
-        with AtomicWriter(job.dest, int(rate), channels, ofmt, dither) as writer:
+        hint = round(info.frames * rate / info.samplerate)  # lets short files skip numba I/O
+        with AtomicWriter(job.dest, int(rate), channels, ofmt, dither, frames_hint=hint) as writer:
             with WriteBehind(writer.write) as behind:
                 for block in prefetch(lambda: self._blocks(info, frames, res)):
                     x = torch.from_numpy(block).to(self.device, non_blocking=True)
