@@ -15,7 +15,6 @@ placeholder directly raises a clear error.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import Tensor
@@ -59,17 +58,18 @@ class Deferred(Step):
     raises, naming the class, because there is nothing to run yet.
     """
 
-    def __init__(self, cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], needs: str = "fs"
+    ) -> None:
         super().__init__()
-        self.cls, self.args, self.kwargs = cls, args, kwargs
+        self.cls, self.args, self.kwargs, self.needs = cls, args, dict(kwargs), needs
         self.label = kwargs.get("label", cls.__name__.lower())
 
     def bind(self, fs: float, channels: int) -> Step:
-        params = inspect.signature(self.cls.__init__).parameters
         extra: dict[str, Any] = {"fs": fs}
-        if "channels" in params:
+        if self.needs == "channels":
             extra["channels"] = channels
-        step: Step = self.cls(*self.args, **self.kwargs, **extra)
+        step: Step = self.cls(*self.args, **{**self.kwargs, **extra})
         return step
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -88,7 +88,7 @@ def _deferrable(base: type[Step], needs: str = "fs") -> type[Step]:
     def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get(needs) is None:
             kwargs.pop(needs, None)
-            return Deferred(cls, args, kwargs)
+            return Deferred(cls, args, kwargs, needs)
         return base.__new__(cls)
 
     doc = (base.__doc__ or "") + (

@@ -372,14 +372,10 @@ class _Biquad(DesignedIIR):
         from fxcli.dsp import design_torch
 
         assert self.fs is not None
-        return design_torch.rbj(
-            self.kind,
-            self.freq_hz,
-            self.fs,
-            q=self.q,
-            gain_db=self.gain_db,
-            slope=self.slope,
-        )
+        freq: Any = self.freq_hz
+        q: Any = self.q
+        gain: Any = self.gain_db
+        return design_torch.rbj(self.kind, freq, self.fs, q=q, gain_db=gain, slope=self.slope)
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         if not self.learnable:

@@ -59,8 +59,9 @@ def _bind(module: nn.Module, fs: float, channels: int) -> list[Step]:
             set_fs(fs)
         return [module]
     for sub in module.modules():  # a custom module: configure the filters inside
-        if getattr(sub, "fs", 0) is None and hasattr(sub, "set_fs"):
-            sub.set_fs(fs)
+        setter = getattr(sub, "set_fs", None)
+        if getattr(sub, "fs", 0) is None and callable(setter):
+            setter(fs)
     return [_ModuleStep(module)]
 
 
