@@ -79,6 +79,9 @@ from fxcli.dsp.sosfilt import _njit, _numba
 _sosmod = importlib.import_module("fxcli.dsp.sosfilt")
 _firmod = importlib.import_module("fxcli.dsp.firfilt")
 
+_BLOCK = _sosmod._BLOCK  # samples between the forward's stored states = backward block
+_LANES = _sosmod._LANES  # rows per SIMD tile
+
 __all__ = [
     "FirfiltFunction",
     "SosfiltFunction",
@@ -718,9 +721,6 @@ def _bwd_row(x, gy, gx, sos, ck, lam, acc, r):  # pragma: no cover - compiled
 # and zf are bit-identical to sosfilt's; in addition the state at the start of
 # every _BLOCK samples is stored in ck (rows, n_blocks, S, 2), which the backward
 # uses instead of a second forward pass.
-
-_BLOCK = _sosmod._BLOCK
-_LANES = _sosmod._LANES
 
 
 @_njit
