@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -28,6 +29,20 @@ def write_audio(
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), x.T, fs, subtype=subtype, format=fmt)
     return path
+
+
+def run_chunked(step, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Stream ``x`` through one step in chunks of ``chunk`` frames carrying the state,
+    then flush: what the engine does, for chunk-invariance tests of single steps."""
+    state = step.init_state(tuple(x.shape[:-1]), x.device)
+    outs = []
+    for i in range(0, x.shape[-1], chunk):
+        y, state = step.process(x[..., i : i + chunk], state)
+        outs.append(y)
+    tail, _ = step.flush(state)
+    if tail is not None:
+        outs.append(tail.to(x.dtype))
+    return torch.cat(outs, dim=-1)
 
 
 @pytest.fixture

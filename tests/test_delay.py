@@ -7,20 +7,7 @@ import pytest
 import torch
 
 from fxcli.effects.delay import Delay
-from tests.conftest import noise
-
-
-def run_chunked(step, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Stream ``x`` through ``step`` in chunks of ``chunk`` frames, then flush."""
-    state = step.init_state(tuple(x.shape[:-1]), x.device)
-    outs = []
-    for i in range(0, x.shape[-1], chunk):
-        y, state = step.process(x[..., i : i + chunk], state)
-        outs.append(y)
-    tail, _ = step.flush(state)
-    if tail is not None:
-        outs.append(tail)
-    return torch.cat(outs, dim=-1)
+from tests.conftest import noise, run_chunked
 
 
 def reference(x: np.ndarray, d: int, g: float, mix: float) -> np.ndarray:

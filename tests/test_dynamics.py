@@ -19,25 +19,13 @@ import torch
 from fxcli.dsp.dynamics import compressor_curve_db, expander_curve_db
 from fxcli.dsp.truepeak import true_peak
 from fxcli.effects.dynamics import QUANTIZATION_MARGIN, Compressor, Expander, Gate, Limiter
+from tests.conftest import run_chunked
 
 FS = 48000
 
 
 def db(v: float) -> float:
     return 20.0 * math.log10(v)
-
-
-def run_chunked(step, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """process() chunk by chunk carrying the state, then flush()."""
-    state = step.init_state(tuple(x.shape[:-1]), x.device)
-    outs = []
-    for i in range(0, x.shape[-1], chunk):
-        y, state = step.process(x[..., i : i + chunk], state)
-        outs.append(y)
-    tail, state = step.flush(state)
-    if tail is not None:
-        outs.append(tail.to(x.dtype))
-    return torch.cat(outs, dim=-1)
 
 
 def tp_db(y: torch.Tensor) -> float:

@@ -10,22 +10,10 @@ import torch
 
 from fxcli.dsp.resample import QUALITIES, design_polyphase, out_length
 from fxcli.effects.resample import Resample
+from tests.conftest import run_chunked
 
 PAIRS = [(44100, 48000), (48000, 16000), (16000, 44100), (96000, 44100)]
 LENGTH_PAIRS = [*PAIRS, (48000, 44100), (44100, 22050)]
-
-
-def run_chunked(step, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Stream ``x`` through ``step`` in chunks of ``chunk`` frames, then flush."""
-    state = step.init_state(tuple(x.shape[:-1]), x.device)
-    outs = []
-    for i in range(0, x.shape[-1], chunk):
-        y, state = step.process(x[..., i : i + chunk], state)
-        outs.append(y)
-    tail, _ = step.flush(state)
-    if tail is not None:
-        outs.append(tail)
-    return torch.cat(outs, dim=-1)
 
 
 def band_noise(channels: int, n: int, fs: float, f_max: float, seed: int = 0) -> np.ndarray:

@@ -13,20 +13,7 @@ from scipy.signal import fftconvolve
 
 import fxcli.effects.space as space
 from fxcli.effects.space import Convolve, Reverb
-from tests.conftest import noise, write_audio
-
-
-def run_chunked(step, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Stream ``x`` through ``step`` in chunks of ``chunk`` frames, then flush."""
-    state = step.init_state(tuple(x.shape[:-1]), x.device)
-    outs = []
-    for i in range(0, x.shape[-1], chunk):
-        y, state = step.process(x[..., i : i + chunk], state)
-        outs.append(y)
-    tail, _ = step.flush(state)
-    if tail is not None:
-        outs.append(tail)
-    return torch.cat(outs, dim=-1)
+from tests.conftest import noise, run_chunked, write_audio
 
 
 def decaying_ir(channels: int, frames: int, fs: float, seed: int = 0) -> np.ndarray:
