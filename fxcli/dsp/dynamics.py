@@ -48,13 +48,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fxcli._jit import njit as _njit
 from fxcli.dsp.sosfilt import numba_available
 from fxcli.dsp.truepeak import HISTORY, PHASES, oversample4
-
-try:  # numba is optional at run time (see fxcli.dsp.sosfilt)
-    import numba as _numba
-except Exception:  # pragma: no cover - depends on the environment
-    _numba = None  # type: ignore[assignment]
 
 __all__ = [
     "RMS_WINDOW_MS",
@@ -77,13 +73,6 @@ RMS_WINDOW_MS = 10.0
 #: Deepest gain (dB, as a positive number) an expander or gate applies.
 MAX_ATTENUATION_DB = 120.0
 _LEVEL_FLOOR_DB = -300.0
-
-if _numba is not None:
-    _njit = _numba.njit(cache=True, nogil=True)
-else:  # pragma: no cover - depends on the environment
-
-    def _njit(f):  # type: ignore[no-redef]
-        return f
 
 
 def one_pole_coeff(time_ms: float, fs: float) -> float:

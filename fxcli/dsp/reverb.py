@@ -33,10 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-try:  # numba is optional at run time (see fxcli.dsp.sosfilt)
-    import numba as _numba
-except Exception:  # pragma: no cover - depends on the environment
-    _numba = None  # type: ignore[assignment]
+from fxcli._jit import njit as _njit
 
 __all__ = [
     "fft_convolve",
@@ -117,13 +114,6 @@ def fft_convolve(
 COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)
 ALLPASS_TUNINGS = (556, 441, 341, 225)
 STEREO_SPREAD = 23
-
-if _numba is not None:
-    _njit = _numba.njit(cache=True, nogil=True)
-else:  # pragma: no cover - depends on the environment
-
-    def _njit(f):  # type: ignore[no-redef]
-        return f
 
 
 @_njit
