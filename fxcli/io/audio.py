@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,10 +105,19 @@ class AudioInfo:
 
 def probe(path: Path) -> AudioInfo:
     """Read a file's header; raise :class:`AudioError` with the reason if unreadable."""
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError("no such file") from None
+    except OSError as exc:  # symlink loop, permission, name too long
+        raise AudioError(f"cannot open: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
         raise AudioError("is a directory, not an audio file")
-    if not path.exists():
-        raise AudioError("no such file")
+    if not stat.S_ISREG(mode):
+        # FIFOs, sockets, devices: opening a FIFO blocks until a writer comes
+        raise AudioError("not a regular file (FIFO, socket or device); skipped")
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
     try:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(
@@ -117,7 +127,39 @@ def probe(path: Path) -> AudioInfo:
         raise AudioError(f"cannot read audio: {_one_line(exc)}") from None
     if info.channels < 1 or info.samplerate < 1:
         raise AudioError(f"invalid header: {info.channels} channels at {info.samplerate} Hz")
+    if info.frames == 0 and info.format in WAV_FORMATS:
+        declared = _declared_data_bytes(path)
+        if declared:
+            raise AudioError(
+                f"truncated: the header declares {declared} bytes of audio data "
+                "but the file ends before the first frame"
+            )
     return info
+
+
+def _declared_data_bytes(path: Path) -> int | None:
+    """The size a WAV/RF64 file's ``data`` chunk declares (None: not found, or the
+    0xFFFFFFFF placeholder of a writer that could not seek back)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64"):
+        return None
+    pos = 12
+    ds64: int | None = None
+    while pos + 8 <= len(head):
+        cid = head[pos : pos + 4]
+        size = int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if cid == b"ds64" and pos + 24 <= len(head) - 8:
+            ds64 = int.from_bytes(head[pos + 16 : pos + 24], "little")
+        if cid == b"data":
+            if size == 0xFFFFFFFF:
+                return ds64 if head[:4] == b"RF64" else None
+            return size
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def fast_layout(info: AudioInfo) -> wavfast.WavLayout | None:

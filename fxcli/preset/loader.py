@@ -66,24 +66,74 @@ class Preset:
 # --------------------------------------------------------------------------- YAML with lines
 
 
-def _construct(node: yaml.Node, lines: dict[int, int], loader: yaml.SafeLoader) -> Any:
-    """Build Python data from a composed node, recording each mapping's line by id()."""
+#: nodes built per preset at most: aliases can expand a few lines of YAML
+#: exponentially ("billion laughs"); real presets build a few hundred
+MAX_YAML_NODES = 100_000
+
+
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+class _Budget:
+    """Nodes left to build, and the collection nodes being built (alias cycles)."""
+
+    def __init__(self) -> None:
+        self.left = MAX_YAML_NODES
+        self.open: set[int] = set()
+
+
+def _construct(
+    node: yaml.Node,
+    lines: dict[int, int],
+    loader: yaml.SafeLoader,
+    budget: _Budget | None = None,
+) -> Any:
+    """Build Python data from a composed node, recording each mapping's line by id().
+
+    Recursive aliases (``&a [*a]``) and alias expansions beyond
+    :data:`MAX_YAML_NODES` nodes are a :class:`PresetError`, not a RecursionError
+    or an exhausted memory."""
+    if budget is None:
+        budget = _Budget()
+    budget.left -= 1
+    if budget.left < 0:
+        raise PresetError(
+            f"line {node.start_mark.line + 1}: the document expands to more than "
+            f"{MAX_YAML_NODES} values (aliases); not a preset"
+        )
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in budget.open:
+            raise PresetError(f"line {node.start_mark.line + 1}: recursive alias")
+        if node.tag not in _PLAIN_TAGS:  # e.g. !!python/object/apply on a list
+            raise PresetError(
+                f"line {node.start_mark.line + 1}: tag {node.tag!r} is not allowed "
+                "(plain YAML mappings and lists only)"
+            )
+        budget.open.add(id(node))
+        try:
+            return _construct_collection(node, lines, loader, budget)
+        finally:
+            budget.open.discard(id(node))
+    return loader.construct_object(node, deep=True)  # scalars: SafeLoader's own rules
+
+
+def _construct_collection(
+    node: yaml.Node, lines: dict[int, int], loader: yaml.SafeLoader, budget: _Budget
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for k, v in node.value:
-            key = _construct(k, lines, loader)
+            key = _construct(k, lines, loader, budget)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise PresetError(f"line {k.start_mark.line + 1}: mapping keys must be plain words")
             if key in out:
                 raise PresetError(f"line {k.start_mark.line + 1}: duplicate key {key!r}")
-            out[key] = _construct(v, lines, loader)
+            out[key] = _construct(v, lines, loader, budget)
         lines[id(out)] = node.start_mark.line + 1
         return out
-    if isinstance(node, yaml.SequenceNode):
-        seq = [_construct(v, lines, loader) for v in node.value]
-        lines[id(seq)] = node.start_mark.line + 1
-        return seq
-    return loader.construct_object(node, deep=True)  # scalars: SafeLoader's own rules
+    seq = [_construct(v, lines, loader, budget) for v in node.value]
+    lines[id(seq)] = node.start_mark.line + 1
+    return seq
 
 
 def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
