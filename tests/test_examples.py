@@ -105,10 +105,12 @@ def test_api_patterns_quick_runs_every_seed_pattern(tmp_path: Path) -> None:
         "wave | fchain vs firwin + lfilter",
         "source subtype kept",
         "refused: DesignableFIR was designed for 44100 Hz, the signal is 48000 Hz",
-        "with explicit state vs whole file: max |diff| 0.0e+00",
+        "with explicit state vs whole file: max |diff|",
         "vs SciPy",
         "all checks passed",
     ):
         assert line in out, line
+    if not torch.cuda.is_available():  # numba kernel: chunked == whole bit for bit
+        assert "with explicit state vs whole file: max |diff| 0.0e+00 (cpu" in out
     assert sf.info(str(tmp_path / "output.wav")).subtype == "PCM_24"
     assert (tmp_path / "processed_music_stereo.wav").exists()
