@@ -12,6 +12,7 @@ designing then simply runs every time. ``FXCLI_CACHE_DIR=off`` disables it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -60,15 +61,20 @@ def _store(path: Path | None, designs: dict[str, list[Any]]) -> None:
         os.replace(tmp, path)
 
 
+@functools.lru_cache(maxsize=1)
+def _scipy_version() -> str:
+    """Looked up once: ``metadata.version`` costs ~8 ms, most of a cached design."""
+    try:
+        return metadata.version("scipy")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return "?"
+
+
 def cached_design(kind: str, args: dict[str, Any], design: Callable[[], np.ndarray]) -> np.ndarray:
     """Return ``design()`` (a float64 array), from the cache when it holds this
     ``kind`` with these JSON-serializable ``args`` for the installed SciPy."""
     global _memory
-    try:
-        scipy_version = metadata.version("scipy")
-    except metadata.PackageNotFoundError:  # pragma: no cover
-        scipy_version = "?"
-    key = json.dumps([kind, args, scipy_version], sort_keys=True)
+    key = json.dumps([kind, args, _scipy_version()], sort_keys=True)
     path = cache_path()
     with _lock:
         if _memory is None:

@@ -364,4 +364,4 @@ def process_array(
     tail, _ = flush_chain(steps, states, t.dtype)
     if tail is not None:
         outs.append(tail)
-    return torch.cat(outs, dim=-1)
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
