@@ -198,6 +198,198 @@ def analyze(
     raise typer.Exit(code)
 
 
+class FeatureKind(str, Enum):
+    spectrogram = "spectrogram"
+    mel = "mel"
+    logmel = "logmel"
+    mfcc = "mfcc"
+
+
+class FeatureFormat(str, Enum):
+    npy = "npy"
+    npz = "npz"
+    pt = "pt"
+
+
+class PadMode(str, Enum):
+    constant = "constant"
+    reflect = "reflect"
+
+
+class MelScale(str, Enum):
+    slaney = "slaney"
+    htk = "htk"
+
+
+class MelNorm(str, Enum):
+    slaney = "slaney"
+    none = "none"
+
+
+@app.command()
+def features(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="INPUT... OUTPUT: files, folders (mirrored under OUTPUT), quoted globs, or - "
+            "(paths on stdin); the last path is the OUTPUT folder (or an .npy/.npz/.pt file "
+            "for one input)."
+        ),
+    ],
+    kind: Annotated[FeatureKind, typer.Option(help="What to compute.")] = FeatureKind.logmel,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", "-p", help="Run this preset's chain first (file or bundled name)."
+        ),
+    ] = None,
+    n_fft: Annotated[int, typer.Option(help="FFT size in samples.")] = 2048,
+    hop_length: Annotated[
+        int | None, typer.Option(help="Samples between frames [default: win-length // 4].")
+    ] = None,
+    win_length: Annotated[
+        int | None, typer.Option(help="Window length in samples [default: n-fft].")
+    ] = None,
+    window: Annotated[
+        str, typer.Option(help="Window name for scipy.signal.get_window (periodic).")
+    ] = "hann",
+    center: Annotated[
+        bool, typer.Option(help="Centre frames on their time (pad n-fft // 2 each side).")
+    ] = True,
+    pad_mode: Annotated[PadMode, typer.Option(help="Padding with --center.")] = PadMode.constant,
+    power: Annotated[
+        float, typer.Option(help="Exponent of the magnitude (2 power, 1 magnitude).")
+    ] = 2.0,
+    n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 128,
+    f_min: Annotated[float, typer.Option(help="Lowest mel edge in Hz.")] = 0.0,
+    f_max: Annotated[
+        float | None, typer.Option(help="Highest mel edge in Hz [default: half the rate].")
+    ] = None,
+    mel_scale: Annotated[MelScale, typer.Option(help="Mel scale formula.")] = MelScale.slaney,
+    norm: Annotated[
+        MelNorm, typer.Option(help="Mel filter normalization (slaney: equal area).")
+    ] = MelNorm.slaney,
+    ref: Annotated[
+        str | None,
+        typer.Option(help="dB reference: max, or a power value [default: max; mfcc: 1.0]."),
+    ] = None,
+    amin: Annotated[float, typer.Option(help="Floor of the power before the log.")] = 1e-10,
+    top_db: Annotated[
+        str, typer.Option(help="Clip dB values this far below the file's maximum (or none).")
+    ] = "80",
+    n_mfcc: Annotated[int, typer.Option(help="MFCC coefficients.")] = 20,
+    lifter: Annotated[float, typer.Option(help="MFCC liftering (0: none).")] = 0.0,
+    fmt: Annotated[
+        FeatureFormat, typer.Option("--format", help="Array file format.")
+    ] = FeatureFormat.npy,
+    image: Annotated[
+        bool, typer.Option("--image", help="Also write a PNG per file (needs matplotlib).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    chunk_seconds: Annotated[
+        float | None,
+        typer.Option(help="Seconds per chunk; longer files stream, shorter ones are batched."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs (atomically).")
+    ] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave existing outputs alone.")
+    ] = False,
+    json_mode: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    progress: Annotated[
+        ProgressMode,
+        typer.Option(help="Progress bar on stderr: auto (terminals only), always, never."),
+    ] = ProgressMode.auto,
+    input_list: Annotated[
+        str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="Files read and run through the chain at once.")
+    ] = None,
+    nonfinite: Annotated[
+        NonFinite, typer.Option(help="NaN/Inf input samples: error or zero.")
+    ] = NonFinite.error,
+) -> None:
+    """Compute spectrograms, mel/log-mel spectrograms or MFCCs; one array per file.
+
+    Arrays are (channels, bins, frames); index.jsonl in OUTPUT lists them with their
+    shape, rate and parameters. Defaults are librosa's (hann, centred with zero
+    padding, power 2, slaney mel scale and norm, ref max, amin 1e-10, top_db 80).
+
+    \b
+    Examples:
+      fxcli features corpus/ feats/ --preset dataset --kind logmel --image
+      fxcli features take.wav feats/ --kind mfcc --n-mfcc 13 --format npz
+      fxcli features 'in/**/*.flac' feats/ --n-fft 1024 --hop-length 512 --n-mels 64
+
+    Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted.
+    """
+    from fxcli.cli.features import FeatureParams, FeatureUsageError, run_features
+    from fxcli.io.paths import UsageError
+    from fxcli.preset.loader import PresetError
+
+    if len(paths) < 2 and not (input_list and len(paths) == 1):
+        _fail("give at least one INPUT and the OUTPUT folder")
+    if overwrite and skip_existing:
+        _fail("--overwrite and --skip-existing exclude each other")
+    ref_value: str | float | None = ref
+    if ref is not None and ref != "max":
+        try:
+            ref_value = float(ref)
+        except ValueError:
+            _fail(f"--ref {ref!r}: allowed: max or a positive number")
+    try:
+        top = None if top_db.strip().lower() == "none" else float(top_db)
+    except ValueError:
+        _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
+    params = FeatureParams(
+        kind=kind.value,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode.value,
+        power=power,
+        n_mels=n_mels,
+        f_min=f_min,
+        f_max=f_max,
+        mel_scale=mel_scale.value,
+        norm=None if norm is MelNorm.none else norm.value,
+        ref=ref_value,
+        amin=amin,
+        top_db=top,
+        n_mfcc=n_mfcc,
+        lifter=lifter,
+    )
+    policy = "overwrite" if overwrite else "skip" if skip_existing else "refuse"
+    try:
+        code = run_features(
+            paths[:-1],
+            Path(paths[-1]),
+            params=params,
+            preset_name=preset,
+            out_fmt=fmt.value,
+            image=image,
+            device=device,
+            chunk_seconds=chunk_seconds,
+            overwrite=policy,
+            json_mode=json_mode,
+            quiet=quiet,
+            progress=progress.value,
+            input_list=input_list,
+            jobs=jobs,
+            nonfinite=nonfinite.value,
+        )
+    except (UsageError, PresetError, FeatureUsageError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
 @presets_app.callback()
 def presets_list(ctx: typer.Context) -> None:
     """List the bundled presets (name and description)."""

@@ -1,0 +1,788 @@
+"""The ``features`` command's logic (the Typer function in :mod:`fxcli.cli.app` is thin).
+
+For every input file: optionally run a preset's chain (the same engine as ``process``:
+designed once per rate, analysis passes, state carried across chunks), then compute
+features with :mod:`fxcli.features` and write one array per file, atomically.
+
+- Arrays are ``(channels, bins, frames)``: bins are ``n_fft // 2 + 1`` frequencies
+  (``spectrogram``), ``n_mels`` mel bands (``mel``: power, ``logmel``: dB) or ``n_mfcc``
+  coefficients (``mfcc``); channels are those of the chain's output (1 after the
+  ``dataset`` preset). dtype float32 (float64 for 32-bit integer and double input).
+- Files no longer than one chunk are read and run through the chain whole, then
+  batched on the device: grouped by rate, channels and dtype, sorted by length,
+  zero-padded to the longest of a batch (at most 25 % longer than the shortest) and
+  cut back to each file's own frames. Longer files stream chunk by chunk through
+  :meth:`fxcli.features.Spectrogram.process`. Either way each file's array equals the
+  library's ``forward`` on the whole (chain-processed) signal, bit for bit on CPU (the
+  frame grid and the mel matmul's blocks are anchored at the file start; with
+  ``pad_mode reflect`` only files of equal length share a batch).
+- dB (``logmel``, ``mfcc``): ``ref max`` and ``top_db`` are relative to the maximum over
+  the whole file (all channels), as ``librosa.power_to_db`` on the file's array.
+- ``index.jsonl`` in OUTPUT lists every array written (merged with an existing index:
+  entries of outputs rewritten now are replaced): input, output and image (relative to
+  the index), shape, axes, dtype, sample rate of the features' input, hop in seconds,
+  duration, kind and every parameter, so a training pipeline can load the set
+  without reading audio.
+- Outputs (arrays, PNGs, the index) are written to a temporary file in the
+  destination folder, fsynced and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from fxcli.cli.process import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_TERMINATED
+from fxcli.cli.report import Reporter
+
+KINDS = ("spectrogram", "mel", "logmel", "mfcc")
+FEATURE_FORMATS = {"npy": ".npy", "npz": ".npz", "pt": ".pt"}
+INDEX_NAME = "index.jsonl"
+#: files of at most this many input frames x channels per batch (CPU; CUDA: x4)
+BATCH_SAMPLES = 1 << 22
+#: files in flight at once (read, batched, written, reported in input order)
+WINDOW_FILES = 64
+#: a batch's longest file is at most this much longer than its shortest
+MAX_PAD_RATIO = 1.25
+MATPLOTLIB_HINT = "pip install 'fxcli[plot]' (or pip install matplotlib)"
+
+
+class FeatureUsageError(Exception):
+    """An option value is not allowed (exit 2, before any file is touched)."""
+
+
+# ---------------------------------------------------------------------------- parameters
+@dataclass(frozen=True)
+class FeatureParams:
+    """What to compute; the library parameters (librosa's defaults)."""
+
+    kind: str = "logmel"
+    n_fft: int = 2048
+    hop_length: int | None = None
+    win_length: int | None = None
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"
+    power: float = 2.0
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float | None = None
+    mel_scale: str = "slaney"
+    norm: str | None = "slaney"
+    ref: str | float | None = None  # None: "max" for logmel, 1.0 for mfcc (librosa's mfcc)
+    amin: float = 1e-10
+    top_db: float | None = 80.0
+    n_mfcc: int = 20
+    lifter: float = 0.0
+
+    @property
+    def ref_value(self) -> str | float:
+        if self.ref is not None:
+            return self.ref
+        return 1.0 if self.kind == "mfcc" else "max"
+
+    def build(self, fs: float) -> Any:
+        """The :mod:`fxcli.features` module for input at ``fs`` Hz (raises ValueError)."""
+        from fxcli import features as FT
+
+        stft = dict(
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            power=self.power,
+        )
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: got {self.kind!r}; allowed: {', '.join(KINDS)}")
+        if self.kind == "spectrogram":
+            return FT.Spectrogram(**stft)  # type: ignore[arg-type]
+        mel = dict(
+            n_mels=self.n_mels,
+            f_min=self.f_min,
+            f_max=self.f_max,
+            mel_scale=self.mel_scale,
+            norm=self.norm,
+        )
+        if self.kind == "mel":
+            return FT.MelSpectrogram(**stft, **mel, fs=fs)  # type: ignore[arg-type]
+        db = dict(ref=self.ref_value, amin=self.amin, top_db=self.top_db, db_dims=None)
+        if self.kind == "logmel":
+            return FT.LogMelSpectrogram(**stft, **mel, **db, fs=fs)  # type: ignore[arg-type]
+        return FT.MFCC(**stft, **mel, **db, n_mfcc=self.n_mfcc, lifter=self.lifter, fs=fs)  # type: ignore[arg-type]
+
+    def to_json(self, module: Any, fs: float) -> dict[str, Any]:
+        """Every parameter as used at ``fs`` (defaults resolved)."""
+        spec = module.mel if hasattr(module, "from_power") else module
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "n_fft": spec.n_fft,
+            "hop_length": spec.hop_length,
+            "win_length": spec.win_length,
+            "window": self.window,
+            "center": self.center,
+            "pad_mode": self.pad_mode,
+            "power": self.power,
+        }
+        if self.kind != "spectrogram":
+            out.update(
+                n_mels=self.n_mels,
+                f_min=self.f_min,
+                f_max=spec.f_max,
+                mel_scale=self.mel_scale,
+                norm=self.norm,
+            )
+        if self.kind in ("logmel", "mfcc"):
+            out.update(ref=self.ref_value, amin=self.amin, top_db=self.top_db)
+        if self.kind == "mfcc":
+            out.update(n_mfcc=self.n_mfcc, lifter=self.lifter)
+        return out
+
+    def axes(self) -> list[str]:
+        bins = {"spectrogram": "frequency", "mel": "mel", "logmel": "mel", "mfcc": "mfcc"}
+        return ["channel", bins[self.kind], "frame"]
+
+
+def check_params(params: FeatureParams) -> None:
+    """Build the module once at a rate high enough for ``f_max``: option errors surface
+    as :class:`FeatureUsageError` (exit 2) before any file is read."""
+    fs = max(48000.0, 2.0 * (params.f_max or 0.0))
+    try:
+        params.build(fs)
+    except ValueError as exc:
+        raise FeatureUsageError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class FeatureResult:
+    """What happened to one file; ``to_json()`` is the ``--json`` line."""
+
+    input: str
+    output: str
+    status: str  # ok | failed | skipped
+    frames: int = 0  # input frames read
+    seconds: float = 0.0
+    sample_rate: int | None = None
+    channels: int | None = None
+    feature_sample_rate: float | None = None  # rate of the signal the features are of
+    shape: list[int] | None = None
+    dtype: str | None = None
+    image: str | None = None
+    batched: bool = False
+    nonfinite_replaced: int = 0
+    elapsed_s: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FeatureReporter(Reporter):
+    """:class:`Reporter` with a features line for finished files."""
+
+    def file_done(self, result: Any) -> None:
+        if result.status != "ok" or self.quiet:
+            return super().file_done(result)
+        if self._progress is not None:
+            self._progress.advance(self._files_task)  # type: ignore[arg-type]
+        if self.json_mode:
+            import sys
+
+            sys.stdout.write(json.dumps(result.to_json()) + "\n")
+            sys.stdout.flush()
+        shape = "x".join(str(s) for s in result.shape or [])
+        img = f" + {result.image}" if result.image else ""
+        self.err.print(
+            f"ok      {result.input} -> {result.output}{img} ({result.seconds:.2f} s, "
+            f"{result.sample_rate} Hz, {result.channels} ch; {shape} {result.dtype})",
+            markup=False,
+        )
+
+
+# ---------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """A temporary path next to ``dest``; renamed over it (after fsync) when the block
+    ends normally, removed on any error or interrupt."""
+    from fxcli.io.audio import TEMP_MARK
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            tmp.unlink()
+
+
+def save_array(arr: Any, dest: Path, fmt: str) -> None:
+    """Write a CPU tensor as ``.npy`` / ``.npz`` (key ``features``) / ``.pt`` atomically."""
+    import numpy as np
+    import torch
+
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        if fmt == "pt":
+            torch.save(arr.contiguous().clone(), f)
+        elif fmt == "npz":
+            np.savez(f, features=arr.numpy())
+        else:
+            np.save(f, arr.numpy())
+
+
+# ---------------------------------------------------------------------------- images
+_PLOT_LOCK = threading.Lock()
+
+
+def check_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise FeatureUsageError(f"--image needs matplotlib: {MATPLOTLIB_HINT}")
+
+
+def _hz_ticks(lo: float, hi: float) -> list[float]:
+    cands = [0, 50, 100, 200, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000]
+    return [float(f) for f in cands if lo <= f <= hi]
+
+
+def save_image(
+    feats: Any, dest: Path, module: Any, params: FeatureParams, fs: float, title: str
+) -> None:
+    """A PNG of ``(channels, bins, frames)`` features: time in s, frequency in Hz (on the
+    mel-spaced axis for mel kinds), colour in dB (MFCC: coefficient values)."""
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from fxcli.features import hz_to_mel, power_to_db
+
+    spec = module.mel if hasattr(module, "from_power") else module
+    x = feats
+    if params.kind in ("spectrogram", "mel"):  # power (or magnitude) -> dB for display
+        x = power_to_db(x.to(torch.float64) ** (2.0 / params.power), "max", 1e-10, 80.0)
+    data = x.to(torch.float64).numpy()
+    channels, bins, frames = data.shape
+    hop_s = spec.hop_length / fs
+    t0 = 0.0 if params.center else spec.n_fft / 2 / fs
+    extent = (t0 - hop_s / 2, t0 + (frames - 0.5) * hop_s, -0.5, bins - 0.5)
+    shown = min(channels, 8)
+    with _PLOT_LOCK:
+        fig = Figure(figsize=(10, 2.2 + 2.6 * shown), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(shown, 1, squeeze=False)[:, 0]
+        for c, ax in enumerate(axes):
+            im = ax.imshow(
+                data[c], origin="lower", aspect="auto", extent=extent, cmap="magma",
+                interpolation="nearest",
+            )  # fmt: skip
+            ax.set_xlabel("time (s)")
+            if params.kind == "mfcc":
+                ax.set_ylabel("MFCC coefficient")
+            elif params.kind == "spectrogram":
+                ticks = _hz_ticks(0.0, fs / 2)
+                ax.set_yticks([f * spec.n_fft / fs for f in ticks])
+                ax.set_yticklabels([f"{f:g}" for f in ticks])
+                ax.set_ylabel("frequency (Hz)")
+            else:  # band i is centred at mel lo + (i + 1) * step
+                lo, hi = hz_to_mel([spec.f_min, spec.f_max], spec.mel_scale)
+                step = (hi - lo) / (spec.n_mels + 1)
+                ticks = _hz_ticks(spec.f_min, spec.f_max)
+                pos = (hz_to_mel(ticks, spec.mel_scale) - lo) / step - 1.0
+                keep = [(p, f) for p, f in zip(pos, ticks, strict=True) if -0.5 <= p <= bins]
+                ax.set_yticks([p for p, _ in keep])
+                ax.set_yticklabels([f"{f:g}" for _, f in keep])
+                ax.set_ylabel("frequency (Hz, mel scale)")
+            label = "dB" if params.kind != "mfcc" else "coefficient"
+            fig.colorbar(im, ax=ax, label=label, format="%+.0f" if label == "dB" else None)
+            ch = f", channel {c}" if channels > 1 else ""
+            ax.set_title(f"{title}{ch}", fontsize=9)
+        with atomic_path(dest) as tmp:
+            fig.savefig(str(tmp), format="png")
+
+
+# ---------------------------------------------------------------------------- engine
+@dataclass
+class _Prepared:
+    job: Any
+    res: FeatureResult
+    info: Any
+    steps: list[Any]
+    frames: int  # chunk frames
+    run: Any
+    rate: float
+    channels: int
+    dtype: Any
+    t0: float
+    audio: Any = None  # short files: the chain's whole output (channels, n) on the device
+
+
+def _engine_class() -> type:
+    from fxcli.engine.chain import flush_chain, init_states
+    from fxcli.engine.device import chunk_frames
+    from fxcli.engine.pipeline import prefetch
+    from fxcli.engine.runner import Engine, _FileRun, info_dtype
+    from fxcli.io.audio import AudioError, probe
+    from fxcli.steps import chain_output
+
+    class FeatureEngine(Engine):
+        """:class:`fxcli.engine.runner.Engine` (chain design, analysis passes, chunk runs
+        with OOM retry and finiteness checks) feeding :mod:`fxcli.features`."""
+
+        def __init__(
+            self,
+            preset: Any,
+            device: Any,
+            params: FeatureParams,
+            *,
+            out_fmt: str,
+            image: bool,
+            chunk_seconds: float | None,
+            overwrite: str,
+            nonfinite: str,
+        ) -> None:
+            super().__init__(
+                preset, device, chunk_seconds=chunk_seconds, overwrite=overwrite,
+                nonfinite=nonfinite,
+            )  # fmt: skip
+            self.params = params
+            self.out_fmt = out_fmt
+            self.image = image
+            self._modules: dict[float, Any] = {}
+
+        def module_for(self, fs: float) -> Any:
+            with self._lock:
+                if fs not in self._modules:
+                    self._modules[fs] = self.params.build(fs).to(self.device)
+                return self._modules[fs]
+
+        def image_path(self, dest: Path) -> Path:
+            return dest.with_suffix(".png")
+
+        def prepare(self, job: Any) -> _Prepared | FeatureResult:
+            t0 = time.perf_counter()
+            res = FeatureResult(str(job.src), str(job.dest), "ok")
+            try:
+                targets = [job.dest] + ([self.image_path(job.dest)] if self.image else [])
+                existing = [p for p in targets if p.exists() or p.is_symlink()]
+                if existing:
+                    if self.overwrite == "skip":
+                        res.status = "skipped"
+                        res.notes.append("output exists")
+                        return res
+                    if self.overwrite != "overwrite":
+                        raise AudioError(
+                            f"output {existing[0]} exists (use --overwrite or --skip-existing)"
+                        )
+                    if any(p.is_dir() for p in existing):
+                        raise AudioError(f"output {existing[0]} is a directory")
+                info = probe(job.src)
+                res.sample_rate, res.channels = info.samplerate, info.channels
+                steps = self.chain_for(info.samplerate, info.channels)
+                frames = chunk_frames(
+                    self.device, info.samplerate, info.channels, self.chunk_seconds
+                )
+                run = _FileRun(res, frames)  # type: ignore[arg-type]
+                steps = self._resolve_analysis(steps, info, frames, run)
+                rate, channels = chain_output(steps, info.samplerate, info.channels)
+                self.module_for(rate)  # a parameter the rate does not allow fails here
+            except Exception as exc:  # noqa: BLE001 - per-file failure
+                return self.failed(res, exc, t0)
+            return _Prepared(
+                job, res, info, steps, frames, run, rate, channels, info_dtype(info), t0
+            )
+
+        def failed(self, res: FeatureResult, exc: BaseException, t0: float) -> FeatureResult:
+            from fxcli.engine.runner import Cancelled
+
+            if isinstance(exc, Cancelled):
+                raise exc
+            import torch
+
+            if isinstance(exc, torch.OutOfMemoryError):
+                msg = "out of device memory"
+            elif isinstance(exc, OSError):
+                msg = f"cannot write: {exc.strerror or exc}"
+            else:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            res.status, res.error = "failed", msg
+            res.elapsed_s = round(time.perf_counter() - t0, 6)
+            return res
+
+        def chain_chunks(
+            self, p: _Prepared, progress: Callable[[int], None] | None
+        ) -> Iterator[Any]:
+            """The chain's output for the whole file, chunk by chunk (on the device)."""
+            import torch
+
+            states = init_states(p.steps, (p.info.channels,), self.device)
+            offset = 0
+            for block in prefetch(lambda: self._blocks(p.info, p.frames, p.res)):  # type: ignore[arg-type]
+                x = torch.from_numpy(block).to(self.device, non_blocking=True)
+                y, states = self._run(p.steps, x, states, offset, p.run)
+                offset += block.shape[1]
+                if progress:
+                    progress(block.shape[1])
+                yield y
+            tail, _ = flush_chain(p.steps, states, p.dtype)
+            if tail is not None:
+                yield tail
+            p.res.frames = offset
+            p.res.seconds = round(offset / p.info.samplerate, 6)
+
+        def load_whole(self, p: _Prepared, progress: Callable[[int], None] | None) -> None:
+            import torch
+
+            parts = list(self.chain_chunks(p, progress))
+            p.audio = (
+                torch.cat(parts, -1)
+                if parts
+                else torch.zeros((p.channels, 0), dtype=p.dtype, device=self.device)
+            )
+
+        def stream(self, p: _Prepared, progress: Callable[[int], None] | None) -> Any:
+            """Linear-stage features (spectrogram or mel power) of a long file, streamed."""
+            import torch
+
+            module = self.module_for(p.rate)
+            spec = module.mel if hasattr(module, "from_power") else module
+            state = spec.init_state((p.channels,), self.device)
+            outs = []
+            for y in self.chain_chunks(p, progress):
+                out, state = spec.process(y, state)
+                outs.append(out.cpu())
+            out, _ = spec.flush(state)
+            outs.append(out.cpu())
+            return torch.cat(outs, -1)
+
+        def finish(self, p: _Prepared, linear: Any, *, batched: bool = False) -> FeatureResult:
+            """dB/DCT on the whole file's linear features, then write array (+ PNG)."""
+            res = p.res
+            try:
+                module = self.module_for(p.rate)
+                feats = module.from_power(linear) if hasattr(module, "from_power") else linear
+                feats = feats.detach().cpu().contiguous()
+                save_array(feats, p.job.dest, self.out_fmt)
+                if self.image:
+                    img = self.image_path(p.job.dest)
+                    title = f"{p.job.src.name}: {self.params.kind}, {p.rate:g} Hz"
+                    save_image(feats, img, module, self.params, p.rate, title)
+                    res.image = str(img)
+                res.shape = list(feats.shape)
+                res.dtype = str(feats.dtype).replace("torch.", "")
+                res.feature_sample_rate = p.rate
+                res.batched = batched
+                if res.nonfinite_replaced:
+                    res.notes.append(
+                        f"replaced {res.nonfinite_replaced} non-finite input samples with 0"
+                    )
+            except Exception as exc:  # noqa: BLE001 - per-file failure
+                return self.failed(res, exc, p.t0)
+            res.elapsed_s = round(time.perf_counter() - p.t0, 6)
+            return res
+
+        def batch_features(self, group: list[_Prepared]) -> list[Any]:
+            """Linear-stage features of equal-rate/channel/dtype short files in one batch:
+            zero-padded to the longest, each cut back to its own frame count."""
+            import torch
+            import torch.nn.functional as F
+
+            module = self.module_for(group[0].rate)
+            spec = module.mel if hasattr(module, "from_power") else module
+            longest = max(p.audio.shape[-1] for p in group)
+            x = torch.stack([F.pad(p.audio, (0, longest - p.audio.shape[-1])) for p in group])
+            out = spec(x)  # (files, channels, bins, frames)
+            return [
+                out[i, ..., : spec.n_frames(p.audio.shape[-1])].contiguous()
+                for i, p in enumerate(group)
+            ]
+
+    return FeatureEngine
+
+
+def _batches(items: list[_Prepared], budget: int, exact_length: bool) -> list[list[_Prepared]]:
+    """Group short files: same rate, channels and dtype (and length, for reflect
+    padding), sorted by length, at most ``budget`` samples per batch (padded), the
+    longest at most :data:`MAX_PAD_RATIO` times the shortest."""
+    groups: dict[tuple[Any, ...], list[_Prepared]] = {}
+    for p in items:
+        n = p.audio.shape[-1]
+        key = (p.rate, p.audio.shape[0], p.audio.dtype, n if exact_length else None)
+        groups.setdefault(key, []).append(p)
+    out: list[list[_Prepared]] = []
+    for members in groups.values():
+        members.sort(key=lambda p: p.audio.shape[-1])
+        cur: list[_Prepared] = []
+        for p in members:
+            n, ch = p.audio.shape[-1], p.audio.shape[0]
+            if cur:
+                first = cur[0].audio.shape[-1]
+                too_long = n > MAX_PAD_RATIO * max(first, 1)
+                too_big = (len(cur) + 1) * n * ch > budget
+                if too_long or too_big:
+                    out.append(cur)
+                    cur = []
+            cur.append(p)
+        if cur:
+            out.append(cur)
+    return out
+
+
+# ---------------------------------------------------------------------------- index
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def write_index(root: Path, entries: list[dict[str, Any]]) -> Path:
+    """Merge ``entries`` into ``root/index.jsonl`` (same ``output`` replaced) atomically."""
+    index = root / INDEX_NAME
+    old: list[dict[str, Any]] = []
+    if index.is_file():
+        for line in index.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    old.append(item)
+    new_outputs = {e["output"] for e in entries}
+    merged = [e for e in old if e.get("output") not in new_outputs] + entries
+    with atomic_path(index) as tmp:
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in merged), encoding="utf-8")
+    return index
+
+
+def index_entry(res: FeatureResult, params: FeatureParams, module: Any, root: Path) -> dict:
+    spec = module.mel if hasattr(module, "from_power") else module
+    fs = res.feature_sample_rate or 0.0
+    return {
+        "input": res.input,
+        "output": _rel(Path(res.output), root),
+        "image": _rel(Path(res.image), root) if res.image else None,
+        "shape": res.shape,
+        "axes": params.axes(),
+        "dtype": res.dtype,
+        "sample_rate": fs,
+        "hop_seconds": spec.hop_length / fs if fs else None,
+        "seconds": res.seconds,
+        "input_sample_rate": res.sample_rate,
+        "input_channels": res.channels,
+        "params": params.to_json(module, fs),
+    }
+
+
+# ---------------------------------------------------------------------------- command
+def run_features(
+    inputs: list[str],
+    output: Path,
+    *,
+    params: FeatureParams,
+    preset_name: str | None,
+    out_fmt: str,
+    image: bool,
+    device: str,
+    chunk_seconds: float | None,
+    overwrite: str,
+    json_mode: bool,
+    quiet: bool,
+    progress: str,
+    input_list: str | None,
+    jobs: int | None = None,
+    nonfinite: str = "error",
+) -> int:
+    """Returns the exit code; raises UsageError/PresetError/FeatureUsageError (exit 2)
+    before any file is touched."""
+    from fxcli.io.paths import Job, UsageError, collect, read_input_list
+    from fxcli.preset.loader import Preset, load_preset
+
+    if out_fmt not in FEATURE_FORMATS:
+        raise UsageError(f"--format {out_fmt!r}: allowed: {', '.join(FEATURE_FORMATS)}")
+    if chunk_seconds is not None and not chunk_seconds > 0:
+        raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds}")
+    if jobs is not None and not 1 <= jobs <= 256:
+        raise UsageError(f"--jobs must be between 1 and 256, got {jobs}")
+    if image:
+        check_matplotlib()
+    check_params(params)
+    preset = load_preset(preset_name) if preset_name else Preset(source="(no preset)")
+    listed = read_input_list(input_list) if input_list else None
+    if "-" in inputs:
+        inputs = [i for i in inputs if i != "-"]
+        listed = (listed or []) + read_input_list("-")
+    ext = FEATURE_FORMATS[out_fmt]
+    if (
+        len(inputs) == 1
+        and not listed
+        and Path(inputs[0]).is_file()
+        and output.suffix.lower() == ext
+        and not output.is_dir()
+    ):
+        job_list, ignored, root = [Job(Path(inputs[0]), output)], 0, output.parent
+    else:
+        collected = collect(inputs, output, listed, ext)
+        job_list, ignored, root = collected.jobs, collected.ignored, output
+
+    from fxcli.engine.device import default_jobs, resolve_device  # imports torch
+
+    dev = resolve_device(device)
+    from fxcli.engine.runner import Cancelled
+
+    engine = _engine_class()(
+        preset, dev, params, out_fmt=out_fmt, image=image, chunk_seconds=chunk_seconds,
+        overwrite=overwrite, nonfinite=nonfinite,
+    )  # fmt: skip
+    from fxcli.cli.report import progress_shown
+    from fxcli.io.audio import AudioError, probe
+
+    total_frames = 0
+    if progress_shown(progress, quiet):
+        for job in job_list:
+            with contextlib.suppress(AudioError):
+                total_frames += probe(job.src).frames
+    rep = FeatureReporter(
+        json_mode=json_mode, quiet=quiet, progress=progress, total_files=len(job_list),
+        total_frames=total_frames,
+    )  # fmt: skip
+    n_jobs = jobs if jobs is not None else default_jobs(dev, len(job_list))
+    budget = BATCH_SAMPLES * (4 if dev.type == "cuda" else 1)
+    counts: dict[str, int] = {}
+    entries: list[dict[str, Any]] = []
+    caught: list[int] = []
+    t_start = time.perf_counter()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+        engine.cancel.set()
+
+    def report(res: FeatureResult) -> None:
+        counts[res.status] = counts.get(res.status, 0) + 1
+        rep.file_done(res)
+        if res.status == "ok":
+            entries.append(
+                index_entry(res, params, engine.module_for(res.feature_sample_rate), root)
+            )
+
+    def run_window(window: list[Any], pool: ThreadPoolExecutor) -> dict[int, FeatureResult]:
+        """Files of one window: short ones batched, long ones streamed; results by
+        position. On interrupt raises :class:`_WindowCancelled` with the finished ones."""
+        results: dict[int, FeatureResult] = {}
+        try:
+            return _run_window(window, pool, results)
+        except Cancelled:
+            raise _WindowCancelled(results) from None
+
+    def _run_window(
+        window: list[Any], pool: ThreadPoolExecutor, results: dict[int, FeatureResult]
+    ) -> dict[int, FeatureResult]:
+        prepared = list(pool.map(engine.prepare, window))
+        short: list[tuple[int, _Prepared]] = []
+        for i, p in enumerate(prepared):
+            if isinstance(p, FeatureResult):
+                results[i] = p
+            elif p.info.frames <= p.frames:
+                short.append((i, p))
+
+        def load(item: tuple[int, _Prepared]) -> FeatureResult | None:
+            try:
+                engine.load_whole(item[1], rep.advance_frames)
+            except Exception as exc:  # noqa: BLE001 - per-file failure
+                return engine.failed(item[1].res, exc, item[1].t0)
+            return None
+
+        for (i, _p), bad in zip(short, pool.map(load, short), strict=True):
+            if bad is not None:
+                results[i] = bad
+        order = {id(p): i for i, p in short}
+        loaded = [p for i, p in short if i not in results]
+        for group in _batches(loaded, budget, params.pad_mode == "reflect"):
+            if engine.cancel.is_set():
+                raise Cancelled()
+            linear: list[Any]
+            try:
+                linear = engine.batch_features(group)
+            except Exception:  # noqa: BLE001 - retried one by one, failures per file
+                linear = []
+                for p in group:
+                    try:
+                        linear.append(engine.batch_features([p])[0])
+                    except Exception as exc1:  # noqa: BLE001
+                        linear.append(exc1)
+            for p, lin in zip(group, linear, strict=True):
+                p.audio = None
+                if isinstance(lin, BaseException):
+                    results[order[id(p)]] = engine.failed(p.res, lin, p.t0)
+                else:
+                    results[order[id(p)]] = engine.finish(p, lin, batched=len(group) > 1)
+        for i, p in enumerate(prepared):
+            if i in results or isinstance(p, FeatureResult):
+                continue
+            try:
+                lin = engine.stream(p, rep.advance_frames)
+            except Exception as exc:  # noqa: BLE001 - per-file failure
+                results[i] = engine.failed(p.res, exc, p.t0)
+                continue
+            results[i] = engine.finish(p, lin)
+        return results
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool:
+            for start in range(0, len(job_list), WINDOW_FILES):
+                window = job_list[start : start + WINDOW_FILES]
+                try:
+                    if caught:
+                        raise Cancelled()
+                    results = run_window(window, pool)
+                except _WindowCancelled as stop:  # report what finished, in order
+                    for i in sorted(stop.results):
+                        if stop.results[i].status == "ok":
+                            report(stop.results[i])
+                    break
+                except Cancelled:
+                    break
+                for i in range(len(window)):
+                    report(results[i])
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        rep.close()
+        if entries:
+            try:
+                write_index(root, entries)
+            except OSError as exc:
+                rep.message(f"error: cannot write {root / INDEX_NAME}: {exc}")
+                counts["failed"] = counts.get("failed", 0) + 1
+    if caught:
+        what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
+        rep.message(f"{what}: files in progress were not written; finished files are complete")
+        return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
+    rep.summary(counts, ignored, time.perf_counter() - t_start)
+    return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK
+
+
+class _WindowCancelled(Exception):
+    """Interrupted inside a window; carries the results finished so far."""
+
+    def __init__(self, results: dict[int, FeatureResult]) -> None:
+        super().__init__("cancelled")
+        self.results = results
