@@ -308,7 +308,10 @@ def save_image(
                 step = (hi - lo) / (spec.n_mels + 1)
                 ticks = _hz_ticks(spec.f_min, spec.f_max)
                 pos = (hz_to_mel(ticks, spec.mel_scale) - lo) / step - 1.0
-                keep = [(p, f) for p, f in zip(pos, ticks, strict=True) if -0.5 <= p <= bins]
+                keep: list[tuple[float, float]] = []
+                for p, f in zip(pos, ticks, strict=True):  # ticks at least bins/20 apart
+                    if -0.5 <= p <= bins and (not keep or p - keep[-1][0] >= bins / 20):
+                        keep.append((float(p), f))
                 ax.set_yticks([p for p, _ in keep])
                 ax.set_yticklabels([f"{f:g}" for _, f in keep])
                 ax.set_ylabel("frequency (Hz, mel scale)")
