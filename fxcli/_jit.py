@@ -24,4 +24,4 @@ def njit(f: F) -> F:
     """``numba.njit(cache=True, nogil=True)``, or ``f`` itself without numba."""
     if numba is None:  # pragma: no cover - depends on the environment
         return f
-    return numba.njit(cache=True, nogil=True)(f)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True)(f)  # type: ignore[return-value]
