@@ -86,7 +86,13 @@ def process(
     preset: Annotated[
         str, typer.Option("--preset", "-p", help="Preset file, or a bundled preset name.")
     ],
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto | cpu | cuda | cuda:N | cuda:all | a list (cuda:0,cuda:1): "
+            "one pipeline per device, files spread across them."
+        ),
+    ] = "auto",
     chunk_seconds: Annotated[
         float | None,
         typer.Option(
@@ -126,6 +132,27 @@ def process(
             "(replace with 0 and report the count)."
         ),
     ] = NonFinite.error,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: process only shard K (0..N-1) of the sorted input list."),
+    ] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON-lines run log; a rerun with it skips files finished with the same "
+            "input and preset."
+        ),
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (threads, one pipeline per device) | ray.")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (--executor ray; default: start a local one)."),
+    ] = None,
+    spool_gb: Annotated[
+        float, typer.Option(help="Bound on the local copies of URL inputs/outputs, in GB.")
+    ] = 4.0,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -135,6 +162,7 @@ def process(
       fxcli process in/ out/ --preset presets/voice.yaml --device cuda --json
       fxcli process 'takes/**/*.flac' out/ -p voice --skip-existing
       find in -name '*.wav' | fxcli process - out/ -p mastering --quiet
+      fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
 
     Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted.
     """
@@ -150,7 +178,7 @@ def process(
     try:
         code = run_process(
             paths[:-1],
-            Path(paths[-1]),
+            paths[-1],
             preset_name=preset,
             device=device,
             chunk_seconds=chunk_seconds,
@@ -163,6 +191,11 @@ def process(
             input_list=input_list,
             jobs=jobs,
             nonfinite=nonfinite.value,
+            shard=shard,
+            manifest=manifest,
+            executor=executor,
+            address=address,
+            spool_gb=spool_gb,
         )
     except (UsageError, PresetError) as exc:
         _fail(str(exc))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import signal
 import time
-from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def run_process(
     inputs: list[str],
-    output: Path,
+    output: str | Path,
     *,
     preset_name: str,
     device: str,
@@ -27,47 +27,86 @@ def run_process(
     input_list: str | None,
     jobs: int | None = None,
     nonfinite: str = "error",
+    shard: str | None = None,
+    manifest: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    spool_gb: float = 4.0,
 ) -> int:
     """Returns the exit code. Usage and preset errors are raised as UsageError/PresetError
-    by the caller's wrapper before any file is touched."""
-    from fxcli.io.audio import AudioError, probe
-    from fxcli.io.paths import collect, format_extension, read_input_list
-    from fxcli.preset.loader import load_preset
+    by the caller's wrapper before any file is touched.
 
+    Scale-out (:mod:`fxcli.scale`): ``shard`` ``"K/N"`` keeps every N-th file of the
+    sorted list; ``manifest`` a JSON-lines file that records finished files and
+    makes reruns skip them; inputs and ``output`` may be fsspec URLs (spooled
+    locally, at most ``spool_gb`` GB); ``device`` may be a list (``cuda:all``,
+    ``cuda:0,cuda:1``: one pipeline per device); ``executor`` ``"ray"`` runs the
+    files as Ray tasks on the cluster at ``address``."""
+    from fxcli.io.audio import AudioError, probe
+    from fxcli.io.paths import UsageError, format_extension, read_input_list
+    from fxcli.preset.loader import load_preset
+    from fxcli.scale.remote import collect_tasks, is_url
+    from fxcli.scale.shard import parse_shard
+    from fxcli.scale.shard import shard as take_shard
+
+    output = str(output)
     preset = load_preset(preset_name)
-    from fxcli.io.paths import UsageError
 
     if chunk_seconds is not None and not chunk_seconds > 0:
         raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds}")
     if jobs is not None and not 1 <= jobs <= 256:
         raise UsageError(f"--jobs must be between 1 and 256, got {jobs}")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor {executor!r}: allowed: local, ray")
+    if address is not None and executor != "ray":
+        raise UsageError("--address needs --executor ray")
+    if not spool_gb > 0:
+        raise UsageError(f"--spool-gb must be > 0, got {spool_gb}")
+    shard_kn = parse_shard(shard) if shard is not None else None
     listed = read_input_list(input_list) if input_list else None
     if "-" in inputs:
         inputs = [i for i in inputs if i != "-"]
         listed = (listed or []) + read_input_list("-")
-    collected = collect(inputs, output, listed, format_extension(fmt))
+    tasks, ignored = collect_tasks(inputs, output, listed, format_extension(fmt))
+    if shard_kn is not None:
+        tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
 
-    from fxcli.engine.device import default_jobs, resolve_device  # imports torch
+    from fxcli.engine.device import default_jobs  # imports torch
+    from fxcli.scale.devices import parse_devices
 
-    dev = resolve_device(device)
-    from fxcli.engine.runner import Cancelled, Engine
+    devices = parse_devices(device)
+    if executor == "ray":
+        if len(devices) != 1:
+            raise UsageError("--executor ray: give --device cpu, cuda or auto (Ray places tasks)")
+        from fxcli.scale.executors import import_ray
 
-    engine = Engine(
-        preset,
-        dev,
-        chunk_seconds=chunk_seconds,
-        fmt=fmt,
-        subtype=subtype,
-        overwrite=overwrite,
-        nonfinite=nonfinite,
+        import_ray()  # a missing Ray is a usage error before any file is touched
+
+    from fxcli.scale.executors import EngineConfig, run_local, run_ray
+    from fxcli.scale.manifest import Manifest, config_digest
+    from fxcli.scale.remote import Spool
+    from fxcli.scale.work import WorkOptions
+
+    cfg = EngineConfig(
+        preset, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype, nonfinite=nonfinite
     )
+    options = {"format": fmt, "subtype": subtype, "nonfinite": nonfinite}
+    opts = WorkOptions(
+        config_sha256=config_digest(preset, options),
+        overwrite=overwrite,
+        hash_inputs=manifest is not None,
+    )
+    man = Manifest(manifest) if manifest is not None else None
+    engines = [cfg.build(d, overwrite) for d in devices] if executor == "local" else []
     from fxcli.cli.report import Reporter, progress_shown
 
     total_frames = 0
     if progress_shown(progress, quiet):  # header reads only for the bar's frame total
-        for job in collected.jobs:
+        for t in tasks:
+            if is_url(t.src):
+                continue
             try:
-                total_frames += probe(job.src).frames
+                total_frames += probe(Path(t.src)).frames
             except AudioError:
                 pass
 
@@ -75,42 +114,76 @@ def run_process(
         json_mode=json_mode,
         quiet=quiet,
         progress=progress,
-        total_files=len(collected.jobs),
+        total_files=len(tasks),
         total_frames=total_frames,
     )
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
-    n_jobs = jobs if jobs is not None else default_jobs(dev, len(collected.jobs))
+    per_device = jobs if jobs is not None else default_jobs(devices[0], len(tasks))
+    # --jobs counts files in flight per device: each device gets its own CPU workers
+    n_workers = max(1, min(per_device * len(devices), max(1, len(tasks)) * len(devices)))
     caught: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # Only flag it: running files stop at their next chunk (temp files removed),
         # finished files stay complete, and no exception lands mid-report.
         caught.append(signum)
-        engine.cancel.set()
+        for e in engines:
+            e.cancel.set()
 
+    def on_result(res: Any, rec: Any) -> None:
+        key = res.status
+        if key == "skipped" and "finished in the manifest" in res.notes:
+            key = "finished"
+        counts[key] = counts.get(key, 0) + 1
+        if executor == "ray" and res.frames:
+            rep.advance_frames(res.frames)
+        rep.file_done(res)
+
+    spool = (
+        Spool(int(spool_gb * 1e9)) if any(is_url(t.src) or is_url(t.dest) for t in tasks) else None
+    )
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool:
-            futures = [
-                pool.submit(engine.process, job, rep.advance_frames) for job in collected.jobs
-            ]
-            for fut in futures:  # results in input order; files run n_jobs at a time
-                if caught:
-                    fut.cancel()
-                try:
-                    res = fut.result()
-                except (Cancelled, CancelledError):
-                    continue
-                counts[res.status] = counts.get(res.status, 0) + 1
-                rep.file_done(res)
+        if executor == "local":
+            run_local(
+                tasks,
+                engines,
+                opts,
+                workers=n_workers,
+                on_result=on_result,
+                manifest=man,
+                spool=spool,
+                progress=rep.advance_frames,
+                stopped=lambda: bool(caught),
+            )
+        else:
+            run_ray(
+                tasks,
+                cfg,
+                opts,
+                device=devices[0].type,
+                on_result=on_result,
+                address=address,
+                manifest=man,
+                files_per_gpu=per_device,
+                spool_bytes=int(spool_gb * 1e9),
+                stopped=lambda: bool(caught),
+            )
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
         rep.close()
+        if spool is not None:
+            spool.close()
     if caught:
         what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
         rep.message(f"{what}: files in progress were not written; finished files are complete")
         return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
-    rep.summary(counts, collected.ignored, time.perf_counter() - t0)
+    if man is not None and not quiet:
+        rep.message(
+            f"manifest: {man.path}: {counts.get('finished', 0)} files already finished "
+            f"(skipped), {len(man)} files recorded"
+        )
+    rep.summary(counts, ignored, time.perf_counter() - t0)
     return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK

@@ -1,0 +1,147 @@
+"""``--manifest run.jsonl``: one JSON line per finished file; makes runs resumable.
+
+Each line records the input and output (paths or URLs), their sizes in bytes, the
+SHA-256 of the input's bytes, the SHA-256 of the preset's canonical content and of
+the output options (:func:`config_digest`), timings and the status. A rerun with
+the same manifest skips a file when the latest ``ok`` line for its (input,
+output) pair has the same input hash and config hash and the output is still
+there with the recorded size; a changed input or preset redoes the file (and
+appends a new line: the manifest is an append-only audit log).
+
+Appends are whole-line ``os.write`` calls on an ``O_APPEND`` descriptor followed
+by ``fsync``, serialised by a lock. A crash can leave at most the last line
+truncated: reading skips lines that are not complete JSON objects, and the next
+append first ends such a fragment with a newline so it stays on its own line.
+The manifest is a local file written by one process (the driver).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST_VERSION = 1
+_HASH_BLOCK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a local file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-able form of preset values (arrays by their float64 bytes' hash)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value, dtype=np.float64)
+        return {"ndarray": list(arr.shape), "sha256": hashlib.sha256(arr.tobytes()).hexdigest()}
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def config_digest(preset: Any, options: dict[str, Any]) -> str:
+    """SHA-256 of the preset's canonical content (output subtype, dither, and each
+    step's type and validated keys, defaults filled in) and the output options
+    (``--format``, ``--subtype``, ``--nonfinite``). Comments, key order, file name
+    and description do not count; any value that changes the output does."""
+    content = {
+        "subtype": preset.subtype,
+        "dither": preset.dither,
+        "steps": [{"type": s.type, "params": _canonical(s.params)} for s in preset.steps],
+        "options": _canonical(options),
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Manifest:
+    """An append-only JSON-lines run log; see the module docstring."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self.bad_lines = 0
+        self._needs_newline = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        self._needs_newline = bool(data) and not data.endswith(b"\n")
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                self.bad_lines += 1  # a line cut short by a crash
+                continue
+            if isinstance(rec, dict) and "input" in rec and "output" in rec:
+                self._latest[(str(rec["input"]), str(rec["output"]))] = rec
+            else:
+                self.bad_lines += 1
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def latest(self, input: str, output: str) -> dict[str, Any] | None:
+        """The last record for this (input, output) pair, or None."""
+        return self._latest.get((input, output))
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record as one line: a single ``write`` of the whole line, then fsync."""
+        line = json.dumps(record, separators=(",", ":"), allow_nan=True).encode("utf-8") + b"\n"
+        with self._lock:
+            if self._needs_newline:
+                line = b"\n" + line
+                self._needs_newline = False
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(line)
+                while view:  # one write in practice; loop only on a short write
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._latest[(str(record["input"]), str(record["output"]))] = record
+
+
+def is_done(
+    prior: dict[str, Any] | None,
+    input_sha256: str,
+    config_sha256: str,
+    output_bytes: int | None,
+) -> bool:
+    """Whether ``prior`` (a manifest record) covers this run of the file: status ok,
+    same input and config hashes, and the output present with the recorded size
+    (``output_bytes`` None: the output is missing)."""
+    return (
+        prior is not None
+        and prior.get("status") == "ok"
+        and prior.get("input_sha256") == input_sha256
+        and prior.get("config_sha256") == config_sha256
+        and output_bytes is not None
+        and prior.get("output_bytes") == output_bytes
+    )
