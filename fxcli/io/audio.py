@@ -19,6 +19,7 @@ Arrays at this layer are numpy ``(channels, frames)``; float32 or float64.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import stat
@@ -127,6 +128,10 @@ def probe(path: Path) -> AudioInfo:
         raise AudioError(f"cannot read audio: {_one_line(exc)}") from None
     if info.channels < 1 or info.samplerate < 1:
         raise AudioError(f"invalid header: {info.channels} channels at {info.samplerate} Hz")
+    if info.format == "FLAC" and info.frames >= 2**62 and _flac_metadata_only(path):
+        # a FLAC stream of zero samples (STREAMINFO's total 0 means "unknown" and
+        # libsndfile reports 2**63-1 frames, then fails to seek): it is empty
+        info = dataclasses.replace(info, frames=0)
     if info.frames == 0 and info.format in WAV_FORMATS:
         declared = _declared_data_bytes(path)
         if declared:
@@ -135,6 +140,34 @@ def probe(path: Path) -> AudioInfo:
                 "but the file ends before the first frame"
             )
     return info
+
+
+def _flac_metadata_only(path: Path) -> bool:
+    """Whether a FLAC file ends right after its metadata blocks (no audio frame)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+            if f.read(1):
+                return False
+    except OSError:
+        return False
+    if data[:4] != b"fLaC":
+        return False
+    pos = 4
+    while pos + 4 <= len(data):
+        last = data[pos] & 0x80
+        pos += 4 + int.from_bytes(data[pos + 1 : pos + 4], "big")
+        if last:
+            return pos == len(data)
+    return False
+
+
+def empty_flac(samplerate: int, channels: int, bits: int) -> bytes:
+    """A FLAC stream of zero samples: ``fLaC`` and one STREAMINFO block (total samples
+    0, MD5 unset). libsndfile writes nothing at all (a 0-byte file) for an empty FLAC."""
+    v = (samplerate << 44) | ((channels - 1) << 41) | ((bits - 1) << 36)
+    info = (4096).to_bytes(2, "big") * 2 + bytes(6) + v.to_bytes(8, "big") + bytes(16)
+    return b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info
 
 
 def _declared_data_bytes(path: Path) -> int | None:
@@ -186,6 +219,8 @@ def fast_layout(info: AudioInfo) -> wavfast.WavLayout | None:
 def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     """Yield ``(channels, n)`` C-contiguous arrays in ``info.compute_dtype`` until the data ends."""
     dtype = "float64" if info.compute_dtype == np.float64 else "float32"
+    if info.frames == 0:  # nothing to read (and an empty FLAC cannot even be seeked)
+        return
     lay = fast_layout(info)
     if lay is not None:
         from fxcli.io import wavfast
@@ -383,6 +418,9 @@ class AtomicWriter:
                 assert self._file is not None
                 self._file.close()
                 self._file = None
+                sr, ch, subtype, fmt = self._args
+                if fmt == "FLAC" and self.frames == 0 and self.tmp.stat().st_size == 0:
+                    self.tmp.write_bytes(empty_flac(sr, ch, PCM_BITS.get(subtype, 16)))
             fd = os.open(self.tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
