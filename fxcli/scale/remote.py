@@ -88,11 +88,11 @@ def _list_remote(url: str) -> tuple[list[tuple[str, str]], int]:
     ignored = 0
     if _glob.has_magic(path):
         fixed = []
-        for part in PurePosixPath(path).parts:
+        for part in path.split("/"):
             if _glob.has_magic(part):
                 break
             fixed.append(part)
-        root = "/".join(fixed)
+        root = "/".join(fixed).rstrip("/")
         matches = sorted(fs.glob(path))
         if not matches:
             raise UsageError(f"INPUT {url!r}: no objects match this pattern")
@@ -100,7 +100,8 @@ def _list_remote(url: str) -> tuple[list[tuple[str, str]], int]:
             if fs.isdir(m):
                 continue
             if _is_audio(m):
-                pairs.append((full(m), PurePosixPath(m).relative_to(root.rstrip("/")).as_posix()))
+                rel = m[len(root) :].lstrip("/") if m.startswith(root) else m.rpartition("/")[2]
+                pairs.append((full(m), rel))
             else:
                 ignored += 1
         return pairs, ignored
