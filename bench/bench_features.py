@@ -1,0 +1,215 @@
+#!/usr/bin/env python
+"""Log-mel speed: an hour of 16 kHz mono audio in 10 s files, fxcli vs librosa.
+
+Issue #7's benchmark. The audio is synthesized (a chirp plus noise per file, float32,
+``--files`` files of ``--seconds`` s; default 360 x 10 s = one hour) and held in
+memory, so only the feature computation is timed. Cases (median of ``--reps`` timed
+runs after one warm-up, each over all files):
+
+- ``librosa``: per file ``power_to_db(feature.melspectrogram(y, sr), ref=np.max)``
+  (librosa's defaults, as its users call it);
+- ``fxcli-batched``: :class:`fxcli.features.MelSpectrogram` on batches of files
+  (``--batch`` files, default 4, about what ``fxcli features`` puts in one CPU batch;
+  ``--cuda-batch`` 64 on the GPU), then per file the
+  dB conversion (``LogMelSpectrogram.from_power``, ``ref`` max over the file);
+- ``fxcli-one-by-one``: ``LogMelSpectrogram`` per file;
+- ``cuda-batched`` (when CUDA is available): the batched case on the GPU, from host
+  arrays to host arrays (transfers included) and ``cuda-batched-resident`` (audio
+  already on the GPU, result left there; synchronized).
+
+Every case's output is compared with librosa's (max abs dB difference in
+``max_db_diff``). ``ratio`` is librosa's time over the case's (above 1: faster than
+librosa). ``--threads`` (default 1) sets torch's threads and the BLAS/OpenMP threads
+numpy uses, for both sides alike. Two parameter sets: librosa's defaults
+(``n_fft`` 2048, hop 512, 128 mels) and the seed article's (1024, 512, 64 mels).
+
+Usage::
+
+    python bench/bench_features.py [--files 360] [--seconds 10] [--reps 3]
+        [--threads 1] [--batch 32] [--output bench/results/features.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _threads_from_argv() -> str:
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "1"
+
+
+# BLAS / OpenMP thread counts must be set before numpy is imported
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = _threads_from_argv()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from fxcli import features as FT  # noqa: E402
+
+COLUMNS = [
+    "config",
+    "case",
+    "device",
+    "threads",
+    "files",
+    "audio_s",
+    "median_s",
+    "min_s",
+    "ratio",
+    "x_realtime",
+    "max_db_diff",
+    "note",
+]
+CONFIGS = {
+    "librosa-defaults": dict(n_fft=2048, hop_length=512, n_mels=128),
+    "article": dict(n_fft=1024, hop_length=512, n_mels=64),
+}
+
+
+def synth(files: int, n: int, fs: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / fs
+    out = np.empty((files, n), dtype=np.float32)
+    for i in range(files):
+        f0 = 100 + 20 * (i % 50)
+        out[i] = 0.4 * np.sin(2 * np.pi * (f0 * t + 300 * t**2)) + 0.05 * rng.standard_normal(n)
+    return out
+
+
+def timed(fn, reps: int, sync=lambda: None) -> tuple[list[float], object]:
+    result = fn()  # warm-up
+    sync()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        result = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times, result
+
+
+def bench_config(cname: str, cfg: dict, audio: np.ndarray, args, rows: list[dict]) -> None:
+    import librosa
+
+    fs = args.sample_rate
+    audio_s = args.files * args.seconds
+    lm = FT.LogMelSpectrogram(**cfg, fs=fs)
+
+    def run_librosa() -> list[np.ndarray]:
+        return [
+            librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=fs, **cfg), ref=np.max)
+            for y in audio
+        ]
+
+    def run_batched(lm: FT.LogMelSpectrogram, device: str, src: torch.Tensor, keep: bool):
+        out = []
+        size = args.cuda_batch if device == "cuda" else args.batch
+        for s in range(0, args.files, size):
+            mel = lm.mel(src[s : s + size].to(device))
+            for i in range(mel.shape[0]):
+                d = lm.from_power(mel[i])
+                out.append(d if keep else d.cpu().numpy())
+        return out
+
+    def run_single() -> list[np.ndarray]:
+        return [lm(torch.from_numpy(y)).numpy() for y in audio]
+
+    t_ref, ref = timed(run_librosa, args.reps)
+    ref_med = statistics.median(t_ref)
+
+    def row(case: str, times: list[float], out: list, device: str, note: str = "") -> None:
+        med = statistics.median(times)
+        diff = max(float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(out, ref, strict=True))
+        r = dict(
+            config=cname,
+            case=case,
+            device=device,
+            threads=args.threads,
+            files=args.files,
+            audio_s=audio_s,
+            median_s=round(med, 4),
+            min_s=round(min(times), 4),
+            ratio=round(ref_med / med, 2),
+            x_realtime=round(audio_s / med, 1),
+            max_db_diff=f"{diff:.2g}",
+            note=note,
+        )
+        rows.append(r)
+        print(
+            f"{cname:17} {case:22} {device:5} {med:8.3f} s  x{r['ratio']:<6} "
+            f"{r['x_realtime']:>9}x realtime  max dB diff {r['max_db_diff']}",
+            file=sys.stderr,
+        )
+
+    row("librosa", t_ref, ref, "cpu", "reference")
+    host = torch.from_numpy(audio)
+    t, out = timed(lambda: run_batched(lm, "cpu", host, False), args.reps)
+    row("fxcli-batched", t, out, "cpu", f"batches of {args.batch} files")
+    t, out = timed(run_single, args.reps)
+    row("fxcli-one-by-one", t, out, "cpu")
+    if not torch.cuda.is_available():
+        print("no CUDA device: GPU cases skipped", file=sys.stderr)
+        return
+    sync = torch.cuda.synchronize
+    lmc = FT.LogMelSpectrogram(**cfg, fs=fs).to("cuda")
+    t, out = timed(lambda: run_batched(lmc, "cuda", host, False), args.reps, sync)
+    row("cuda-batched", t, out, "cuda", f"batches of {args.cuda_batch}; host arrays in and out")
+    dev = host.cuda()
+    t, out = timed(lambda: run_batched(lmc, "cuda", dev, True), args.reps, sync)
+    row("cuda-batched-resident", t, [o.cpu().numpy() for o in out], "cuda", "data on the GPU")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=360)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--sample-rate", type=int, default=16000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=4, help="files per batch on the CPU")
+    ap.add_argument("--cuda-batch", type=int, default=64, help="files per batch on CUDA")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--output", default=str(ROOT / "results" / "features.csv"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        import librosa
+    except ImportError:
+        sys.exit("bench_features needs librosa (pip install librosa), the reference")
+    fs = args.sample_rate
+    n = round(args.seconds * fs)
+    audio = synth(args.files, n, fs)
+    audio_s = args.files * args.seconds
+    rows: list[dict] = []
+    print(
+        f"{args.files} files x {args.seconds:g} s at {fs} Hz ({audio_s / 3600:.3g} h), "
+        f"threads {args.threads}, torch {torch.__version__}, librosa {librosa.__version__}",
+        file=sys.stderr,
+    )
+    for cname in args.configs.split(","):
+        bench_config(cname, CONFIGS[cname], audio, args, rows)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.output, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
