@@ -13,6 +13,10 @@ policy and exit codes.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -460,3 +464,32 @@ def test_cli_image_without_matplotlib_is_a_usage_error(
     assert r.exit_code == 2
     assert "--image needs matplotlib: pip install 'fxcli[plot]'" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_signal_exit_code_no_partial_and_index_of_finished(
+    tmp_path: Path, sig: int, code: int
+) -> None:
+    """Interrupted while streaming: exit 130/143, finished files complete and indexed,
+    nothing partial, no temporary files."""
+    src = tmp_path / "in"
+    for i in range(4):
+        write_audio(src / f"f{i}.wav", 0.3 * noise(1, 16000 * 3, seed=i), 16000, "FLOAT")
+    out = tmp_path / "o"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "fxcli", "features", str(src), str(out), "--json",
+           "--chunk-seconds", "0.005", "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # one file finished (streamed: longer than a chunk)
+    assert json.loads(first)["status"] == "ok"
+    proc.send_signal(sig)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    done = sorted(json.loads(x)["output"] for x in [first, *rest.splitlines()] if x.strip())
+    assert len(done) < 4
+    assert sorted(str(p) for p in out.rglob("*.npy")) == done
+    index = [json.loads(x) for x in (out / "index.jsonl").read_text().splitlines()]
+    assert sorted(str(out / e["output"]) for e in index) == done
+    assert leftovers(out) == []

@@ -688,86 +688,89 @@ def run_features(
                 index_entry(res, params, engine.module_for(res.feature_sample_rate), root)
             )
 
-    def run_window(window: list[Any], pool: ThreadPoolExecutor) -> dict[int, FeatureResult]:
-        """Files of one window: short ones batched, long ones streamed; results by
-        position. On interrupt raises :class:`_WindowCancelled` with the finished ones."""
-        results: dict[int, FeatureResult] = {}
-        try:
-            return _run_window(window, pool, results)
-        except Cancelled:
-            raise _WindowCancelled(results) from None
+    class Window:
+        """Files of one window: short ones batched, long ones streamed. Results are
+        reported in input order as soon as every earlier file of the window is done."""
 
-    def _run_window(
-        window: list[Any], pool: ThreadPoolExecutor, results: dict[int, FeatureResult]
-    ) -> dict[int, FeatureResult]:
-        prepared = list(pool.map(engine.prepare, window))
-        short: list[tuple[int, _Prepared]] = []
-        for i, p in enumerate(prepared):
-            if isinstance(p, FeatureResult):
-                results[i] = p
-            elif p.info.frames <= p.frames:
-                short.append((i, p))
+        def __init__(self, jobs: list[Any]) -> None:
+            self.jobs = jobs
+            self.results: dict[int, FeatureResult] = {}
+            self.reported = 0
 
-        def load(item: tuple[int, _Prepared]) -> FeatureResult | None:
-            try:
-                engine.load_whole(item[1], rep.advance_frames)
-            except Exception as exc:  # noqa: BLE001 - per-file failure
-                return engine.failed(item[1].res, exc, item[1].t0)
-            return None
+        def done(self, i: int, res: FeatureResult) -> None:
+            self.results[i] = res
+            while self.reported in self.results:
+                report(self.results[self.reported])
+                self.reported += 1
 
-        for (i, _p), bad in zip(short, pool.map(load, short), strict=True):
-            if bad is not None:
-                results[i] = bad
-        order = {id(p): i for i, p in short}
-        loaded = [p for i, p in short if i not in results]
-        for group in _batches(loaded, budget, params.pad_mode == "reflect"):
-            if engine.cancel.is_set():
-                raise Cancelled()
-            linear: list[Any]
-            try:
-                linear = engine.batch_features(group)
-            except Exception:  # noqa: BLE001 - retried one by one, failures per file
-                linear = []
-                for p in group:
-                    try:
-                        linear.append(engine.batch_features([p])[0])
-                    except Exception as exc1:  # noqa: BLE001
-                        linear.append(exc1)
-            for p, lin in zip(group, linear, strict=True):
-                p.audio = None
-                if isinstance(lin, BaseException):
-                    results[order[id(p)]] = engine.failed(p.res, lin, p.t0)
-                else:
-                    results[order[id(p)]] = engine.finish(p, lin, batched=len(group) > 1)
-        for i, p in enumerate(prepared):
-            if i in results or isinstance(p, FeatureResult):
-                continue
-            try:
-                lin = engine.stream(p, rep.advance_frames)
-            except Exception as exc:  # noqa: BLE001 - per-file failure
-                results[i] = engine.failed(p.res, exc, p.t0)
-                continue
-            results[i] = engine.finish(p, lin)
-        return results
+        def report_finished(self) -> None:
+            """After an interrupt: report the files that were completed."""
+            for i in sorted(self.results):
+                if i >= self.reported and self.results[i].status == "ok":
+                    report(self.results[i])
+
+        def run(self, pool: ThreadPoolExecutor) -> None:
+            prepared = list(pool.map(engine.prepare, self.jobs))
+            short: list[tuple[int, _Prepared]] = []
+            for i, p in enumerate(prepared):
+                if isinstance(p, FeatureResult):
+                    self.done(i, p)
+                elif p.info.frames <= p.frames:
+                    short.append((i, p))
+
+            def load(item: tuple[int, _Prepared]) -> FeatureResult | None:
+                try:
+                    engine.load_whole(item[1], rep.advance_frames)
+                except Exception as exc:  # noqa: BLE001 - per-file failure
+                    return engine.failed(item[1].res, exc, item[1].t0)
+                return None
+
+            for (i, _p), bad in zip(short, pool.map(load, short), strict=True):
+                if bad is not None:
+                    self.done(i, bad)
+            order = {id(p): i for i, p in short}
+            loaded = [p for i, p in short if i not in self.results]
+            for group in _batches(loaded, budget, params.pad_mode == "reflect"):
+                if engine.cancel.is_set():
+                    raise Cancelled()
+                linear: list[Any]
+                try:
+                    linear = engine.batch_features(group)
+                except Exception:  # noqa: BLE001 - retried one by one, failures per file
+                    linear = []
+                    for p in group:
+                        try:
+                            linear.append(engine.batch_features([p])[0])
+                        except Exception as exc1:  # noqa: BLE001
+                            linear.append(exc1)
+                for p, lin in zip(group, linear, strict=True):
+                    p.audio = None
+                    if isinstance(lin, BaseException):
+                        self.done(order[id(p)], engine.failed(p.res, lin, p.t0))
+                    else:
+                        self.done(order[id(p)], engine.finish(p, lin, batched=len(group) > 1))
+            for i, p in enumerate(prepared):
+                if i in self.results or isinstance(p, FeatureResult):
+                    continue
+                try:
+                    lin = engine.stream(p, rep.advance_frames)
+                except Exception as exc:  # noqa: BLE001 - per-file failure
+                    self.done(i, engine.failed(p.res, exc, p.t0))
+                    continue
+                self.done(i, engine.finish(p, lin))
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool:
             for start in range(0, len(job_list), WINDOW_FILES):
-                window = job_list[start : start + WINDOW_FILES]
+                if caught:
+                    break
+                win = Window(job_list[start : start + WINDOW_FILES])
                 try:
-                    if caught:
-                        raise Cancelled()
-                    results = run_window(window, pool)
-                except _WindowCancelled as stop:  # report what finished, in order
-                    for i in sorted(stop.results):
-                        if stop.results[i].status == "ok":
-                            report(stop.results[i])
-                    break
+                    win.run(pool)
                 except Cancelled:
+                    win.report_finished()
                     break
-                for i in range(len(window)):
-                    report(results[i])
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -784,11 +787,3 @@ def run_features(
         return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
     rep.summary(counts, ignored, time.perf_counter() - t_start)
     return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK
-
-
-class _WindowCancelled(Exception):
-    """Interrupted inside a window; carries the results finished so far."""
-
-    def __init__(self, results: dict[int, FeatureResult]) -> None:
-        super().__init__("cancelled")
-        self.results = results
