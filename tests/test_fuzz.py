@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,26 @@ def test_mutated_files_read_or_fail_cleanly_on_both_paths(
     path.write_bytes(data)
     with pytest.MonkeyPatch.context() as mp:
         _check_both_paths(path, mp)
+
+
+def test_corpus_outcome_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's figure: every damaged file of the corpus (named cases and seeded
+    mutations) on both reading paths, counted by how it ended. A crash is any exception
+    but AudioError; a hang, a read over 10 s (the files are a few kB)."""
+    from tests.test_reliability import figure
+
+    counts = {"read": 0, "clean_error": 0, "crash": 0, "hang": 0}
+    cases = [p for p in CORPUS_FILES if p.parent.name in ("bad", "fuzz")]
+    for path in cases:
+        for fast in (False, True):
+            t0 = time.monotonic()
+            try:
+                outcome, _ = _read(path, fast, monkeypatch)
+            except Exception:  # noqa: BLE001 - counted, then failed below
+                outcome = "crash"
+            if time.monotonic() - t0 > 10:
+                counts["hang"] += 1
+            counts[{"ok": "read", "error": "clean_error"}.get(outcome, outcome)] += 1
+    figure("corrupt_cases_in_process", f"{len(cases)} files x 2 reading paths")
+    figure("corrupt_outcomes_in_process", counts)
+    assert counts["crash"] == counts["hang"] == 0
