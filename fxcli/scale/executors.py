@@ -139,11 +139,12 @@ def _ray_entry(
     if not _WORKER_SPOOL:
         _WORKER_SPOOL.append(Spool(spool_bytes))
     progress: ProgressFn | None = None
-    if fault_dir is not None and attempt == 0:
-        # test hook: lose this worker in the middle of its first file, once per file
-        marker = Path(fault_dir) / hashlib.sha256(task.dest.encode()).hexdigest()
-        if not marker.exists():
-            marker.write_text(task.dest)
+    if fault_dir is not None:
+        # test hook: lose this worker in the middle of the file, once, for the files
+        # that have a marker (fault_marker) in fault_dir
+        marker = fault_marker(fault_dir, task)
+        if marker.exists():
+            marker.unlink()
 
             def progress(n: int) -> None:
                 os._exit(1)
@@ -151,6 +152,12 @@ def _ray_entry(
     return run_task(
         task, engine, opts, prior=prior, spool=_WORKER_SPOOL[0], progress=progress, attempt=attempt
     )
+
+
+def fault_marker(fault_dir: str, task: Task) -> Path:
+    """Test hook of :func:`run_ray`: a file here makes the worker running ``task``
+    die (``os._exit``) after its first chunk, once."""
+    return Path(fault_dir) / hashlib.sha256(task.dest.encode()).hexdigest()
 
 
 def import_ray() -> Any:
