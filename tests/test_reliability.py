@@ -679,3 +679,45 @@ def test_peak_rss_1_min_vs_60_min(tmp_path: Path, preset: Path) -> None:
     figure(f"peak_rss_mib_60min_{fs}hz_{ch}ch", round(rss[60] / 2**20))
     figure(f"peak_rss_ratio_60_vs_1_min_{fs}hz_{ch}ch", round(ratio, 3))
     assert ratio < 1.2, rss
+
+
+def test_truncated_wav_is_read_to_its_end_and_the_shortfall_is_known(tmp_path: Path) -> None:
+    """A WAV cut mid-data or whose data size is too big is read to where its data
+    ends; probe reports what the header declared (``declared_frames``) so that the
+    shortfall can be reported; intact files, RF64 and the streaming placeholder
+    (0xFFFFFFFF) declare nothing extra."""
+    bad, seeds = CORPUS / "bad", CORPUS / "seeds"
+    got = {
+        name: (probe(bad / name).frames, probe(bad / name).declared_frames)
+        for name in ("cut_mid_data.wav", "huge_claim_rf64.wav", "lies_data_too_small.wav")
+    }
+    assert got == {
+        "cut_mid_data.wav": (250, 600),
+        "huge_claim_rf64.wav": (600, 2**31),
+        "lies_data_too_small.wav": (100, None),
+    }
+    for name in ("pcm16_stereo.wav", "rf64_pcm16.wav", "ext_pcm24_6ch.wav", "float_3ch.wav"):
+        assert probe(seeds / name).declared_frames is None
+    data = (seeds / "pcm24_mono.wav").read_bytes()
+    at = data.index(b"data") + 4
+    placeholder = data[:at] + b"\xff\xff\xff\xff" + data[at + 4 :]
+    (tmp_path / "p.wav").write_bytes(placeholder[:-300])
+    info = probe(tmp_path / "p.wav")
+    assert info.frames == 500 and info.declared_frames is None
+
+
+def test_unlistable_folders_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the walk cannot list (permissions; simulated, as root reads anything)
+    is skipped and counted, not silently dropped."""
+    write_audio(tmp_path / "in" / "a.wav", 0.3 * noise(1, 100), 8000, "PCM_16")
+    write_audio(tmp_path / "in" / "locked" / "b.wav", 0.3 * noise(1, 100), 8000, "PCM_16")
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    got = collect([str(tmp_path / "in")], tmp_path / "out")
+    assert [j.src.name for j in got.jobs] == ["a.wav"] and got.ignored == 1

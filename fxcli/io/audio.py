@@ -97,6 +97,9 @@ class AudioInfo:
     frames: int
     format: str
     subtype: str
+    #: WAV family: the frames the ``data`` chunk declares when more than ``frames``
+    #: are present (a truncated file, read to where its data ends); else None
+    declared_frames: int | None = None
 
     @property
     def compute_dtype(self) -> np.dtype:
@@ -132,14 +135,30 @@ def probe(path: Path) -> AudioInfo:
         # a FLAC stream of zero samples (STREAMINFO's total 0 means "unknown" and
         # libsndfile reports 2**63-1 frames, then fails to seek): it is empty
         info = dataclasses.replace(info, frames=0)
-    if info.frames == 0 and info.format in WAV_FORMATS:
+    if info.format in WAV_FORMATS:
         declared = _declared_data_bytes(path)
-        if declared:
+        if declared and info.frames == 0:
             raise AudioError(
                 f"truncated: the header declares {declared} bytes of audio data "
                 "but the file ends before the first frame"
             )
+        width = _SAMPLE_BYTES.get(info.subtype)
+        if declared and width and declared // (width * info.channels) > info.frames:
+            info = dataclasses.replace(info, declared_frames=declared // (width * info.channels))
     return info
+
+
+_SAMPLE_BYTES = {
+    "PCM_U8": 1,
+    "PCM_S8": 1,
+    "ULAW": 1,
+    "ALAW": 1,
+    "PCM_16": 2,
+    "PCM_24": 3,
+    "PCM_32": 4,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+}
 
 
 def _flac_metadata_only(path: Path) -> bool:

@@ -2,7 +2,9 @@
 
 - A directory is walked (symlinked directories are not followed, so loops
   cannot trap the walk); its tree is mirrored under OUTPUT. Files without an
-  audio extension and special files are skipped and counted.
+  audio extension, special files (FIFOs, sockets, devices: never opened),
+  dangling or looping symlinks and folders that cannot be listed are skipped
+  and counted.
 - A file maps to ``OUTPUT/<name>``.
 - A glob pattern (quoted, so the shell leaves it alone) maps each match to its
   path relative to the pattern's fixed leading folder.
@@ -54,7 +56,12 @@ def _is_audio(path: Path) -> bool:
 def _walk(root: Path, skip: Path | None) -> tuple[list[Path], int]:
     files: list[Path] = []
     ignored = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:  # a folder that cannot be listed: counted
+        nonlocal ignored
+        ignored += 1
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         d = Path(dirpath)
         if skip is not None:
             dirnames[:] = [n for n in dirnames if (d / n).resolve() != skip]
