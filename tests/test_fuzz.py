@@ -349,3 +349,37 @@ def test_corpus_outcome_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     figure("corrupt_cases_in_process", f"{len(cases)} files x 2 reading paths")
     figure("corrupt_outcomes_in_process", counts)
     assert counts["crash"] == counts["hang"] == 0
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["soundfile", "wavfast"])
+def test_engine_runs_every_corpus_file_to_a_result(
+    fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond reading: every corpus file through the engine (design at whatever rate a
+    damaged header claims, e.g. 67 MHz, dynamics, limiter lookahead, fades, a
+    normalize analysis pass; chunks of 10 ms) ends as ``ok`` or a ``failed`` result
+    with a one-line error; never an exception out of ``Engine.process``, never a
+    temp file."""
+    import torch
+
+    from fxcli.engine.runner import Engine
+    from fxcli.io.paths import Job
+
+    monkeypatch.setenv("FXCLI_WAVFAST", "1" if fast else "0")
+    monkeypatch.setattr(audio, "MIN_FAST_SAMPLES", 0)
+    preset = parse_preset(
+        "version: 1\nchain:\n  - {type: highpass, cutoff_hz: 20}\n  - {type: compressor}\n"
+        "  - {type: limiter}\n  - {type: fade, in_s: 0.01, out_s: 0.01}\n"
+        "  - {type: normalize, peak_db: -1}\n",
+        "p.yaml",
+    )
+    engine = Engine(preset, torch.device("cpu"), chunk_seconds=0.01)
+    statuses = {"ok": 0, "failed": 0}
+    for path in CORPUS_FILES:
+        res = engine.process(Job(path, tmp_path / path.parent.name / path.name))
+        statuses[res.status] += 1
+        if res.status == "failed":
+            assert res.error and "\n" not in res.error, (path, res.error)
+            assert not (tmp_path / path.parent.name / path.name).exists()
+    assert [p for p in tmp_path.rglob("*") if audio.TEMP_MARK in p.name] == []
+    assert statuses["ok"] > 50 and statuses["failed"] > 50, statuses
