@@ -3,8 +3,9 @@
 
 Issue #7's benchmark. The audio is synthesized (a chirp plus noise per file, float32,
 ``--files`` files of ``--seconds`` s; default 360 x 10 s = one hour) and held in
-memory, so only the feature computation is timed. Cases (median of ``--reps`` timed
-runs after one warm-up, each over all files):
+memory, so only the feature computation is timed. Cases (each over all files; one
+warm-up, then ``--reps`` rounds in which every case runs once, interleaved so that
+changes in machine load hit all cases alike; median and min reported):
 
 - ``librosa``: per file ``power_to_db(feature.melspectrogram(y, sr), ref=np.max)``
   (librosa's defaults, as its users call it);
@@ -18,15 +19,21 @@ runs after one warm-up, each over all files):
   already on the GPU, result left there; synchronized).
 
 Every case's output is compared with librosa's (max abs dB difference in
-``max_db_diff``). ``ratio`` is librosa's time over the case's (above 1: faster than
-librosa). ``--threads`` (default 1) sets torch's threads and the BLAS/OpenMP threads
-numpy uses, for both sides alike. Two parameter sets: librosa's defaults
-(``n_fft`` 2048, hop 512, 128 mels) and the seed article's (1024, 512, 64 mels).
+``max_db_diff``). ``ratio`` is librosa's median time over the case's (above 1:
+faster than librosa), ``ratio_min`` the same for the minima. ``--threads`` (default
+1) sets torch's threads and the BLAS/OpenMP threads numpy uses, for both sides
+alike. Two parameter sets: librosa's defaults (``n_fft`` 2048, hop 512, 128 mels)
+and the seed article's (1024, 512, 64 mels).
+
+With ``--end-to-end``, also files on disk to arrays on disk: the files are written
+as 16-bit WAVs, then ``fxcli features`` (in process; decoding, batching, atomic .npy
+writes, index.jsonl) is timed against a librosa loop (``soundfile.read``, the same
+features, ``np.save``).
 
 Usage::
 
     python bench/bench_features.py [--files 360] [--seconds 10] [--reps 3]
-        [--threads 1] [--batch 32] [--output bench/results/features.csv]
+        [--threads 1] [--batch 4] [--end-to-end] [--output bench/results/features.csv]
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _threads_from_argv() -> str:
@@ -71,6 +79,7 @@ COLUMNS = [
     "median_s",
     "min_s",
     "ratio",
+    "ratio_min",
     "x_realtime",
     "max_db_diff",
     "note",
@@ -89,18 +98,6 @@ def synth(files: int, n: int, fs: int) -> np.ndarray:
         f0 = 100 + 20 * (i % 50)
         out[i] = 0.4 * np.sin(2 * np.pi * (f0 * t + 300 * t**2)) + 0.05 * rng.standard_normal(n)
     return out
-
-
-def timed(fn, reps: int, sync=lambda: None) -> tuple[list[float], object]:
-    result = fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        result = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times, result
 
 
 def bench_config(cname: str, cfg: dict, audio: np.ndarray, args, rows: list[dict]) -> None:
@@ -129,49 +126,145 @@ def bench_config(cname: str, cfg: dict, audio: np.ndarray, args, rows: list[dict
     def run_single() -> list[np.ndarray]:
         return [lm(torch.from_numpy(y)).numpy() for y in audio]
 
-    t_ref, ref = timed(run_librosa, args.reps)
-    ref_med = statistics.median(t_ref)
-
-    def row(case: str, times: list[float], out: list, device: str, note: str = "") -> None:
-        med = statistics.median(times)
-        diff = max(float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(out, ref, strict=True))
+    host = torch.from_numpy(audio)
+    cases: list[tuple[str, Any, str, str, Any]] = [
+        ("librosa", run_librosa, "cpu", "reference", lambda: None),
+        ("fxcli-batched", lambda: run_batched(lm, "cpu", host, False), "cpu",
+         f"batches of {args.batch} files", lambda: None),
+        ("fxcli-one-by-one", run_single, "cpu", "", lambda: None),
+    ]  # fmt: skip
+    if torch.cuda.is_available():
+        sync = torch.cuda.synchronize
+        lmc = FT.LogMelSpectrogram(**cfg, fs=fs).to("cuda")
+        dev = host.cuda()
+        cases += [
+            ("cuda-batched", lambda: run_batched(lmc, "cuda", host, False), "cuda",
+             f"batches of {args.cuda_batch}; host arrays in and out", sync),
+            ("cuda-batched-resident", lambda: run_batched(lmc, "cuda", dev, True), "cuda",
+             f"batches of {args.cuda_batch}; audio and result on the GPU", sync),
+        ]  # fmt: skip
+    else:
+        print("no CUDA device: GPU cases skipped", file=sys.stderr)
+    outputs = {}
+    for name, fn, _, _, sync_fn in cases:  # warm-up, and the outputs to check
+        outputs[name] = [np.asarray(o.cpu() if hasattr(o, "cpu") else o) for o in fn()]
+        sync_fn()
+    times: dict[str, list[float]] = {c[0]: [] for c in cases}
+    for _ in range(args.reps):  # interleaved: load changes hit every case alike
+        for name, fn, _, _, sync_fn in cases:
+            t0 = time.perf_counter()
+            fn()
+            sync_fn()
+            times[name].append(time.perf_counter() - t0)
+    ref = outputs["librosa"]
+    ref_med = statistics.median(times["librosa"])
+    ref_min = min(times["librosa"])
+    for name, _, device, note, _ in cases:
+        t = times[name]
+        med = statistics.median(t)
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(outputs[name], ref, strict=True))
         r = dict(
             config=cname,
-            case=case,
+            case=name,
             device=device,
             threads=args.threads,
             files=args.files,
             audio_s=audio_s,
             median_s=round(med, 4),
-            min_s=round(min(times), 4),
+            min_s=round(min(t), 4),
             ratio=round(ref_med / med, 2),
+            ratio_min=round(ref_min / min(t), 2),
             x_realtime=round(audio_s / med, 1),
             max_db_diff=f"{diff:.2g}",
             note=note,
         )
         rows.append(r)
         print(
-            f"{cname:17} {case:22} {device:5} {med:8.3f} s  x{r['ratio']:<6} "
-            f"{r['x_realtime']:>9}x realtime  max dB diff {r['max_db_diff']}",
+            f"{cname:17} {name:22} {device:5} median {med:7.3f} s  min {min(t):7.3f} s  "
+            f"x{r['ratio']:<5} (min x{r['ratio_min']:<5}) {r['x_realtime']:>8}x realtime  "
+            f"max dB diff {r['max_db_diff']}",
             file=sys.stderr,
         )
 
-    row("librosa", t_ref, ref, "cpu", "reference")
-    host = torch.from_numpy(audio)
-    t, out = timed(lambda: run_batched(lm, "cpu", host, False), args.reps)
-    row("fxcli-batched", t, out, "cpu", f"batches of {args.batch} files")
-    t, out = timed(run_single, args.reps)
-    row("fxcli-one-by-one", t, out, "cpu")
-    if not torch.cuda.is_available():
-        print("no CUDA device: GPU cases skipped", file=sys.stderr)
-        return
-    sync = torch.cuda.synchronize
-    lmc = FT.LogMelSpectrogram(**cfg, fs=fs).to("cuda")
-    t, out = timed(lambda: run_batched(lmc, "cuda", host, False), args.reps, sync)
-    row("cuda-batched", t, out, "cuda", f"batches of {args.cuda_batch}; host arrays in and out")
-    dev = host.cuda()
-    t, out = timed(lambda: run_batched(lmc, "cuda", dev, True), args.reps, sync)
-    row("cuda-batched-resident", t, [o.cpu().numpy() for o in out], "cuda", "data on the GPU")
+
+def bench_end_to_end(audio: np.ndarray, args, rows: list[dict]) -> None:
+    """Files on disk (16-bit WAV) to .npy files: ``fxcli features`` (in process, no
+    preset, log-mel with the CLI defaults, atomic writes and index) vs a librosa loop
+    (``soundfile.read``, melspectrogram, power_to_db, ``np.save``). Interleaved reps."""
+    import shutil
+    import tempfile
+
+    import librosa
+    import soundfile as sf
+
+    from fxcli.cli.features import FeatureParams, run_features
+
+    fs = args.sample_rate
+    audio_s = args.files * args.seconds
+    tmp = Path(tempfile.mkdtemp(prefix="fxcli-bench-features-"))
+    try:
+        src = tmp / "in"
+        src.mkdir()
+        for i, y in enumerate(audio):
+            sf.write(str(src / f"f{i:04d}.wav"), y, fs, subtype="PCM_16")
+
+        def run_librosa() -> None:
+            out = tmp / "librosa"
+            out.mkdir(exist_ok=True)
+            for path in sorted(src.iterdir()):
+                y, sr = sf.read(str(path), dtype="float32")
+                db = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max)
+                np.save(out / f"{path.stem}.npy", db[None])
+
+        def run_fxcli() -> None:
+            code = run_features(
+                [str(src)], tmp / "fxcli", params=FeatureParams(), preset_name=None,
+                out_fmt="npy", image=False, device="cpu", chunk_seconds=None,
+                overwrite="overwrite", json_mode=False, quiet=True, progress="never",
+                input_list=None, jobs=args.threads,
+            )  # fmt: skip
+            assert code == 0
+
+        cases = [("e2e-librosa", run_librosa), ("e2e-fxcli-features", run_fxcli)]
+        for _, fn in cases:
+            fn()
+        a = np.load(tmp / "librosa" / "f0000.npy")
+        b = np.load(tmp / "fxcli" / "f0000.npy")
+        diff = float(np.max(np.abs(a - b)))
+        times: dict[str, list[float]] = {c: [] for c, _ in cases}
+        for _ in range(args.reps):
+            for name, fn in cases:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        ref_med, ref_min = statistics.median(times["e2e-librosa"]), min(times["e2e-librosa"])
+        for name, _ in cases:
+            t = times[name]
+            med = statistics.median(t)
+            rows.append(
+                dict(
+                    config="librosa-defaults",
+                    case=name,
+                    device="cpu",
+                    threads=args.threads,
+                    files=args.files,
+                    audio_s=audio_s,
+                    median_s=round(med, 4),
+                    min_s=round(min(t), 4),
+                    ratio=round(ref_med / med, 2),
+                    ratio_min=round(ref_min / min(t), 2),
+                    x_realtime=round(audio_s / med, 1),
+                    max_db_diff=f"{diff:.2g}",
+                    note="16-bit WAV files in, .npy files out",
+                )
+            )
+            print(
+                f"end to end        {name:22} cpu   median {med:7.3f} s  min {min(t):7.3f} s  "
+                f"x{rows[-1]['ratio']:<5} (min x{rows[-1]['ratio_min']:<5})",
+                file=sys.stderr,
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -184,6 +277,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4, help="files per batch on the CPU")
     ap.add_argument("--cuda-batch", type=int, default=64, help="files per batch on CUDA")
     ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument(
+        "--end-to-end", action="store_true", help="also files on disk to .npy: CLI vs librosa"
+    )
     ap.add_argument("--output", default=str(ROOT / "results" / "features.csv"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -203,6 +299,8 @@ def main() -> None:
     )
     for cname in args.configs.split(","):
         bench_config(cname, CONFIGS[cname], audio, args, rows)
+    if args.end_to_end:
+        bench_end_to_end(audio, args, rows)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)

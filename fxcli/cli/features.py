@@ -8,10 +8,11 @@ features with :mod:`fxcli.features` and write one array per file, atomically.
   (``spectrogram``), ``n_mels`` mel bands (``mel``: power, ``logmel``: dB) or ``n_mfcc``
   coefficients (``mfcc``); channels are those of the chain's output (1 after the
   ``dataset`` preset). dtype float32 (float64 for 32-bit integer and double input).
-- Files no longer than one chunk are read and run through the chain whole, then
-  batched on the device: grouped by rate, channels and dtype, sorted by length,
-  zero-padded to the longest of a batch (at most 25 % longer than the shortest) and
-  cut back to each file's own frames. Longer files stream chunk by chunk through
+- Short files (at most one chunk and 2**19 samples on CPU, 2**22 on CUDA) are read
+  and run through the chain whole, then batched on the device: grouped by rate,
+  channels and dtype, sorted by length, zero-padded to the longest of a batch (at most
+  25 % longer than the shortest) and cut back to each file's own frames. Longer files
+  stream chunk by chunk through
   :meth:`fxcli.features.Spectrogram.process`. Either way each file's array equals the
   library's ``forward`` on the whole (chain-processed) signal, bit for bit on CPU (the
   frame grid and the mel matmul's blocks are anchored at the file start; with
@@ -54,6 +55,10 @@ INDEX_NAME = "index.jsonl"
 #: speed of 4 x 10 s); on CUDA large ones amortize the kernel launches.
 BATCH_SAMPLES_CPU = 1 << 19
 BATCH_SAMPLES_CUDA = 1 << 24
+#: a file is batched ("short") when it fits one chunk and has at most this many samples
+#: (a window of 64 short files is held at once); longer files stream
+SHORT_SAMPLES_CPU = 1 << 19
+SHORT_SAMPLES_CUDA = 1 << 22
 #: files in flight at once (read, batched, written, reported in input order)
 WINDOW_FILES = 64
 #: a batch's longest file is at most this much longer than its shortest
@@ -671,6 +676,7 @@ def run_features(
     )  # fmt: skip
     n_jobs = jobs if jobs is not None else default_jobs(dev, len(job_list))
     budget = BATCH_SAMPLES_CUDA if dev.type == "cuda" else BATCH_SAMPLES_CPU
+    short_max = SHORT_SAMPLES_CUDA if dev.type == "cuda" else SHORT_SAMPLES_CPU
     counts: dict[str, int] = {}
     entries: list[dict[str, Any]] = []
     caught: list[int] = []
@@ -715,7 +721,7 @@ def run_features(
             for i, p in enumerate(prepared):
                 if isinstance(p, FeatureResult):
                     self.done(i, p)
-                elif p.info.frames <= p.frames:
+                elif p.info.frames <= p.frames and p.info.frames * p.info.channels <= short_max:
                     short.append((i, p))
 
             def load(item: tuple[int, _Prepared]) -> FeatureResult | None:
