@@ -606,3 +606,21 @@ def test_ray_lost_worker_is_retried(tmp_path: Path, tree: Path, preset: Path, ra
     assert retried == {t.src for t in doomed}
     assert not list(faults.iterdir())  # every doomed worker did die once
     assert tree_bytes(tmp_path / "out") == want
+
+
+def test_files_per_device_feeds_gpus() -> None:
+    """Guards: one device keeps the engine's default; several GPUs share the CPU cores
+    out (2 per file in flight), within [single-GPU default, 8] and the file count."""
+    import torch
+
+    from fxcli.engine.device import default_jobs
+    from fxcli.scale.devices import files_per_device
+
+    cpu, gpus = torch.device("cpu"), [torch.device("cuda", i) for i in range(4)]
+    assert files_per_device([cpu], 100) == default_jobs(cpu, 100)
+    assert files_per_device([cpu, cpu], 100, cpus=64) == default_jobs(cpu, 100)
+    assert files_per_device(gpus[:1], 100, cpus=64) == 2
+    assert files_per_device(gpus, 1000, cpus=48) == 6  # 48 cores / (2 x 4 GPUs)
+    assert files_per_device(gpus, 1000, cpus=8) == 2
+    assert files_per_device(gpus, 1000, cpus=512) == 8
+    assert files_per_device(gpus, 5, cpus=48) == 2  # 5 files over 4 GPUs

@@ -71,8 +71,7 @@ def run_process(
     if shard_kn is not None:
         tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
 
-    from fxcli.engine.device import default_jobs  # imports torch
-    from fxcli.scale.devices import parse_devices
+    from fxcli.scale.devices import files_per_device, parse_devices  # imports torch
 
     devices = parse_devices(device)
     if executor == "ray":
@@ -119,7 +118,7 @@ def run_process(
     )
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
-    per_device = jobs if jobs is not None else default_jobs(devices[0], len(tasks))
+    per_device = jobs if jobs is not None else files_per_device(devices, len(tasks))
     # --jobs counts files in flight per device: each device gets its own CPU workers
     n_workers = max(1, min(per_device * len(devices), max(1, len(tasks)) * len(devices)))
     caught: list[int] = []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-from fxcli.engine.device import resolve_device
+from fxcli.engine.device import default_jobs, resolve_device
 from fxcli.io.paths import UsageError
 
 
@@ -26,3 +28,25 @@ def parse_devices(spec: str) -> list[torch.device]:
     if len(items) > 1 and "auto" in items:
         raise UsageError(f"--device {spec!r}: 'auto' cannot be part of a list")
     return [resolve_device(s) for s in items]
+
+
+#: CPU cores one file in flight keeps busy (a decoding and an encoding thread)
+CORES_PER_FILE = 2
+MAX_FILES_PER_GPU = 8
+
+
+def files_per_device(devices: list[torch.device], n_files: int, cpus: int | None = None) -> int:
+    """Files in flight per device when ``--jobs`` is not given.
+
+    One device: :func:`~fxcli.engine.device.default_jobs` (unchanged). Several GPUs:
+    the CPU cores are shared out so the GPUs are fed (docs/scaling.md: a GPU filters
+    far faster than one core decodes and encodes): ``cpus / (CORES_PER_FILE x GPUs)``
+    files per GPU, at least the single-GPU default and at most
+    :data:`MAX_FILES_PER_GPU` (each file holds its own device chunks)."""
+    base = default_jobs(devices[0], n_files)
+    if len(devices) == 1 or devices[0].type != "cuda":
+        return base
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    share = cpus // (CORES_PER_FILE * len(devices))
+    per_device_files = -(-n_files // len(devices))
+    return max(1, min(max(base, share), MAX_FILES_PER_GPU, per_device_files))
