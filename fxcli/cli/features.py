@@ -273,6 +273,16 @@ def _hz_ticks(lo: float, hi: float) -> list[float]:
     return [float(f) for f in cands if lo <= f <= hi]
 
 
+def _set_hz_ticks(ax: Any, pos: list[float], hz: list[float], bins: int) -> None:
+    """Frequency ticks at bin positions ``pos``, at least ``bins / 20`` apart."""
+    keep: list[tuple[float, float]] = []
+    for p, f in zip(pos, hz, strict=True):
+        if -0.5 <= p <= bins and f <= 64000 and (not keep or p - keep[-1][0] >= bins / 20):
+            keep.append((float(p), f))
+    ax.set_yticks([p for p, _ in keep])
+    ax.set_yticklabels([f"{f:g}" for _, f in keep])
+
+
 def save_image(
     feats: Any, dest: Path, module: Any, params: FeatureParams, fs: float, title: str
 ) -> None:
@@ -307,21 +317,15 @@ def save_image(
             if params.kind == "mfcc":
                 ax.set_ylabel("MFCC coefficient")
             elif params.kind == "spectrogram":
-                ticks = _hz_ticks(0.0, fs / 2)
-                ax.set_yticks([f * spec.n_fft / fs for f in ticks])
-                ax.set_yticklabels([f"{f:g}" for f in ticks])
+                ticks = _hz_ticks(0.0, fs / 2) + [1000.0 * k for k in (3, 5, 6, 10, 12, 20, 24)]
+                _set_hz_ticks(ax, [f * spec.n_fft / fs for f in sorted(ticks)], sorted(ticks), bins)
                 ax.set_ylabel("frequency (Hz)")
             else:  # band i is centred at mel lo + (i + 1) * step
                 lo, hi = hz_to_mel([spec.f_min, spec.f_max], spec.mel_scale)
                 step = (hi - lo) / (spec.n_mels + 1)
                 ticks = _hz_ticks(spec.f_min, spec.f_max)
                 pos = (hz_to_mel(ticks, spec.mel_scale) - lo) / step - 1.0
-                keep: list[tuple[float, float]] = []
-                for p, f in zip(pos, ticks, strict=True):  # ticks at least bins/20 apart
-                    if -0.5 <= p <= bins and (not keep or p - keep[-1][0] >= bins / 20):
-                        keep.append((float(p), f))
-                ax.set_yticks([p for p, _ in keep])
-                ax.set_yticklabels([f"{f:g}" for _, f in keep])
+                _set_hz_ticks(ax, list(pos), ticks, bins)
                 ax.set_ylabel("frequency (Hz, mel scale)")
             label = "dB" if params.kind != "mfcc" else "coefficient"
             fig.colorbar(im, ax=ax, label=label, format="%+.0f" if label == "dB" else None)
