@@ -300,7 +300,7 @@ ABSURD = [
     ),
     ("{type: fade, in_s: -1}", "key 'in_s': got -1; allowed: a number >= 0 and <= 3600 s"),
     (
-        "{type: limiter, lookahead_ms: 1.0e+9}",
+        "{type: limiter, lookahead_ms: 1e9}",
         "key 'lookahead_ms': got 1e+09; allowed: a number >= 0.1 and <= 100 ms",
     ),
     ("{type: delay, time_ms: -5}", "key 'time_ms': got -5; allowed: a number > 0 and <= 10000 ms"),
@@ -309,7 +309,7 @@ ABSURD = [
     ("{type: gain, gain_db: .nan}", "key 'gain_db': got nan"),
     ("{type: trim, start_s: -0.5}", "key 'start_s': got -0.5"),
     (
-        "{type: resample, rate_hz: 1.0e+12}",
+        "{type: resample, rate_hz: 1e12}",
         "key 'rate_hz': got 1e+12; allowed: an integer >= 1000 and <= 768000 Hz",
     ),
     ("{type: reverb, room_size: 2}", "key 'room_size': got 2; allowed: a number >= 0 and <= 1"),
@@ -326,6 +326,20 @@ def test_absurd_parameters_rejected_with_limits(step: str, expected: str) -> Non
         parse_preset(f"version: 1\nchain:\n  - {step}\n", "p.yaml")
     msg = str(e.value)
     assert expected in msg and "allowed:" in msg and "\n" not in msg, msg
+
+
+def test_exponent_floats_without_a_dot_are_numbers() -> None:
+    """PyYAML (YAML 1.1) read ``1e9`` as the string '1e9': ``lookahead_ms: 1e9`` was
+    refused as "got '1e9'" without its range, and a valid ``cutoff_hz: 1e3`` was
+    refused outright. Presets read them as YAML 1.2 / JSON do; quoted stays a string."""
+    preset = parse_preset(
+        "version: 1\ndescription: '1e5'\nchain:\n  - {type: lowpass, cutoff_hz: 1e3}\n"
+        "  - {type: fir, taps: 1E2, cutoff_hz: 2_0e2}\n  - {type: gain, gain_db: -3e-1}\n",
+        "p.yaml",
+    )
+    assert [s.params.get("cutoff_hz") for s in preset.steps[:2]] == [1000.0, 2000.0]
+    assert preset.steps[1].params["taps"] == 100 and preset.steps[2].params["gain_db"] == -0.3
+    assert preset.description == "1e5"
 
 
 def test_every_numeric_key_states_and_enforces_its_limits() -> None:
