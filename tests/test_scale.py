@@ -399,8 +399,16 @@ def test_upload_commits_atomically(tmp_path: Path, memfs, monkeypatch) -> None:
     assert any(TEMP_MARK in k for k in seen[0]) and "/b/o/y.bin" not in seen[0]
     assert memfs.find("/b/o") == ["/b/o/x.bin"]
     # leftovers of a lost attempt are removed by a retry's cleanup
-    memfs.pipe_file("/b/o/.y.bin.abc" + TEMP_MARK, b"half")
+    memfs.pipe_file("/b/o/.y.bin.0123456789ab" + TEMP_MARK, b"half")
+    memfs.pipe_file("/b/o/.y.bin.z.bin.0123456789ab" + TEMP_MARK, b"another file's")
     assert remote.remove_stale_temps("memory://b/o/y.bin") == 1
+    assert len(memfs.find("/b/o")) == 2
+    assert remote.temp_key("/b/o/y.bin").startswith("/b/o/.y.bin.")
+    # local outputs: AtomicWriter's names only, not a longer file name's
+    (tmp_path / f".x.bin.123.0123abcd{TEMP_MARK}").write_bytes(b"half")
+    (tmp_path / f".x.bin.y.bin.123.0123abcd{TEMP_MARK}").write_bytes(b"other")
+    assert remote.remove_stale_temps(str(tmp_path / "x.bin")) == 1
+    assert (tmp_path / f".x.bin.y.bin.123.0123abcd{TEMP_MARK}").exists()
 
 
 def test_spool_bounds_bytes_in_flight() -> None:
@@ -526,8 +534,9 @@ def ray_local():
 def test_ray_executor_matches_local(
     tmp_path: Path, tree: Path, preset: Path, reference: dict[str, bytes], ray_local
 ) -> None:
-    """Guards: `--executor ray` writes the same bytes as the local executor, streams one
-    result per file to the driver's report, and records them in the manifest."""
+    """Guards: `--executor ray` (--device auto: the cluster has no GPU, so cpu) writes
+    the same bytes as the local executor, streams one result per file to the
+    driver's report, and records them in the manifest."""
     man = tmp_path / "ray.jsonl"
     r = run(
         "process",
@@ -535,8 +544,6 @@ def test_ray_executor_matches_local(
         tmp_path / "ray",
         "-p",
         preset,
-        "--device",
-        "cpu",
         "--executor",
         "ray",
         "--manifest",
@@ -554,8 +561,6 @@ def test_ray_executor_matches_local(
         tmp_path / "ray",
         "-p",
         preset,
-        "--device",
-        "cpu",
         "--executor",
         "ray",
         "--manifest",
@@ -624,3 +629,29 @@ def test_files_per_device_feeds_gpus() -> None:
     assert files_per_device(gpus, 1000, cpus=8) == 2
     assert files_per_device(gpus, 1000, cpus=512) == 8
     assert files_per_device(gpus, 5, cpus=48) == 2  # 5 files over 4 GPUs
+
+
+def test_executor_usage_errors(
+    tmp_path: Path, tree: Path, preset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards: executor options are checked before any file is touched (exit 2), and
+    Ray is never imported by a local run; a missing Ray is a usage error naming the
+    extra."""
+    import sys
+
+    out = tmp_path / "o"
+    base = ["process", tree, out, "-p", preset]
+    for extra, msg in [
+        (["--executor", "dask"], "--executor"),
+        (["--address", "auto"], "--address needs --executor ray"),
+        (["--executor", "ray", "--device", "cuda:0,cuda:1"], "with --executor ray"),
+        (["--spool-gb", "0"], "--spool-gb"),
+    ]:
+        r = run(*base, *extra)
+        assert r.exit_code == 2 and msg in r.stderr, (extra, r.stderr)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    r = run(*base, "--executor", "ray")
+    assert r.exit_code == 2 and "fxcli[ray]" in r.stderr
+    assert not out.exists()
+    r = run(*base, "--device", "cpu")
+    assert r.exit_code == 0, r.output

@@ -73,13 +73,21 @@ def run_process(
 
     from fxcli.scale.devices import files_per_device, parse_devices  # imports torch
 
-    devices = parse_devices(device)
     if executor == "ray":
-        if len(devices) != 1:
-            raise UsageError("--executor ray: give --device cpu, cuda or auto (Ray places tasks)")
+        # the driver needs no GPU: Ray places the tasks on the cluster's devices
+        if device.strip().lower() not in ("auto", "cpu", "cuda"):
+            raise UsageError(
+                f"--device {device!r} with --executor ray: allowed: auto, cpu, cuda "
+                "(Ray places tasks on GPUs)"
+            )
+        import torch
+
+        devices = [torch.device("cpu")]
         from fxcli.scale.executors import import_ray
 
         import_ray()  # a missing Ray is a usage error before any file is touched
+    else:
+        devices = parse_devices(device)
 
     from fxcli.scale.executors import EngineConfig, run_local, run_ray
     from fxcli.scale.manifest import Manifest, config_digest
@@ -118,7 +126,10 @@ def run_process(
     )
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
-    per_device = jobs if jobs is not None else files_per_device(devices, len(tasks))
+    if executor == "ray":
+        per_device = jobs if jobs is not None else 2  # files per GPU (or 1 CPU each)
+    else:
+        per_device = jobs if jobs is not None else files_per_device(devices, len(tasks))
     # --jobs counts files in flight per device: each device gets its own CPU workers
     n_workers = max(1, min(per_device * len(devices), max(1, len(tasks)) * len(devices)))
     caught: list[int] = []
@@ -161,7 +172,7 @@ def run_process(
                 tasks,
                 cfg,
                 opts,
-                device=devices[0].type,
+                device=device.strip().lower(),
                 on_result=on_result,
                 address=address,
                 manifest=man,

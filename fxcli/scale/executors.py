@@ -189,8 +189,9 @@ def run_ray(
 
     ``address``: a Ray cluster (``auto``, ``ray://host:10001``, ``host:6379``); None
     starts a local one (with ``num_cpus``) unless Ray is already initialised in this
-    process or ``RAY_ADDRESS`` is set. ``device``: ``cpu`` or ``cuda`` (each task
-    gets ``1/files_per_gpu`` of a GPU and sees it as ``cuda``)."""
+    process or ``RAY_ADDRESS`` is set. ``device``: ``cpu``, ``cuda`` (each task gets
+    ``1/files_per_gpu`` of a GPU and sees it as ``cuda``) or ``auto`` (``cuda`` when
+    the cluster has GPUs)."""
     ray = import_ray()
     started_here = False
     if not ray.is_initialized():
@@ -200,7 +201,11 @@ def run_ray(
         ray.init(address=address, **kwargs)
         started_here = True
     try:
-        gpu = device.startswith("cuda")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device: got {device!r}; allowed: auto, cpu, cuda")
+        if device == "auto":
+            device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+        gpu = device == "cuda"
         fn = ray.remote(_ray_entry).options(
             num_cpus=1,
             num_gpus=(1.0 / max(1, files_per_gpu)) if gpu else 0,

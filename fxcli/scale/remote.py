@@ -137,7 +137,7 @@ def collect_tasks(
                 rel = j.dest.relative_to(root).as_posix()
             except ValueError:
                 rel = j.dest.name
-            tasks.append(Task(str(j.src), str(j.dest), rel or j.dest.name))
+            tasks.append(Task(str(j.src), str(j.dest), j.dest.name if rel == "." else rel))
         return tasks, c.ignored
 
     out_suffix = PurePosixPath(output.rstrip("/")).suffix.lower() if out_remote else ""
@@ -257,15 +257,19 @@ def remove_stale_temps(dest: str) -> int:
             entries = fs.ls(parent, detail=False)
         except FileNotFoundError:
             return 0
+        ours = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}{re.escape(TEMP_MARK)}")
         for e in entries:
-            base = e.rstrip("/").rpartition("/")[2]
-            if base.startswith(f".{name}.") and base.endswith(TEMP_MARK):
+            if ours.fullmatch(e.rstrip("/").rpartition("/")[2]):
                 fs.rm(e)
                 removed += 1
         return removed
     d = Path(dest)
+    # AtomicWriter's temporary names: .<name>.<pid>.<8 hex><TEMP_MARK>
+    ours = re.compile(rf"\.{re.escape(d.name)}\.\d+\.[0-9a-f]{{8}}{re.escape(TEMP_MARK)}")
     if d.parent.is_dir():
         for e in d.parent.glob(f".{_glob.escape(d.name)}.*{TEMP_MARK}"):
+            if not ours.fullmatch(e.name):
+                continue
             try:
                 e.unlink()
                 removed += 1
