@@ -123,7 +123,10 @@ def process(
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option(help="Files processed at once (default: up to 4 on CPU, 2 on CUDA)."),
+        typer.Option(
+            help="Files processed at once per device (default: up to 4 on CPU, 2 on CUDA; "
+            "with several GPUs sized from the CPU cores, 2-8 per GPU)."
+        ),
     ] = None,
     nonfinite: Annotated[
         NonFinite,
