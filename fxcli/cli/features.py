@@ -38,7 +38,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -383,6 +383,7 @@ def _engine_class() -> type:
             self.out_fmt = out_fmt
             self.image = image
             self._modules: dict[float, Any] = {}
+            self.writer: ThreadPoolExecutor | None = None  # set by run_features
 
         def module_for(self, fs: float) -> Any:
             with self._lock:
@@ -489,13 +490,27 @@ def _engine_class() -> type:
             outs.append(out.cpu())
             return torch.cat(outs, -1)
 
-        def finish(self, p: _Prepared, linear: Any, *, batched: bool = False) -> FeatureResult:
-            """dB/DCT on the whole file's linear features, then write array (+ PNG)."""
+        def finish(
+            self, p: _Prepared, linear: Any, *, batched: bool = False
+        ) -> FeatureResult | Future[FeatureResult]:
+            """dB/DCT on the whole file's linear features here; the array (and PNG) are
+            written on the writer thread (fsync and rename overlap the next files'
+            compute). Returns the result, or its future while the write is pending."""
             res = p.res
             try:
                 module = self.module_for(p.rate)
                 feats = module.from_power(linear) if hasattr(module, "from_power") else linear
                 feats = feats.detach().cpu().contiguous()
+            except Exception as exc:  # noqa: BLE001 - per-file failure
+                return self.failed(res, exc, p.t0)
+            res.batched = batched
+            if self.writer is None:
+                return self.write(p, feats, module)
+            return self.writer.submit(self.write, p, feats, module)
+
+        def write(self, p: _Prepared, feats: Any, module: Any) -> FeatureResult:
+            res = p.res
+            try:
                 save_array(feats, p.job.dest, self.out_fmt)
                 if self.image:
                     img = self.image_path(p.job.dest)
@@ -505,7 +520,6 @@ def _engine_class() -> type:
                 res.shape = list(feats.shape)
                 res.dtype = str(feats.dtype).replace("torch.", "")
                 res.feature_sample_rate = p.rate
-                res.batched = batched
                 if res.nonfinite_replaced:
                     res.notes.append(
                         f"replaced {res.nonfinite_replaced} non-finite input samples with 0"
@@ -704,20 +718,34 @@ def run_features(
 
         def __init__(self, jobs: list[Any]) -> None:
             self.jobs = jobs
-            self.results: dict[int, FeatureResult] = {}
+            self.results: dict[int, FeatureResult | Future[FeatureResult]] = {}
             self.reported = 0
 
-        def done(self, i: int, res: FeatureResult) -> None:
+        def done(self, i: int, res: FeatureResult | Future[FeatureResult]) -> None:
             self.results[i] = res
+            self.report_ready()
+
+        def report_ready(self, wait: bool = False) -> None:
+            """Report results in order while they are complete (``wait``: all of them)."""
             while self.reported in self.results:
-                report(self.results[self.reported])
+                item = self.results[self.reported]
+                if isinstance(item, Future):
+                    if not (wait or item.done()):
+                        return
+                    item = item.result()
+                report(item)
                 self.reported += 1
 
         def report_finished(self) -> None:
-            """After an interrupt: report the files that were completed."""
+            """After an interrupt: report the files that were completed (pending
+            writes of finished files complete first)."""
             for i in sorted(self.results):
-                if i >= self.reported and self.results[i].status == "ok":
-                    report(self.results[i])
+                if i < self.reported:
+                    continue
+                item = self.results[i]
+                res = item.result() if isinstance(item, Future) else item
+                if res.status == "ok":
+                    report(res)
 
         def run(self, pool: ThreadPoolExecutor) -> None:
             prepared = list(pool.map(engine.prepare, self.jobs))
@@ -768,10 +796,15 @@ def run_features(
                     self.done(i, engine.failed(p.res, exc, p.t0))
                     continue
                 self.done(i, engine.finish(p, lin))
+            self.report_ready(wait=True)
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="fxcli-writer") as writer,
+        ):
+            engine.writer = writer
             for start in range(0, len(job_list), WINDOW_FILES):
                 if caught:
                     break
