@@ -379,7 +379,12 @@ def test_jobs_give_identical_outputs(tiny_tree: Path, tmp_path: Path, simple_pre
         ]
     assert reports["1"] == reports["3"]
     for p in (tmp_path / "o1").rglob("*.*"):
-        assert p.read_bytes() == (tmp_path / "o3" / p.relative_to(tmp_path / "o1")).read_bytes()
+        q = tmp_path / "o3" / p.relative_to(tmp_path / "o1")
+        if sf.info(str(p)).subtype == "FLOAT":  # libsndfile stamps the time into PEAK chunks
+            a, b = sf.read(p), sf.read(q)
+            np.testing.assert_array_equal(a[0], b[0])
+        else:
+            assert p.read_bytes() == q.read_bytes()
     r = run(
         "process", str(tiny_tree), str(tmp_path / "o0"), "-p", str(simple_preset), "--jobs", "0"
     )

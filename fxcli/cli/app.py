@@ -635,7 +635,13 @@ def main() -> None:
     about a second, more than a short file's processing.
     """
     import os
+    import signal
 
+    def early_exit(signum: int, frame: object) -> None:  # until `process` installs its own
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, early_exit)
     try:
         app()
         code = 0

@@ -69,6 +69,7 @@ class Reporter:
             out_ch = result.output_channels or result.channels
             if (out_rate, out_ch) != (result.sample_rate, result.channels):
                 shape += f" -> {out_rate} Hz, {out_ch} ch"
+            extra += "".join(f"; {n}" for n in result.notes if not n.startswith("clipped"))
             self.err.print(
                 f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s, "
                 f"{shape}, {result.subtype}{extra})",

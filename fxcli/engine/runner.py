@@ -278,6 +278,11 @@ class Engine:
         res.seconds = round(offset / info.samplerate, 6)
         res.output_frames = writer.frames
         res.clipped = writer.clipped
+        declared = info.declared_frames
+        if declared is not None:
+            res.notes.append(
+                f"truncated: the header declares {declared} frames, {offset} were present"
+            )
         if res.nonfinite_replaced:
             res.notes.append(f"replaced {res.nonfinite_replaced} non-finite input samples with 0")
         if writer.clipped:
