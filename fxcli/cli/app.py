@@ -51,6 +51,24 @@ class NonFinite(str, Enum):
     zero = "zero"
 
 
+# Options shared by the commands that read inputs and write an OUTPUT tree.
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace existing outputs (atomically).")
+]
+SkipExistingOpt = Annotated[
+    bool, typer.Option("--skip-existing", help="Leave existing outputs alone.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+ProgressOpt = Annotated[
+    ProgressMode,
+    typer.Option(help="Progress bar on stderr: auto (terminals only), always, never."),
+]
+InputListOpt = Annotated[
+    str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
+]
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
@@ -99,28 +117,17 @@ def process(
             help="Seconds per chunk (default: 10 s on CPU, sized from free memory on CUDA)."
         ),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing outputs (atomically).")
-    ] = False,
-    skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Leave existing outputs alone.")
-    ] = False,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
     fmt: Annotated[Fmt, typer.Option("--format", help="Output container.")] = Fmt.same,
     subtype: Annotated[
         Subtype,
         typer.Option(help="Output sample format (default: the preset's, else the input's)."),
     ] = Subtype.same,
-    json_mode: Annotated[
-        bool, typer.Option("--json", help="One JSON object per file on stdout.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    progress: Annotated[
-        ProgressMode,
-        typer.Option(help="Progress bar on stderr: auto (terminals only), always, never."),
-    ] = ProgressMode.auto,
-    input_list: Annotated[
-        str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
-    ] = None,
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.auto,
+    input_list: InputListOpt = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -326,23 +333,12 @@ def features(
         float | None,
         typer.Option(help="Seconds per chunk; longer files stream, shorter ones are batched."),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing outputs (atomically).")
-    ] = False,
-    skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Leave existing outputs alone.")
-    ] = False,
-    json_mode: Annotated[
-        bool, typer.Option("--json", help="One JSON object per file on stdout.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    progress: Annotated[
-        ProgressMode,
-        typer.Option(help="Progress bar on stderr: auto (terminals only), always, never."),
-    ] = ProgressMode.auto,
-    input_list: Annotated[
-        str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
-    ] = None,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.auto,
+    input_list: InputListOpt = None,
     jobs: Annotated[
         int | None, typer.Option(help="Files read and run through the chain at once.")
     ] = None,
