@@ -61,7 +61,7 @@ from fxcli._version import __version__ as FXCLI_VERSION
 from fxcli.engine.chain import init_states, run_chain
 from fxcli.engine.device import chunk_frames
 from fxcli.preset.loader import PresetError, StepConfig, load_preset
-from fxcli.steps import FIR, IIR, Gain, Normalize, Step, build_step, fuse
+from fxcli.steps import FIR, IIR, Gain, Normalize, Step, build_chain, fuse
 
 __all__ = [
     "ALL_BACKENDS",
@@ -202,11 +202,18 @@ def resolve_chain(spec: str, sample_rate: int) -> Chain:
     preset_name = SEED_CHAINS.get(key.lower(), key)
     try:
         preset = load_preset(preset_name)
-        steps = [build_step(cfg, sample_rate) for cfg in preset.steps]
+        steps = build_chain(preset.steps, sample_rate, 2)
     except PresetError as exc:
         raise BenchError(f"--chain {spec}: {exc}") from None
     if not steps:
         raise BenchError(f"--chain {spec}: the preset has no steps")
+    for cfg, step in zip(preset.steps, steps, strict=True):
+        if not isinstance(step, (IIR, FIR, Gain, Normalize)):
+            raise BenchError(
+                f"--chain {spec}: {cfg.where}: fxcli bench times filter chains, whose output "
+                "it checks against SciPy; allowed step types: IIR filters and EQ, fir, gain, "
+                "polarity, dc_block, normalize"
+            )
     name = key.lower() if key.lower() in SEED_CHAINS else Path(key).stem
     return Chain(name, preset.source, sample_rate, list(preset.steps), steps)
 

@@ -250,8 +250,23 @@ def test_api_chain_defaults_to_8_channels_x_120_s(
     assert seen == {"chain": "iir", "durations": [5.0, 60.0, 600.0], "channels": [1, 8]}
 
 
-@pytest.mark.parametrize("chain", ["fir", "api", "mastering", "voice"])
+def test_effect_presets_are_refused_with_the_step_named(tmp_path: Path) -> None:
+    """Presets with effects (dynamics, loudness) have no SciPy reference to check."""
+    r = bench("--chain", "mastering", "--durations", "0.05", "--output", str(tmp_path / "m.csv"))
+    assert r.exit_code == 2
+    assert "step 5 (loudness)" in r.output and "allowed step types" in r.output
+
+
+@pytest.mark.parametrize("chain", ["fir", "api", "iir_chain", "filters"])
 def test_other_chains_and_presets_check_ok(chain: str, tmp_path: Path) -> None:
+    if chain == "filters":  # a preset file mixing every filter kind with gain and normalize
+        chain = str(tmp_path / "filters.yaml")
+        Path(chain).write_text(
+            "version: 1\nchain:\n  - {type: highpass, cutoff_hz: 40, order: 4}\n"
+            "  - {type: peaking, freq_hz: 300, gain_db: -2, q: 1}\n"
+            "  - {type: dc_block}\n  - {type: fir, taps: 33, cutoff_hz: 8000}\n"
+            "  - {type: gain, gain_db: -1}\n  - {type: normalize, peak_db: -3}\n"
+        )
     out = tmp_path / "r.csv"
     r = bench(
         "--chain",
