@@ -634,7 +634,7 @@ def main() -> None:
     import signal
 
     def early_exit(signum: int, frame: object) -> None:  # until `process` installs its own
-        raise SystemExit(128 + signum)
+        os._exit(128 + signum)  # nothing written yet; an exception could abort inside C code
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, early_exit)
