@@ -136,6 +136,11 @@ def oversample4(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
     n = x.shape[-1]
     xs = torch.cat([hist, x.detach().to(torch.float64)], dim=-1)
     new_state = xs[..., n:].clone()
+    kernels = _kernels() if x.device.type == "cpu" and n > 0 else None
+    if kernels is not None:
+        rows = xs.reshape(-1, xs.shape[-1]).contiguous().numpy()
+        out = kernels[1](rows, _PHASES_NP, HISTORY)
+        return torch.from_numpy(out).reshape(*x.shape[:-1], 4 * n), new_state
     phases = []
     for taps in PHASES:
         # tap k multiplies x[i - k], i.e. xs[HISTORY + i - k]; summed in tap order
@@ -161,12 +166,12 @@ def true_peak(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         calls carrying the state give the same maximum as one call. Convert with
         ``20 * log10(peak)`` for dBTP.
     """
-    if x.device.type == "cpu" and x.shape[-1] > 0 and _tp_kernel() is not None:
+    if x.device.type == "cpu" and x.shape[-1] > 0 and _kernels() is not None:
         hist = _history(x, state)
         n = x.shape[-1]
         xs = torch.cat([hist, x.detach().to(torch.float64)], dim=-1)
         rows = xs.reshape(-1, xs.shape[-1]).contiguous().numpy()
-        peaks = _tp_kernel()(rows, _PHASES_NP, HISTORY)  # type: ignore[misc]
+        peaks = _kernels()[0](rows, _PHASES_NP, HISTORY)  # type: ignore[index]
         peak = torch.from_numpy(peaks).reshape(x.shape[:-1])
         return peak, xs[..., n:].clone()
     y, new_state = oversample4(x, state)
@@ -177,26 +182,28 @@ def true_peak(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
 
 
 _PHASES_NP = None
-_KERNEL: list = []
+_KERNELS: list = []
 
 
-def _tp_kernel():  # type: ignore[no-untyped-def]
-    """A numba kernel computing the same products and sums as :func:`oversample4`
-    (tap order, no fused multiply-add), so peaks are bit-identical, ~10x faster on
-    CPU and without the (*batch, 4 n) intermediate; ``None`` without numba."""
+def _kernels():  # type: ignore[no-untyped-def]
+    """``(peak_kernel, oversample_kernel)``: numba kernels computing the same products
+    and sums as the torch loop of :func:`oversample4` (tap order, no fused
+    multiply-add), so results are bit-identical; ~10x faster on CPU (the peak kernel
+    also skips the (*batch, 4 n) intermediate). ``None`` without numba."""
     global _PHASES_NP
-    if _KERNEL:
-        return _KERNEL[0]
-    try:
-        import numba
-        import numpy as np
-    except ImportError:  # pragma: no cover - numba is a dependency
-        _KERNEL.append(None)
+    if _KERNELS:
+        return _KERNELS[0]
+    from fxcli._jit import available, njit
+
+    if not available():  # pragma: no cover - numba is a dependency
+        _KERNELS.append(None)
         return None
+    import numpy as np
+
     _PHASES_NP = np.array([[float(t) for t in taps] for taps in PHASES], dtype=np.float64)
 
-    @numba.njit(cache=True, nogil=True)
-    def kernel(rows, phases, hist):  # pragma: no cover - compiled
+    @njit
+    def peak_kernel(rows, phases, hist):  # pragma: no cover - compiled
         r, length = rows.shape
         n_taps = phases.shape[1]
         out = np.zeros(r, dtype=np.float64)
@@ -216,5 +223,20 @@ def _tp_kernel():  # type: ignore[no-untyped-def]
             out[i] = peak
         return out
 
-    _KERNEL.append(kernel)
-    return kernel
+    @njit
+    def oversample_kernel(rows, phases, hist):  # pragma: no cover - compiled
+        r, length = rows.shape
+        n_taps = phases.shape[1]
+        n_ph = phases.shape[0]
+        out = np.empty((r, (length - hist) * n_ph), dtype=np.float64)
+        for i in range(r):
+            for j in range(hist, length):
+                for p in range(n_ph):
+                    acc = rows[i, j] * phases[p, 0]
+                    for k in range(1, n_taps):
+                        acc = acc + rows[i, j - k] * phases[p, k]
+                    out[i, (j - hist) * n_ph + p] = acc
+        return out
+
+    _KERNELS.append((peak_kernel, oversample_kernel))
+    return _KERNELS[0]
