@@ -15,9 +15,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from fxcli.preset.spec import FADE_SHAPES, REMIX_SHORTHANDS
 from fxcli.steps import Step
-
-FADE_SHAPES = ("linear", "exp", "cosine")
 
 
 def fade_curve(t: Tensor, shape: str) -> Tensor:
@@ -181,7 +180,6 @@ class Pad(Step):
         return (self._zeros(n, state) if n else None), replace(state, started=True)
 
 
-REMIX_SHORTHANDS = ("mono", "stereo", "swap")
 _BS775 = [  # ITU-R BS.775 downmix of 5.1 (L R C LFE Ls Rs) to stereo; LFE dropped
     [1.0, 0.0, math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0],
     [0.0, 1.0, math.sqrt(0.5), 0.0, 0.0, math.sqrt(0.5)],

@@ -54,10 +54,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-try:
-    import numba as _numba
-except Exception:  # pragma: no cover - depends on the environment
-    _numba = None  # type: ignore[assignment]
+from fxcli import _jit
+from fxcli._jit import njit as _njit
 
 __all__ = [
     "WavLayout",
@@ -89,7 +87,7 @@ RIFF_MAX_DATA = 0xFFFFFFFF - 36 - 1
 
 def available() -> bool:
     """Whether the fast path can run (numba imported)."""
-    return _numba is not None
+    return _jit.available()
 
 
 @dataclass(frozen=True)
@@ -218,13 +216,6 @@ def _walk(f: BinaryIO, size: int, path: Path) -> WavLayout | None:
 # ---------------------------------------------------------------------------
 # kernels
 # ---------------------------------------------------------------------------
-
-if _numba is not None:
-    _njit = _numba.njit(cache=True, nogil=True)
-else:  # pragma: no cover - without numba the fast path is off
-
-    def _njit(f):  # type: ignore[no-redef]
-        return f
 
 
 @_njit
