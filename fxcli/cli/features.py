@@ -356,7 +356,8 @@ def _engine_class() -> type:
     from fxcli.engine.device import chunk_frames
     from fxcli.engine.pipeline import prefetch
     from fxcli.engine.runner import Engine, _FileRun, info_dtype
-    from fxcli.io.audio import AudioError, probe
+    from fxcli.io.audio import probe
+    from fxcli.io.paths import skip_existing_output
     from fxcli.steps import chain_output
 
     class FeatureEngine(Engine):
@@ -399,18 +400,10 @@ def _engine_class() -> type:
             res = FeatureResult(str(job.src), str(job.dest), "ok")
             try:
                 targets = [job.dest] + ([self.image_path(job.dest)] if self.image else [])
-                existing = [p for p in targets if p.exists() or p.is_symlink()]
-                if existing:
-                    if self.overwrite == "skip":
-                        res.status = "skipped"
-                        res.notes.append("output exists")
-                        return res
-                    if self.overwrite != "overwrite":
-                        raise AudioError(
-                            f"output {existing[0]} exists (use --overwrite or --skip-existing)"
-                        )
-                    if any(p.is_dir() for p in existing):
-                        raise AudioError(f"output {existing[0]} is a directory")
+                if skip_existing_output(targets, self.overwrite):
+                    res.status = "skipped"
+                    res.notes.append("output exists")
+                    return res
                 info = probe(job.src)
                 res.sample_rate, res.channels = info.samplerate, info.channels
                 steps = self.chain_for(info.samplerate, info.channels)

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import torch
 
+from fxcli.dsp.sosfilt import _check_x
+
 __all__ = ["firfilt", "AUTO_FFT_MIN_TAPS"]
 
 _METHODS = ("auto", "direct", "fft")
@@ -30,12 +32,7 @@ AUTO_FFT_MIN_TAPS = 65
 
 
 def _check(x: torch.Tensor, taps: torch.Tensor, method: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    if x.ndim < 1:
-        raise ValueError("x must have at least one dimension (the last one is time)")
+    _check_x(x)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     h = torch.as_tensor(taps).detach()

@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fxcli.dsp.sosfilt import _check_x
+
 __all__ = ["PHASES", "HISTORY", "DELAY_OVERSAMPLED", "oversample4", "true_peak", "init_state"]
 
 #: ITU-R BS.1770-4 Annex 2 interpolation filter: 4 phases x 12 taps, as published.
@@ -101,12 +103,7 @@ def init_state(batch_shape: tuple[int, ...], device: torch.device | str = "cpu")
 
 
 def _history(x: Tensor, state: Tensor | None) -> Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    if x.ndim < 1:
-        raise ValueError("x must have at least one dimension (the last one is time)")
+    _check_x(x)
     expected = (*x.shape[:-1], HISTORY)
     if state is None:
         return init_state(tuple(x.shape[:-1]), x.device)

@@ -36,7 +36,7 @@ from fxcli.io.audio import (
     probe,
     read_blocks,
 )
-from fxcli.io.paths import Job
+from fxcli.io.paths import Job, skip_existing_output
 from fxcli.preset.loader import Preset, PresetError
 from fxcli.steps import Gain, Step, build_chain, chain_output, fuse
 
@@ -209,17 +209,10 @@ class Engine:
         t0 = time.perf_counter()
         res = FileResult(str(job.src), str(job.dest), "ok")
         try:
-            if job.dest.exists() or job.dest.is_symlink():
-                if self.overwrite == "skip":
-                    res.status = "skipped"
-                    res.notes.append("output exists")
-                    return res
-                if self.overwrite != "overwrite":
-                    raise AudioError(
-                        f"output {job.dest} exists (use --overwrite or --skip-existing)"
-                    )
-                if job.dest.is_dir():
-                    raise AudioError(f"output {job.dest} is a directory")
+            if skip_existing_output([job.dest], self.overwrite):
+                res.status = "skipped"
+                res.notes.append("output exists")
+                return res
             info = probe(job.src)
             res.sample_rate, res.channels = info.samplerate, info.channels
             ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype)

@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from fxcli.io.audio import AUDIO_EXTENSIONS, FORMAT_EXTENSIONS
+from fxcli.io.audio import AUDIO_EXTENSIONS, FORMAT_EXTENSIONS, AudioError
 
 
 class UsageError(Exception):
@@ -159,3 +159,20 @@ def collect(
 def format_extension(fmt: str) -> str | None:
     """``--format`` to the extension outputs get (None: keep the input's)."""
     return FORMAT_EXTENSIONS.get(fmt)
+
+
+def skip_existing_output(targets: list[Path], overwrite: str) -> bool:
+    """The overwrite policy for a file's outputs (``targets``: the output and any
+    side files). Returns True when the file is to be skipped (``"skip"`` and one
+    exists); raises :class:`fxcli.io.audio.AudioError` when one exists and the
+    policy is ``"refuse"``, or when one is a directory; False otherwise."""
+    existing = [p for p in targets if p.exists() or p.is_symlink()]
+    if not existing:
+        return False
+    if overwrite == "skip":
+        return True
+    if overwrite != "overwrite":
+        raise AudioError(f"output {existing[0]} exists (use --overwrite or --skip-existing)")
+    if any(p.is_dir() for p in existing):
+        raise AudioError(f"output {existing[0]} is a directory")
+    return False
