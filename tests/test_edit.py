@@ -161,3 +161,31 @@ def test_engine_writes_new_length_channels_and_dithers_16_bit(tmp_path: Path) ->
             np.testing.assert_array_equal(diff, 0)
         else:
             assert 0.2 < diff.mean() < 1.0 and diff.max() <= 2  # TPDF: +-1 LSB triangular
+
+
+def test_dither_does_not_depend_on_block_sizes(tmp_path: Path) -> None:
+    """TPDF dither is drawn in fixed blocks, so the dithered output of a frame depends on
+    its position only: 16-bit output with --chunk-seconds 0.3 equals one whole-file chunk.
+    Guards the first GPU run's finding (2026-12-04): CUDA's one-chunk output was 2 LSB
+    away from the CPU's 10 s chunks, the draws followed the block sizes."""
+    from typer.testing import CliRunner
+
+    from fxcli.cli.app import app
+    from fxcli.io.audio import Quantizer
+
+    q1, q2 = Quantizer("PCM_16", "tpdf"), Quantizer("PCM_16", "tpdf")
+    whole = q1.noise(200_000, 2)
+    parts = [q2.noise(n, 2) for n in (1, 65_535, 70_000, 3, 64_461)]
+    assert whole is not None and all(p is not None for p in parts)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)  # type: ignore[arg-type]
+
+    src = write_audio(tmp_path / "in" / "a.wav", 0.25 * noise(2, 100_000, seed=3), 44100, "PCM_16")
+    outs = []
+    for chunk in ("0.3", "100"):
+        out = tmp_path / f"out-{chunk}"
+        res = CliRunner().invoke(
+            app, ["process", str(src), str(out), "-p", "iir_chain", "--chunk-seconds", chunk]
+        )
+        assert res.exit_code == 0, res.output
+        outs.append(sf.read(out / "a.wav", dtype="int16")[0])
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -430,11 +430,10 @@ def test_gradients_on_cuda_equal_cpu():
     tv = _tv_sos(40, n_sec=2)
     res = {}
     for dev in ("cpu", "cuda"):
-        xs = x.to(dev).requires_grad_()
-        ss = sos.to(dev).requires_grad_()
-        zs = zi.to(dev).requires_grad_()
-        hs = h.to(dev).requires_grad_()
-        ts = tv.to(dev).requires_grad_()
+        # detach() first: x.to("cpu") is x itself, so without it the CPU pass made x
+        # require grad and x.to("cuda") became a non-leaf with no .grad (the first
+        # H200 run, 2026-12-04: AttributeError 'NoneType' object has no attribute 'cpu')
+        xs, ss, zs, hs, ts = (t.detach().to(dev).requires_grad_() for t in (x, sos, zi, h, tv))
         y, zf = sosfilt(xs, ss, zs)
         u, _ = firfilt(xs, hs)
         v, _ = tvsosfilt(xs[:, :40], ts)
