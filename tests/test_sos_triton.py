@@ -107,6 +107,29 @@ _CHECKS = textwrap.dedent(
             close(z.numpy(), zf.numpy(), 1e-12, "chunked zf")
     check("zi-round-trip", round_trip)
 
+    def lane_layout():  # the lane-major copy gives the plain layout's results
+        for order, seed, T in ((4, 31, 150), (8, 32, 97), (11, 33, 64)):
+            sos = torch.from_numpy(design(order, seed))
+            x = torch.from_numpy(rng.standard_normal((2, T)))
+            zi = torch.from_numpy(0.1 * rng.standard_normal((sos.shape[0], 2, 2)))
+            y, zf = sosfilt_triton(x, sos, zi)
+            for seg in (8, 16, 256):
+                for lay in ("lane", "tile"):
+                    yl, zfl = sosfilt_triton(x, sos, zi, seg=seg, layout=lay, num_warps=2)
+                    close(yl.numpy(), y.numpy(), 1e-12, f"{lay} y T={T} seg={seg}")
+                    close(zfl.numpy(), zf.numpy(), 1e-12, f"{lay} zf T={T} seg={seg}")
+        for lay in ("lane", "tile"):
+            yl32, _ = sosfilt_triton(x.float(), sos, zi, layout=lay)
+            close(yl32.double().numpy(), y.numpy(), 1e-5, f"{lay} y float32")
+        for T in (1, 15, 16, 17, 48):  # tile: no full segment before the last, or exact
+            x = torch.from_numpy(rng.standard_normal((3, T)))
+            z3 = zi[:, :1].expand(-1, 3, -1)
+            ref, ref_zf = sig.sosfilt(sos.numpy(), x.numpy(), axis=-1, zi=z3.numpy())
+            yl, zfl = sosfilt_triton(x, sos, z3, seg=16, layout="tile")
+            close(yl.numpy(), ref, 1e-10, f"tile y T={T}")
+            close(zfl.numpy(), ref_zf, 1e-10, f"tile zf T={T}")
+    check("lane-layout", lane_layout)
+
     def empty():
         sos = torch.from_numpy(design(4, 5))
         for batch in ((), (3,), (2, 2)):
@@ -245,6 +268,9 @@ def test_gpu_compile_without_gpu() -> None:
             "zf_ptr": "*fp64",
             "T": "i32",
             "J": "i32",
+            "RS": "i64",
+            "SJ": "i32",
+            "ST": "i32",
             "L": "constexpr",
             "NSEC": "constexpr",
             "BLOCK": "constexpr",
@@ -263,3 +289,25 @@ def test_gpu_compile_without_gpu() -> None:
             raise
         assert "cubin" in compiled.asm
         assert "fma.rn.f64" in compiled.asm["ptx"] or "mul.rn.f64" in compiled.asm["ptx"]
+        tile_sig = {
+            "x_ptr": "*" + xdt,
+            "y_ptr": "*" + xdt,
+            "c_ptr": "*fp64",
+            "s_ptr": "*fp64",
+            "J": "i32",
+            "JS": "i32",
+            "RS": "i64",
+            "L": "constexpr",
+            "NSEC": "constexpr",
+            "BLOCK": "constexpr",
+            "PASS2": "constexpr",
+        }
+        tile = triton.compile(
+            ASTSource(
+                fn=sos_triton._tile_kernel,
+                signature=tile_sig,
+                constexprs={"L": 1024, "NSEC": nsec, "BLOCK": 128, "PASS2": pass2},
+            ),
+            target=GPUTarget("cuda", 90, 32),
+        )
+        assert "cubin" in tile.asm and "fma.rn.f64" in tile.asm["ptx"]

@@ -94,6 +94,9 @@ if triton is not None:
         zf_ptr,  # pass 2: out (rows, N), state after the last real sample
         T,
         J,
+        RS,  # x/y element strides: row, segment, sample (sample t of segment j of
+        SJ,  # row r is at r*RS + j*SJ + t*ST; (T, L, 1) for the plain layout,
+        ST,  # (J*L, 1, J) for the lane-major copy where lanes read adjacent words)
         L: tl.constexpr,
         NSEC: tl.constexpr,
         BLOCK: tl.constexpr,
@@ -190,12 +193,12 @@ if triton is not None:
                 p7 = tl.load(sbase + 14, mask=lane, other=0.0)
                 q7 = tl.load(sbase + 15, mask=lane, other=0.0)
         t0 = j64 * L
-        xrow = x_ptr + r64 * T
-        yrow = y_ptr + r64 * T
+        xrow = x_ptr + r64 * RS + j64 * SJ
+        yrow = y_ptr + r64 * RS + j64 * SJ
         for t in range(L):
             idx = t0 + t
             m = lane & (idx < T)
-            xv = tl.load(xrow + idx, mask=m, other=0.0)
+            xv = tl.load(xrow + t * ST, mask=m, other=0.0)
             w = xv.to(tl.float64)
             w, n0, m0 = _bq(w, p0, q0, b00, b01, b02, a01, a02)
             if NSEC > 1:
@@ -213,7 +216,7 @@ if triton is not None:
             if NSEC > 7:
                 w, n7, m7 = _bq(w, p7, q7, b70, b71, b72, a71, a72)
             if PASS2:
-                tl.store(yrow + idx, w.to(xv.dtype), mask=m)
+                tl.store(yrow + t * ST, w.to(xv.dtype), mask=m)
                 # freeze the state after the last real sample (only the last
                 # segment has samples past T)
                 p0 = tl.where(m, n0, p0)
@@ -295,6 +298,81 @@ if triton is not None:
             tl.store(obase + 14, p7, mask=om)
             tl.store(obase + 15, q7, mask=om)
 
+    @triton.jit
+    def _cascade(w, st, c, NSEC: tl.constexpr):
+        # one sample through NSEC DF2T sections (SciPy's operation order);
+        # st: (p0, q0, p1, q1, ...) float64, c: (b0, b1, b2, a1, a2) per section
+        out = ()
+        for s in tl.static_range(NSEC):
+            o = c[5 * s] * w + st[2 * s]
+            p = c[5 * s + 1] * w - c[5 * s + 3] * o + st[2 * s + 1]
+            q = c[5 * s + 2] * w - c[5 * s + 4] * o
+            out = out + (p, q)  # type: ignore[assignment]
+            w = o
+        return w, out
+
+    @triton.jit
+    def _tile_kernel(
+        x_ptr,  # (rows, T) rows RS apart, float32/float64
+        y_ptr,  # like x (pass 2 only)
+        c_ptr,  # (_MAX_SEC, 5) float64
+        s_ptr,  # pass 1: out f (rows, JS, N); pass 2: in s_{j-1} (rows, JS, N)
+        J,  # full segments to run (j < J), all of length L
+        JS,  # segments per row in s
+        RS,  # row stride of x and y (elements)
+        L: tl.constexpr,
+        NSEC: tl.constexpr,
+        BLOCK: tl.constexpr,
+        PASS2: tl.constexpr,
+    ):
+        # Like _seg_kernel, but every lane reads (and in pass 2 writes) its segment
+        # 8 samples at a time: a (BLOCK, 8) tile is one full 32-byte sector per lane
+        # (float32), instead of 8 single words from 8 separate requests; Triton
+        # turns the tile into 8 per-lane columns (tl.split) through shared memory.
+        pid = tl.program_id(0).to(tl.int64)
+        nb = tl.cdiv(J, BLOCK)
+        r64 = pid // nb
+        j = (pid % nb) * BLOCK + tl.arange(0, BLOCK)
+        lane = j < J
+        j64 = j.to(tl.int64)
+        sbase = s_ptr + (r64 * JS + j64) * (2 * NSEC)
+        c = ()
+        for i in tl.static_range(5 * NSEC):
+            c = c + (tl.load(c_ptr + i),)  # type: ignore[assignment]
+        st = ()
+        for i in tl.static_range(2 * NSEC):
+            if PASS2:
+                st = st + (tl.load(sbase + i, mask=lane, other=0.0),)  # type: ignore[assignment]
+            else:
+                st = st + (tl.zeros([BLOCK], dtype=tl.float64),)  # type: ignore[assignment]
+        cols = tl.arange(0, 8)
+        base = x_ptr + r64 * RS + j64 * L
+        ybase = y_ptr + r64 * RS + j64 * L
+        m2 = lane[:, None] & (cols[None, :] < 8)
+        for tt in range(L // 8):
+            X = tl.load(base[:, None] + (tt * 8 + cols)[None, :], mask=m2, other=0.0)
+            e, o = tl.split(tl.reshape(X, [BLOCK, 4, 2]))
+            e0, e1 = tl.split(tl.reshape(e, [BLOCK, 2, 2]))
+            o0, o1 = tl.split(tl.reshape(o, [BLOCK, 2, 2]))
+            x0, x4 = tl.split(e0)
+            x2, x6 = tl.split(e1)
+            x1, x5 = tl.split(o0)
+            x3, x7 = tl.split(o1)
+            xs = (x0, x1, x2, x3, x4, x5, x6, x7)
+            ys = ()
+            for k in tl.static_range(8):
+                w, st = _cascade(xs[k].to(tl.float64), st, c, NSEC)
+                ys = ys + (w.to(X.dtype),)  # type: ignore[assignment]
+            if PASS2:
+                y0, y1, y2, y3, y4, y5, y6, y7 = ys  # type: ignore[misc]
+                ev = tl.reshape(tl.join(tl.join(y0, y4), tl.join(y2, y6)), [BLOCK, 4])
+                od = tl.reshape(tl.join(tl.join(y1, y5), tl.join(y3, y7)), [BLOCK, 4])
+                Y = tl.reshape(tl.join(ev, od), [BLOCK, 8])
+                tl.store(ybase[:, None] + (tt * 8 + cols)[None, :], Y, mask=m2)
+        if not PASS2:
+            for i in tl.static_range(2 * NSEC):
+                tl.store(sbase + i, st[i], mask=lane)
+
 
 def _segment_length(rows: int, n_t: int, device: torch.device) -> int:
     """Segment length: long segments (cheap scan) while keeping >= 2^18 lanes busy."""
@@ -326,8 +404,14 @@ def _run_group(
     state: torch.Tensor,
     seg: int,
     block: int,
+    layout: str = "plain",
+    num_warps: int = 4,
 ) -> torch.Tensor:
-    """One group of <= _MAX_SEC sections: x2 -> y2 (rows, T); state (rows, N) -> zf (rows, N)."""
+    """One group of <= _MAX_SEC sections: x2 -> y2 (rows, T); state (rows, N) -> zf (rows, N).
+
+    ``layout="lane"`` runs the kernels on a lane-major copy of the signal
+    (rows, L, J), where the lanes of a program read and write adjacent words at
+    each step, at the price of two transposing copies."""
     rows, n_t = x2.shape
     n_sec = sos_g.shape[0]
     n = 2 * n_sec
@@ -342,12 +426,73 @@ def _run_group(
     f = torch.empty((rows, n_segs, n), dtype=torch.float64, device=device)
     zf = torch.empty((rows, n), dtype=torch.float64, device=device)
     grid = (rows * triton.cdiv(n_segs, block),)
-    _seg_kernel[grid](
-        x2, y2, coef_t, f, zf, n_t, n_segs, L=seg, NSEC=n_sec, BLOCK=block, PASS2=False
-    )
+    if layout == "tile":
+        return _run_group_tiled(x2, y2, coef_t, n_sec, mats.PT, state, seg, block, num_warps)
+    if layout == "lane":
+        pad = n_segs * seg - n_t
+        xk = torch.nn.functional.pad(x2, (0, pad)).view(rows, n_segs, seg)
+        xk = xk.transpose(1, 2).contiguous()  # (rows, L, J)
+        yk = torch.empty_like(xk, dtype=y2.dtype)
+        strides = (n_segs * seg, 1, n_segs)
+    elif layout == "plain":
+        xk, yk = x2, y2
+        strides = (n_t, seg, 1)
+    else:
+        raise ValueError(f"layout must be 'plain', 'tile' or 'lane', got {layout!r}")
+    common = dict(L=seg, NSEC=n_sec, BLOCK=block, num_warps=num_warps)
+    _seg_kernel[grid](xk, yk, coef_t, f, zf, n_t, n_segs, *strides, PASS2=False, **common)
     s_in = _scan(f, state, mats.PT)
-    _seg_kernel[grid](
-        x2, y2, coef_t, s_in, zf, n_t, n_segs, L=seg, NSEC=n_sec, BLOCK=block, PASS2=True
+    _seg_kernel[grid](xk, yk, coef_t, s_in, zf, n_t, n_segs, *strides, PASS2=True, **common)
+    if layout == "lane":
+        y2.copy_(yk.transpose(1, 2).reshape(rows, n_segs * seg)[:, :n_t])
+    return zf
+
+
+def _run_group_tiled(
+    x2: torch.Tensor,
+    y2: torch.Tensor,
+    coef_t: torch.Tensor,
+    n_sec: int,
+    pt: torch.Tensor,
+    state: torch.Tensor,
+    seg: int,
+    block: int,
+    num_warps: int,
+) -> torch.Tensor:
+    """``layout="tile"``: the segments before the last one (all full) run through
+    :func:`_tile_kernel`; the last segment (1 to L samples) then runs from its
+    incoming state through :func:`_seg_kernel`'s pass 2, which also stores ``zf``."""
+    rows, n_t = x2.shape
+    n = 2 * n_sec
+    device = x2.device
+    j_main = (n_t - 1) // seg
+    f = torch.zeros((rows, j_main + 1, n), dtype=torch.float64, device=device)
+    zf = torch.empty((rows, n), dtype=torch.float64, device=device)
+    grid = (rows * triton.cdiv(j_main, block),)
+    common = dict(L=seg, NSEC=n_sec, BLOCK=block, num_warps=num_warps)
+    if j_main:
+        _tile_kernel[grid](x2, y2, coef_t, f, j_main, j_main + 1, n_t, PASS2=False, **common)
+    s_in = _scan(f, state, pt)  # (rows, j_main + 1, N): states entering each segment
+    if j_main:
+        _tile_kernel[grid](x2, y2, coef_t, s_in, j_main, j_main + 1, n_t, PASS2=True, **common)
+    a = j_main * seg
+    s_tail = s_in[:, j_main:].contiguous()  # (rows, 1, N)
+    _seg_kernel[(rows,)](
+        x2[:, a:],
+        y2[:, a:],
+        coef_t,
+        s_tail,
+        zf,
+        n_t - a,
+        1,
+        n_t,
+        seg,
+        1,
+        L=seg,
+        NSEC=n_sec,
+        BLOCK=16,
+        PASS2=True,
+        num_warps=1,
     )
     return zf
 
@@ -359,6 +504,8 @@ def sosfilt_triton(
     *,
     seg: int | None = None,
     block: int | None = None,
+    layout: str = "plain",
+    num_warps: int = 4,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``fxcli.dsp.sosfilt.sosfilt`` computed by Triton kernels (see the module doc).
 
@@ -369,6 +516,10 @@ def sosfilt_triton(
         seg: segment length L (default: 1024 down to 32 on CUDA so that at least
             2^18 (row, segment) lanes run; 16 on the interpreter).
         block: lanes (segments) per Triton program (default 128 on CUDA, 16 on CPU).
+        layout: ``"plain"`` (lanes read the signal in place one word at a time),
+            ``"tile"`` (in place, 8 samples per lane per load/store) or ``"lane"``
+            (a lane-major copy: adjacent lanes read adjacent words).
+        num_warps: Triton warps per program.
 
     Returns:
         ``(y, zf)``: ``y`` like ``x`` (shape, dtype, device); ``zf`` ``(S, *batch, 2)``
@@ -411,7 +562,7 @@ def sosfilt_triton(
                     (rows, n_t), dtype=x.dtype if last else torch.float64, device=device
                 )
                 state = z[g0:g1].permute(1, 0, 2).reshape(rows, 2 * (g1 - g0)).contiguous()
-                zf_g = _run_group(cur, out, sos_np[g0:g1], state, seg, block)
+                zf_g = _run_group(cur, out, sos_np[g0:g1], state, seg, block, layout, num_warps)
                 zfs.append(zf_g.reshape(rows, g1 - g0, 2).permute(1, 0, 2))
                 cur = out
     y = cur

@@ -27,6 +27,7 @@ from fxcli.engine.chain import (
 )
 from fxcli.engine.device import chunk_frames
 from fxcli.engine.pipeline import WriteBehind, prefetch
+from fxcli.engine.transfer import ChunkTransfer, HostArray
 from fxcli.io.audio import (
     PCM_BITS,
     AtomicWriter,
@@ -114,6 +115,7 @@ class Engine:
         self._lock = threading.Lock()
         self._fused: dict[int, list[Step]] = {}  # by id() of a cached chain_for() list
         self.cancel = threading.Event()
+        self.transfer = ChunkTransfer(torch.device(device))
 
     # ------------------------------------------------------------------ chain
     def chain_for(self, samplerate: int, channels: int) -> list[Step]:
@@ -174,16 +176,24 @@ class Engine:
         def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
             states = init_states(head, (info.channels,), self.device)
             offset = 0
-            for block in prefetch(lambda: self._blocks(info, frames, None)):
-                x = torch.from_numpy(block).to(self.device)
+            for block in prefetch(lambda: self._uploads(info, frames, None)):
+                x = self.transfer.adopt(block)
                 y, states = self._run(head, x, states, offset, run)
-                offset += block.shape[1]
+                offset += x.shape[-1]
                 yield y
             tail, _ = flush_chain(head, states, info_dtype(info))
             if tail is not None:
                 yield tail
 
         return resolve_analysis(steps, measure_pass, self.device)
+
+    def _uploads(
+        self, info: AudioInfo, frames: int, res: FileResult | None
+    ) -> Iterator[torch.Tensor]:
+        """Input blocks on the device (runs in the reader thread: on CUDA the upload
+        from pinned memory overlaps the previous chunk's compute)."""
+        for block in self._blocks(info, frames, res):
+            yield self.transfer.upload(block)
 
     def _blocks(self, info: AudioInfo, frames: int, res: FileResult | None) -> Iterator[np.ndarray]:
         """Input blocks; with ``nonfinite="zero"`` NaN/Inf become 0 (counted into ``res``)."""
@@ -254,17 +264,21 @@ class Engine:
         dither = self.preset.dither or default_dither(ofmt.subtype)
         hint = round(info.frames * rate / info.samplerate)  # lets short files skip numba I/O
         with AtomicWriter(job.dest, int(rate), channels, ofmt, dither, frames_hint=hint) as writer:
-            with WriteBehind(writer.write) as behind:
-                for block in prefetch(lambda: self._blocks(info, frames, res)):
-                    x = torch.from_numpy(block).to(self.device, non_blocking=True)
+
+            def write(get: HostArray) -> None:
+                writer.write(get())
+
+            with WriteBehind(write) as behind:
+                for block in prefetch(lambda: self._uploads(info, frames, res)):
+                    x = self.transfer.adopt(block)
                     y, states = self._run(steps, x, states, offset, run)
-                    behind.submit(y.cpu().numpy())
-                    offset += block.shape[1]
+                    behind.submit(self.transfer.download(y))
+                    offset += x.shape[-1]
                     if progress:
-                        progress(block.shape[1])
+                        progress(x.shape[-1])
                 tail, states = flush_chain(steps, states, info_dtype(info))
                 if tail is not None:
-                    behind.submit(tail.cpu().numpy())
+                    behind.submit(self.transfer.download(tail))
                 behind.finish()
             writer.commit()
         res.frames = offset
