@@ -128,29 +128,30 @@ def iir() -> None:
         err=err(y_def),
     )
 
-    # breakdown of one group at the default segment length
+    # breakdown of the default (tiled) path: pass 1, scan, pass 2, the sequential tail
     seg = st._segment_length(ch, n, x.device)
-    block = 128
-    n_segs = -(-n // seg)
+    block, warps = 64, 2
     nsec = sos.shape[0]
     mats = _block_mats(np.ascontiguousarray(sos), seg, x.device)
     coef = np.zeros((st._MAX_SEC, 5))
     coef[:nsec] = sos[:, [0, 1, 2, 4, 5]]
     coef_t = torch.from_numpy(coef).to(x.device)
-    f = torch.empty((ch, n_segs, 2 * nsec), dtype=torch.float64, device=x.device)
+    j_main = (n - 1) // seg
+    f = torch.zeros((ch, j_main + 1, 2 * nsec), dtype=torch.float64, device=x.device)
     zf = torch.empty((ch, 2 * nsec), dtype=torch.float64, device=x.device)
     y = torch.empty_like(x)
     state = torch.zeros((ch, 2 * nsec), dtype=torch.float64, device=x.device)
-    grid = (ch * triton.cdiv(n_segs, block),)
-    kw = dict(L=seg, NSEC=nsec, BLOCK=block)
-    strides = (n, seg, 1)
+    grid = (ch * triton.cdiv(j_main, block),)
+    kw = dict(L=seg, NSEC=nsec, BLOCK=block, num_warps=warps)
 
     def p1() -> None:
-        st._seg_kernel[grid](x, y, coef_t, f, zf, n, n_segs, *strides, PASS2=False, **kw)
+        st._tile_kernel[grid](x, y, coef_t, f, j_main, j_main + 1, n, PASS2=False, **kw)
 
     p1()
     f_saved = f.clone()
     s_in = st._scan(f, state, mats.PT)
+    s_tail = s_in[:, j_main:].contiguous()
+    a0 = j_main * seg
 
     def scan() -> None:
         f.copy_(f_saved)
@@ -160,31 +161,55 @@ def iir() -> None:
         f.copy_(f_saved)
 
     def p2() -> None:
-        st._seg_kernel[grid](x, y, coef_t, s_in, zf, n, n_segs, *strides, PASS2=True, **kw)
+        st._tile_kernel[grid](x, y, coef_t, s_in, j_main, j_main + 1, n, PASS2=True, **kw)
 
-    t_p1, t_scan, t_copy, t_p2 = timeit(p1), timeit(scan), timeit(copy_only), timeit(p2)
+    def tail() -> None:
+        st._seg_kernel[(ch,)](
+            x[:, a0:],
+            y[:, a0:],
+            coef_t,
+            s_tail,
+            zf,
+            n - a0,
+            1,
+            n,
+            L=seg,
+            NSEC=nsec,
+            BLOCK=16,
+            PASS2=True,
+            num_warps=1,
+        )
+
+    t_p1, t_scan, t_copy, t_p2, t_tail = (
+        timeit(p1),
+        timeit(scan),
+        timeit(copy_only),
+        timeit(p2),
+        timeit(tail),
+    )
     t_mats = timeit(lambda: _block_mats(np.ascontiguousarray(sos), seg, x.device))
     emit(
         section="iir",
-        what="breakdown",
+        what="breakdown (tile)",
         seg=seg,
         block=block,
-        n_segs=n_segs,
+        n_segs=j_main + 1,
         pass1_s=t_p1,
         scan_s=t_scan - t_copy,
         pass2_s=t_p2,
+        tail_s=t_tail,
         block_mats_cached_s=t_mats,
         pass1_gsps=round(samples / t_p1 / 1e9, 1),
         pass2_gsps=round(samples / t_p2 / 1e9, 1),
     )
 
-    variants: list[dict[str, Any]] = []
-    for layout in ("tile", "plain", "lane"):
-        for seg_v in (1024, 256, 4096):
-            for block_v, warps in ((128, 4), (64, 2), (256, 8)):
-                if layout == "lane" and (block_v, warps) != (128, 4):
-                    continue
-                variants.append(dict(seg=seg_v, block=block_v, num_warps=warps, layout=layout))
+    variants: list[dict[str, Any]] = [
+        dict(seg=4096, block=128, num_warps=4),
+        dict(seg=2048, block=64, num_warps=2),
+        dict(seg=8192, block=64, num_warps=2),
+        dict(seg=4096, block=32, num_warps=1),
+        dict(seg=4096, block=64, num_warps=2, layout="plain"),
+    ]
     t_end = time.perf_counter() + float(os.environ.get("IIR_SWEEP_S", "60"))
     for v in variants:
         if time.perf_counter() > t_end:
@@ -264,6 +289,33 @@ def fir() -> None:
         seconds=t,
         gsps=round(samples / t / 1e9, 2),
     )
+
+    def fft_os_f32(xx: torch.Tensor, hh: torch.Tensor, nfft: int) -> torch.Tensor:
+        """float32 overlap-save (a candidate, not fxcli's path): frames of nfft, hop nfft-K+1."""
+        k = hh.shape[0]
+        step = nfft - (k - 1)
+        nf = -(-xx.shape[-1] // step)
+        xp = torch.nn.functional.pad(xx, (k - 1, nf * step + nfft - (k - 1) - xx.shape[-1]))
+        fr = xp.unfold(-1, nfft, step)[:, :nf]
+        hf = torch.fft.rfft(hh.float(), n=nfft)
+        out = torch.fft.irfft(torch.fft.rfft(fr, dim=-1) * hf, n=nfft, dim=-1)[..., k - 1 :]
+        return out.reshape(xx.shape[0], nf * step)[:, : xx.shape[-1]]
+
+    for nfft in (2048, 8192, 32768):
+        try:
+            y = fft_os_f32(x, ht, nfft)
+            e = err(y)
+            del y
+            t = timeit(lambda nf=nfft: fft_os_f32(x, ht, nf), reps=3)
+            emit(
+                section="fir",
+                what=f"candidate: float32 FFT overlap-save nfft={nfft}",
+                seconds=t,
+                gsps=round(samples / t / 1e9, 2),
+                err=e,
+            )
+        except Exception as exc:  # noqa: BLE001
+            emit(section="fir", what=f"fft_os_f32 {nfft}", error=str(exc)[:300])
     if fir_triton is None:
         return
     combos: list[dict[str, Any]] = [dict(precision=p) for p in ("tf32x3", "tf32", "ieee")]

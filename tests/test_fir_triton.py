@@ -408,8 +408,10 @@ def test_cuda_gradients_through_triton_forward() -> None:
     w = torch.randn((2, 5000), dtype=torch.float64)
     res = {}
     for dev, dt in (("cpu", torch.float64), ("cuda", torch.float32)):
-        xs = x.to(dev, dt).requires_grad_()
-        hs = h.to(dev).requires_grad_()
+        # detach() first: x.to("cpu", float64) is x itself, so the CPU pass would make
+        # x require grad and the CUDA copy a non-leaf without .grad (failed on the H200)
+        xs = x.detach().to(dev, dt).requires_grad_()
+        hs = h.detach().to(dev).requires_grad_()
         y, _ = firfilt(xs, hs, method="triton" if dev == "cuda" else "auto")
         (y.double() * w.to(dev)).sum().backward()
         res[dev] = (y.detach().double().cpu(), xs.grad.double().cpu(), hs.grad.cpu())
