@@ -398,7 +398,7 @@ def _cuda_runner(
         raise Unsupported(f"CUDA is not available ({why})")
     dev = torch.device("cuda")
     fused = [s.to(dev) for s in fuse(steps)]
-    chunk = chunk_frames(dev, sample_rate, channels, None)
+    chunk = chunk_frames(dev, sample_rate, channels, None, streaming=False)
 
     def run(x: np.ndarray) -> tuple[Any, float, float]:
         torch.cuda.synchronize(dev)

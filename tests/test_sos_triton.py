@@ -313,3 +313,19 @@ def test_gpu_compile_without_gpu() -> None:
             target=GPUTarget("cuda", 90, 32),
         )
         assert "cubin" in tile.asm and "fma.rn.f64" in tile.asm["ptx"]
+
+
+def test_default_layout_and_segment_length() -> None:
+    """The size rules measured on the H200 (2026-12-04): tiled from 2^24 samples,
+    L = 4096 for 12 ch x 600 s, never below 32; the interpreter always tiles, L = 16."""
+    from fxcli.dsp.sos_triton import _default_layout, _segment_length
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert _default_layout(12, 600 * 44100, cuda) == "tile"
+    assert _default_layout(1, 5 * 44100, cuda) == "plain"
+    assert _default_layout(64, 5 * 44100, cuda) == "plain"
+    assert _default_layout(1, 5 * 44100, cpu) == "tile"
+    assert _segment_length(12, 600 * 44100, cuda, "tile") == 4096
+    assert _segment_length(1, 5 * 44100, cuda, "plain") == 32
+    assert _segment_length(64, 60 * 44100, cuda, "plain") == 512
+    assert _segment_length(3, 100, cpu) == 16

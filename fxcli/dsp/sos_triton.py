@@ -26,7 +26,8 @@ section ``s`` being SciPy's ``zi[s, 0], zi[s, 1]``; time cut into segments of
    its true incoming state ``s_{j-1}`` and writes ``y``; the lane of the last
    segment also stores the state after the last real sample (``zf``).
 
-Passes 1 and 2 run as ``_tile_kernel`` by default (``layout="tile"``): each lane
+From 2^24 samples (rows x time) on, passes 1 and 2 run as ``_tile_kernel``
+(``layout="tile"``; below, the one-word ``_seg_kernel`` measured faster): each lane
 moves its segment through registers 8 samples at a time (one full 32-byte sector
 per lane per load and store, split into per-sample columns through shared
 memory), over every segment but the last; the last segment of each row (1 to
@@ -381,15 +382,28 @@ if triton is not None:
                 tl.store(sbase + i, st[i], mask=lane)
 
 
-def _segment_length(rows: int, n_t: int, device: torch.device) -> int:
+# Below this many samples (rows x time) the one-word kernel ("plain") is the default:
+# on an H200 it took 0.85 ms for 1 ch x 5 s and 1.47 ms for 64 ch x 5 s where the tiled
+# one took 2.0 and 1.8 ms, while the tiled one won from 1 ch x 600 s (26 M samples:
+# 1.6 against 2.1 ms) up (12 ch x 600 s: 2.8 against 11.4 ms).
+_TILE_MIN_SAMPLES = 1 << 24
+
+
+def _default_layout(rows: int, n_t: int, device: torch.device) -> str:
+    if device.type == "cuda" and rows * n_t < _TILE_MIN_SAMPLES:
+        return "plain"
+    return "tile"
+
+
+def _segment_length(rows: int, n_t: int, device: torch.device, layout: str = "tile") -> int:
     """Segment length: long segments (cheap scan, short sequential tail) while keeping
-    >= 2^16 lanes busy. Measured on an H200 (seed chain, 12 ch x 600 s float32, tile
-    layout): L = 4096 115 Gsamples/s, 1024 93-101, 256 59 (scan and pass 1 cost more
-    with more segments)."""
+    enough lanes busy: >= 2^16 for the tiled kernel (on an H200, seed chain, 12 ch x
+    600 s float32: L = 4096 115 Gsamples/s, 1024 93-101, 256 59), >= 2^18 for the
+    one-word kernel (L from 1024)."""
     if device.type != "cuda":
         return 16  # interpreter: small L exercises many segments in small tests
-    seg = 4096
-    while seg > 32 and rows * (-(-n_t // seg)) < (1 << 16):
+    seg, lanes = (4096, 1 << 16) if layout == "tile" else (1024, 1 << 18)
+    while seg > 32 and rows * (-(-n_t // seg)) < lanes:
         seg //= 2
     return seg
 
@@ -500,7 +514,7 @@ def sosfilt_triton(
     *,
     seg: int | None = None,
     block: int | None = None,
-    layout: str = "tile",
+    layout: str | None = None,
     num_warps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``fxcli.dsp.sosfilt.sosfilt`` computed by Triton kernels (see the module doc).
@@ -509,13 +523,17 @@ def sosfilt_triton(
         x: ``(*batch, time)`` float32/float64 CUDA tensor (CPU with ``TRITON_INTERPRET=1``).
         sos: ``(S, 6)`` coefficients, SciPy layout (normalized by ``a0``).
         zi: ``(S, *batch, 2)`` initial state (SciPy layout) or ``None`` for zeros.
-        seg: segment length L (default: 4096 down to 32 on CUDA so that at least
-            2^16 (row, segment) lanes run; 16 on the interpreter).
-        block: lanes (segments) per Triton program (default 64 on CUDA, 16 on CPU).
-        layout: ``"tile"`` (default: each lane loads and stores its segment 8
-            samples at a time, full 32-byte sectors) or ``"plain"`` (one word per
-            lane per step; its uncoalesced stores made pass 2 6x slower than pass 1
-            on an H200: 28 against 101-115 Gsamples/s for the whole call).
+        seg: segment length L (default on CUDA: 4096 down to 32 so that at least
+            2^16 (row, segment) lanes run with the tiled kernel, 1024 down and 2^18
+            lanes with the plain one; 16 on the interpreter).
+        block: lanes (segments) per Triton program (default on CUDA 64 tiled, 128
+            plain; 16 on the interpreter).
+        layout: ``"tile"`` (each lane loads and stores its segment 8 samples at a
+            time, full 32-byte sectors), ``"plain"`` (one word per lane per step;
+            its uncoalesced stores made pass 2 6x slower than pass 1 on an H200, 28
+            against 101-115 Gsamples/s for the whole call on 12 ch x 600 s) or
+            ``None``: tiled from 2^24 samples (rows x time), plain below, where it
+            measured faster (fixed costs); always tiled on the interpreter.
         num_warps: Triton warps per program (default 2 for blocks of <= 64 lanes, else 4).
 
     Returns:
@@ -540,10 +558,12 @@ def sosfilt_triton(
     zf_shape = (n_sec, *batch, 2)
     if n_t == 0 or rows == 0:
         return x.detach().clone(), z.reshape(zf_shape)
+    if layout is None:
+        layout = _default_layout(rows, n_t, device)
     if seg is None:
-        seg = _segment_length(rows, n_t, device)
+        seg = _segment_length(rows, n_t, device, layout)
     if block is None:
-        block = 64 if device.type == "cuda" else 16
+        block = 16 if device.type != "cuda" else (64 if layout == "tile" else 128)
     if num_warps is None:
         num_warps = 2 if block <= 64 else 4
     x2 = x.detach().reshape(rows, n_t).contiguous()
