@@ -417,3 +417,16 @@ def test_cuda_gradients_through_triton_forward() -> None:
         res[dev] = (y.detach().double().cpu(), xs.grad.double().cpu(), hs.grad.cpu())
     for a, b in zip(res["cpu"], res["cuda"], strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_auto_keeps_fft_for_long_filters() -> None:
+    """Above AUTO_TRITON_MAX_TAPS taps "auto" is the float64 FFT path (bit for bit)."""
+    from fxcli.dsp.firfilt import AUTO_TRITON_MAX_TAPS, firfilt
+
+    x = torch.randn((2, 50_000), device="cuda")
+    h = torch.randn(AUTO_TRITON_MAX_TAPS + 1, dtype=torch.float64) / 100
+    torch.testing.assert_close(
+        firfilt(x, h, method="auto")[0], firfilt(x, h, method="fft")[0], rtol=0, atol=0
+    )
