@@ -70,3 +70,54 @@ def simple_preset(tmp_path: Path) -> Path:
     p = tmp_path / "simple.yaml"
     p.write_text(SIMPLE_PRESET)
     return p
+
+
+# Shared by the Triton kernel tests: their checks run under Triton's CPU interpreter in
+# one subprocess each (TRITON_INTERPRET is read when kernels are decorated, so it must
+# never reach this process). A check script defines cases with ``check(name, fn)``
+# and ``close(a, b, atol, what)`` from this preamble and ends with ``report()``.
+TRITON_CHECK_PREAMBLE = r"""
+import json, os
+assert os.environ.get("TRITON_INTERPRET") == "1"
+import numpy as np
+
+res = {}
+
+
+def check(name, fn):
+    try:
+        fn()
+        res[name] = ""
+    except Exception as exc:  # noqa: BLE001
+        res[name] = f"{type(exc).__name__}: {exc}"
+
+
+def close(a, b, atol, what):
+    a = np.asarray(a); b = np.asarray(b)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
+    err = float(np.abs(a - b).max()) if a.size else 0.0
+    assert err <= atol, f"{what}: max error {err:.3g} > {atol:.3g}"
+
+
+def report():
+    print("RESULTS" + json.dumps(res))
+"""
+
+
+def run_triton_checks(script: str, timeout: float) -> dict[str, str]:
+    """Run ``TRITON_CHECK_PREAMBLE + script`` under ``TRITON_INTERPRET=1`` in a
+    subprocess; returns ``{case: error message or ""}``."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", TRITON_CHECK_PREAMBLE + script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS")]
+    assert proc.returncode == 0 and line, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
+    return dict(json.loads(line[-1][len("RESULTS") :]))

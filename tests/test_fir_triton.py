@@ -12,43 +12,26 @@ whole module is skipped when triton is not importable.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import run_triton_checks
+
 pytest.importorskip("triton")
 
 # Runs in the subprocess: prints one JSON object {case: error message or ""}.
 _CHECKS = textwrap.dedent(
     r"""
-    import json, os
-    assert os.environ.get("TRITON_INTERPRET") == "1"
-    import numpy as np, torch
+    import torch
     from scipy import signal as sig
     from fxcli.dsp.fir_triton import available, firfilt_triton
     from fxcli.dsp.firfilt import firfilt
 
-    res = {}
-
-    def check(name, fn):
-        try:
-            fn()
-            res[name] = ""
-        except Exception as exc:  # noqa: BLE001
-            res[name] = f"{type(exc).__name__}: {exc}"
-
-    def close(a, b, atol, what):
-        a = np.asarray(a); b = np.asarray(b)
-        assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-        err = float(np.abs(a - b).max()) if a.size else 0.0
-        assert err <= atol, f"{what}: max error {err:.3g} > {atol:.3g}"
 
     def taps(k, seed):
         if k == 1:
@@ -214,20 +197,14 @@ _CHECKS = textwrap.dedent(
         assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
     check("gradients", gradients)
 
-    print("RESULTS" + json.dumps(res))
+    report()
     """
 )
 
 
 @pytest.fixture(scope="module")
 def interp_results() -> dict[str, str]:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHECKS], capture_output=True, text=True, env=env, timeout=600
-    )
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS")]
-    assert proc.returncode == 0 and line, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(line[-1][len("RESULTS") :])
+    return run_triton_checks(_CHECKS, timeout=600)
 
 
 def test_interpreter_cases(interp_results: dict[str, str]) -> None:

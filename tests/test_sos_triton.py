@@ -9,35 +9,25 @@ is not importable; the ``cuda`` test compares with the torch backend on a real G
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import run_triton_checks
+
 pytest.importorskip("triton")
 
 # Runs in the subprocess: prints one JSON object {case: error message or ""}.
 _CHECKS = textwrap.dedent(
     r"""
-    import json, os, sys, warnings
-    assert os.environ.get("TRITON_INTERPRET") == "1"
-    import numpy as np, torch
+    import warnings
+    import torch
     from scipy import signal as sig
     from fxcli.dsp.sos_triton import available, sosfilt_triton
 
-    res = {}
-
-    def check(name, fn):
-        try:
-            fn()
-            res[name] = ""
-        except Exception as exc:  # noqa: BLE001
-            res[name] = f"{type(exc).__name__}: {exc}"
 
     def design(order, seed):
         rng = np.random.default_rng(seed)
@@ -54,12 +44,6 @@ _CHECKS = textwrap.dedent(
                                 fs=fs, output="sos")
         assert np.abs(sig.sos2zpk(sos)[1]).max() < 1.0
         return sos
-
-    def close(a, b, atol, what):
-        a = np.asarray(a); b = np.asarray(b)
-        assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-        err = float(np.abs(a - b).max()) if a.size else 0.0
-        assert err <= atol, f"{what}: max error {err:.3g} > {atol:.3g}"
 
     def is_available():
         assert available(), "not available"
@@ -165,20 +149,14 @@ _CHECKS = textwrap.dedent(
             raise AssertionError("int input accepted")
     check("errors", bad_device_ok_errors)
 
-    print("RESULTS" + json.dumps(res))
+    report()
     """
 )
 
 
 @pytest.fixture(scope="module")
 def interp_results() -> dict[str, str]:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHECKS], capture_output=True, text=True, env=env, timeout=300
-    )
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS")]
-    assert proc.returncode == 0 and line, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(line[-1][len("RESULTS") :])
+    return run_triton_checks(_CHECKS, timeout=300)
 
 
 def test_interpreter_cases(interp_results: dict[str, str]) -> None:

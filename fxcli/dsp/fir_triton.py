@@ -59,19 +59,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 
 import torch
 
-from fxcli.dsp.firfilt import _check
+from fxcli.dsp._triton import available, check_device, tl, triton
+from fxcli.dsp.firfilt import _check, _history
 from fxcli.dsp.sosfilt import _check_x
-
-try:  # triton is optional: it ships with CUDA builds of torch, not with CPU ones
-    import triton
-    import triton.language as tl
-except Exception:  # pragma: no cover - depends on the environment
-    triton = None  # type: ignore[assignment]
-    tl = None  # type: ignore[assignment]
 
 __all__ = ["PRECISIONS", "available", "firfilt_triton"]
 
@@ -81,18 +74,6 @@ PRECISIONS = ("tf32x3", "ieee", "tf32")
 _M, _N, _BK = 64, 64, 32
 _NUM_WARPS, _NUM_STAGES = 4, 3
 _KP_ALIGN = 16  # history padding: signal loads 16-element (64-byte) aligned
-
-
-def _interpret() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def available() -> bool:
-    """Whether :func:`firfilt_triton` can run: triton imported and CUDA present
-    (or ``TRITON_INTERPRET=1``, Triton's CPU interpreter)."""
-    if triton is None:
-        return False
-    return _interpret() or torch.cuda.is_available()
 
 
 if triton is not None:
@@ -195,17 +176,11 @@ def firfilt_triton(
         TypeError: ``x`` is not a float32 tensor.
         ValueError: bad device, shapes, taps, tile parameters or precision.
     """
-    if triton is None:
-        raise RuntimeError("firfilt_triton needs triton, which could not be imported")
     _check_x(x)
+    check_device(x, "firfilt_triton")
     if x.dtype != torch.float32:
         raise TypeError(f"firfilt_triton needs a float32 x, got {x.dtype}")
     device = x.device
-    if device.type != "cuda" and not (device.type == "cpu" and _interpret()):
-        raise ValueError(
-            "firfilt_triton needs a CUDA tensor (or a CPU one with TRITON_INTERPRET=1), "
-            f"x is on {device}"
-        )
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     tm = _tile_param("m", m, _M)
@@ -217,15 +192,7 @@ def firfilt_triton(
     n_t = x.shape[-1]
     rows = math.prod(batch)
     hist_shape = (*batch, k - 1)
-    if zi is None:
-        hist = torch.zeros((rows, k - 1), dtype=torch.float64, device=device)
-    else:
-        zi = torch.as_tensor(zi)
-        if tuple(zi.shape) != hist_shape:
-            raise ValueError(
-                f"zi must have shape (*batch, K - 1) = {hist_shape}, got {tuple(zi.shape)}"
-            )
-        hist = zi.detach().to(device=device, dtype=torch.float64).reshape(rows, k - 1)
+    hist = _history(zi, batch, k, device)
     with torch.no_grad():
         x2 = x.detach().reshape(rows, n_t)
         if n_t >= k - 1:

@@ -67,6 +67,23 @@ def _auto_triton(x: torch.Tensor, taps: object) -> bool:
     return fir_triton.available()
 
 
+def _history(
+    zi: torch.Tensor | None, batch: tuple[int, ...], k: int, device: torch.device
+) -> torch.Tensor:
+    """The input history ``zi`` (``(*batch, K - 1)`` or None for zeros), checked, as
+    a fresh ``(rows, K - 1)`` float64 tensor on ``device``."""
+    rows = math.prod(batch)
+    hist_shape = (*batch, k - 1)
+    if zi is None:
+        return torch.zeros((rows, k - 1), dtype=torch.float64, device=device)
+    zi = torch.as_tensor(zi)
+    if tuple(zi.shape) != hist_shape:
+        raise ValueError(
+            f"zi must have shape (*batch, K - 1) = {hist_shape}, got {tuple(zi.shape)}"
+        )
+    return zi.detach().to(device=device, dtype=torch.float64).reshape(rows, k - 1)
+
+
 def _slab_elements(device: torch.device) -> int:
     """float64 elements per slab of frames: small on CPU (cache-resident, and no
     page-fault churn from fresh large allocations), large on GPUs."""
@@ -268,15 +285,7 @@ def firfilt(
     rows = math.prod(batch)
     device = x.device
     hist_shape = (*batch, k - 1)
-    if zi is None:
-        hist = torch.zeros((rows, k - 1), dtype=torch.float64, device=device)
-    else:
-        zi = torch.as_tensor(zi)
-        if tuple(zi.shape) != hist_shape:
-            raise ValueError(
-                f"zi must have shape (*batch, K - 1) = {hist_shape}, got {tuple(zi.shape)}"
-            )
-        hist = zi.detach().to(device=device, dtype=torch.float64).reshape(rows, k - 1)
+    hist = _history(zi, batch, k, device)
     if method == "auto":
         method = "direct" if k < AUTO_FFT_MIN_TAPS else "fft"
     with torch.no_grad():

@@ -53,19 +53,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 
 import numpy as np
 import torch
 
+from fxcli.dsp._triton import available, check_device, tl, triton
 from fxcli.dsp.sosfilt import _block_mats, _check_x, _sos_to_numpy, _zi_rows
-
-try:  # triton is optional: it ships with CUDA builds of torch, not with CPU ones
-    import triton
-    import triton.language as tl
-except Exception:  # pragma: no cover - depends on the environment
-    triton = None  # type: ignore[assignment]
-    tl = None  # type: ignore[assignment]
 
 __all__ = ["available", "sosfilt_triton"]
 
@@ -73,19 +66,19 @@ _MAX_SEC = 8  # sections per kernel (16 float64 states + 40 coefficients in regi
 _SCAN_LEVELS_MAX = 26  # _block_mats precomputes P^(2^k) for k < 26
 
 
-def _interpret() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def available() -> bool:
-    """Whether :func:`sosfilt_triton` can run: triton imported and CUDA present
-    (or ``TRITON_INTERPRET=1``, Triton's CPU interpreter)."""
-    if triton is None:
-        return False
-    return _interpret() or torch.cuda.is_available()
-
-
 if triton is not None:
+
+    @triton.jit
+    def _lanes(s_ptr, J, JS, NSEC: tl.constexpr, BLOCK: tl.constexpr):
+        # 1-D grid over (row, block of BLOCK segments): no per-axis grid limit.
+        # Returns the row, the program's segments j (and which are real), j as
+        # int64 and the address of each lane's state in s (rows, JS, 2 NSEC).
+        pid = tl.program_id(0).to(tl.int64)
+        nb = tl.cdiv(J, BLOCK)
+        r64 = pid // nb
+        j = (pid % nb) * BLOCK + tl.arange(0, BLOCK)
+        j64 = j.to(tl.int64)
+        return r64, j, j < J, j64, s_ptr + (r64 * JS + j64) * (2 * NSEC)
 
     @triton.jit
     def _bq(w, p, q, b0, b1, b2, a1, a2):
@@ -110,14 +103,7 @@ if triton is not None:
         BLOCK: tl.constexpr,
         PASS2: tl.constexpr,
     ):
-        # 1-D grid over (row, block of BLOCK segments): no per-axis grid limit
-        pid = tl.program_id(0).to(tl.int64)
-        nb = tl.cdiv(J, BLOCK)
-        r64 = pid // nb
-        j = (pid % nb) * BLOCK + tl.arange(0, BLOCK)
-        lane = j < J
-        j64 = j.to(tl.int64)
-        sbase = s_ptr + (r64 * J + j64) * (2 * NSEC)
+        r64, j, lane, j64, sbase = _lanes(s_ptr, J, J, NSEC, BLOCK)
         # coefficients (scalars, registers)
         b00 = tl.load(c_ptr + 0)
         b01 = tl.load(c_ptr + 1)
@@ -337,13 +323,7 @@ if triton is not None:
         # 8 samples at a time: a (BLOCK, 8) tile is one full 32-byte sector per lane
         # (float32), instead of 8 single words from 8 separate requests; Triton
         # turns the tile into 8 per-lane columns (tl.split) through shared memory.
-        pid = tl.program_id(0).to(tl.int64)
-        nb = tl.cdiv(J, BLOCK)
-        r64 = pid // nb
-        j = (pid % nb) * BLOCK + tl.arange(0, BLOCK)
-        lane = j < J
-        j64 = j.to(tl.int64)
-        sbase = s_ptr + (r64 * JS + j64) * (2 * NSEC)
+        r64, j, lane, j64, sbase = _lanes(s_ptr, J, JS, NSEC, BLOCK)
         c = ()
         for i in tl.static_range(5 * NSEC):
             c = c + (tl.load(c_ptr + i),)  # type: ignore[assignment]
@@ -540,15 +520,9 @@ def sosfilt_triton(
         ``(y, zf)``: ``y`` like ``x`` (shape, dtype, device); ``zf`` ``(S, *batch, 2)``
         float64 on ``x``'s device. ``time == 0``: ``y`` empty, ``zf`` = ``zi`` (or zeros).
     """
-    if triton is None:
-        raise RuntimeError("sosfilt_triton needs triton, which could not be imported")
     _check_x(x)
+    check_device(x, "sosfilt_triton")
     device = x.device
-    if device.type != "cuda" and not (device.type == "cpu" and _interpret()):
-        raise ValueError(
-            "sosfilt_triton needs a CUDA tensor (or a CPU one with TRITON_INTERPRET=1), "
-            f"x is on {device}"
-        )
     sos_np = _sos_to_numpy(sos)
     n_sec = sos_np.shape[0]
     batch = tuple(x.shape[:-1])
