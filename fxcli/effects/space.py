@@ -28,31 +28,41 @@ def _channels(batch_shape: tuple[int, ...]) -> int:
 def load_ir(path: str | os.PathLike[str], fs: float, label: str = "convolve") -> np.ndarray:
     """Read an impulse response with soundfile as ``(C, K)`` float64 at ``fs`` Hz.
 
-    Rejects (one-line :class:`ValueError` naming the file) missing or unreadable
-    files, files over 64 MiB on disk, IRs over 60 s and empty IRs; resamples with
-    soxr ('VHQ') when the file's rate is not ``fs``.
+    Rejects (one-line :class:`ValueError` naming the file, never quoting its
+    content) missing or unreadable files, anything but a regular file (a FIFO, a
+    device, a folder) and files under /proc, /sys or /dev, files over 64 MiB (checked
+    on the opened file, and at most 64 MiB + 1 byte read: see
+    :func:`fxcli.preset.files.read_regular_file`), IRs over 60 s and empty IRs;
+    resamples with soxr ('VHQ') when the file's rate is not ``fs``.
     """
+    import io
+
     import soundfile as sf
+
+    from fxcli.preset.files import FileTooLargeError, PresetFileError, read_regular_file
 
     p = os.fspath(path)
     try:
-        size = os.path.getsize(p)
-    except OSError as exc:
-        raise ValueError(f"{label}: cannot read impulse response {p}: {exc.strerror}") from None
-    if size > MAX_IR_BYTES:
+        raw = read_regular_file(p, MAX_IR_BYTES)
+    except FileTooLargeError as exc:
         raise ValueError(
-            f"{label}: impulse response {p} is {size / 2**20:.1f} MiB on disk (limit 64 MiB)"
-        )
+            f"{label}: impulse response {p} is {exc.size / 2**20:.1f} MiB on disk (limit 64 MiB)"
+        ) from None
+    except PresetFileError as exc:
+        raise ValueError(f"{label}: cannot read impulse response {p}: it {exc.reason}") from None
     try:
-        info = sf.info(p)
-        if info.frames > MAX_IR_SECONDS * info.samplerate:
-            raise ValueError(
-                f"{label}: impulse response {p} is {info.frames / info.samplerate:.1f} s long "
-                f"(limit {MAX_IR_SECONDS:g} s)"
-            )
-        data, sr = sf.read(p, dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"{label}: cannot read impulse response {p}: {exc}") from None
+        with sf.SoundFile(io.BytesIO(raw)) as f:
+            if f.frames > MAX_IR_SECONDS * f.samplerate:
+                raise ValueError(
+                    f"{label}: impulse response {p} is {f.frames / f.samplerate:.1f} s long "
+                    f"(limit {MAX_IR_SECONDS:g} s)"
+                )
+            data, sr = f.read(dtype="float64", always_2d=True), f.samplerate
+    except (sf.LibsndfileError, RuntimeError, TypeError, EOFError):
+        # libsndfile's message is not repeated: only the format verdict matters here
+        raise ValueError(
+            f"{label}: cannot read impulse response {p}: not an audio file soundfile can read"
+        ) from None
     ir = np.ascontiguousarray(data.T)
     if ir.shape[1] == 0:
         raise ValueError(f"{label}: impulse response {p} has no frames")

@@ -2,12 +2,15 @@
 
 Errors are :class:`PresetError` with one line of the form
 ``FILE:LINE: step INDEX (TYPE): key 'KEY': what is wrong; allowed: ...``.
-Only ``yaml.SafeLoader`` (:class:`PresetLoader`, which adds ``1e3`` floats) is used:
-presets may come from untrusted places.
+Only ``yaml.SafeLoader`` (:class:`PresetLoader`: YAML 1.2 scalars, plus ``1e3``
+floats) is used: presets may come from untrusted places. Files that a preset names
+are read only through :mod:`fxcli.preset.files` (regular files in the preset's own
+folder, size-bounded; errors never quote a file's content).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,12 +19,18 @@ from typing import Any
 
 import yaml
 
+from fxcli.preset.files import (
+    FILE_KEYS,
+    FileTooLargeError,
+    PresetFileError,
+    read_preset_file,
+    read_regular_file,
+    resolve_preset_file,
+)
 from fxcli.preset.spec import (
     DITHER,
     MAX_CHANNELS,
-    MAX_COEFFICIENTS_FILE_BYTES,
     MAX_FIR_TAPS,
-    MAX_IR_FILE_BYTES,
     OUTPUT_KEYS,
     OUTPUT_SUBTYPES,
     STEPS,
@@ -31,6 +40,9 @@ from fxcli.preset.spec import (
 )
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+#: a preset file's size limit in bytes (real presets are a few KiB)
+MAX_PRESET_BYTES = 1024 * 1024
 
 
 class PresetError(ValueError):
@@ -69,11 +81,55 @@ class Preset:
 
 
 class PresetLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads exponent floats without a dot (``1e3``,
-    ``2.5e-3`` already works), as YAML 1.2 and JSON do: PyYAML's YAML 1.1 rules made
-    ``cutoff_hz: 1e3`` the string ``'1e3'`` and the key was refused."""
+    """``yaml.SafeLoader`` with YAML 1.2 scalars: only ``true``/``false`` are booleans
+    (YAML 1.1 also read ``yes``, ``no``, ``on``, ``off``, so ``to: no`` became False),
+    no sexagesimal numbers (``-1:30`` was -90), and exponent floats without a dot
+    (``1e3``; PyYAML's YAML 1.1 rules made ``cutoff_hz: 1e3`` the string ``'1e3'``).
+    The resolver table is a filtered copy: ``yaml.SafeLoader`` is not changed."""
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+#: PyYAML's YAML 1.1 int and float forms without the sexagesimal ones (``1:30``)
+_YAML12_RESOLVERS = {
+    _BOOL_TAG: re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    _INT_TAG: re.compile(
+        r"""^(?:[-+]?0b[0-1_]+
+            |[-+]?0[0-7_]+
+            |[-+]?(?:0|[1-9][0-9_]*)
+            |[-+]?0x[0-9a-fA-F_]+)$""",
+        re.X,
+    ),
+    _FLOAT_TAG: re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+            |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+}
+
+
+def _yaml12_resolvers(
+    table: dict[Any, list[tuple[str, re.Pattern[str]]]],
+) -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    """A copy of a loader's implicit resolver table with the YAML 1.1-only forms
+    dropped: bool words other than true/false (first letters y, n, o lose the bool
+    resolver) and sexagesimal ints and floats."""
+    out: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+    for first, entries in table.items():
+        kept = []
+        for tag, regexp in entries:
+            if tag == _BOOL_TAG and first not in ("t", "T", "f", "F"):
+                continue
+            kept.append((tag, _YAML12_RESOLVERS.get(tag, regexp)))
+        if kept:
+            out[first] = kept
+    return out
+
+
+PresetLoader.yaml_implicit_resolvers = _yaml12_resolvers(yaml.SafeLoader.yaml_implicit_resolvers)
 PresetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
@@ -85,6 +141,9 @@ PresetLoader.add_implicit_resolver(
 #: exponentially ("billion laughs"); real presets build a few hundred
 MAX_YAML_NODES = 100_000
 
+#: nesting depth of mappings and lists at most (a preset needs 4)
+MAX_YAML_DEPTH = 64
+
 
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
@@ -95,6 +154,7 @@ class _Budget:
     def __init__(self) -> None:
         self.left = MAX_YAML_NODES
         self.open: set[int] = set()
+        self.depth = 0
 
 
 def _construct(
@@ -124,12 +184,26 @@ def _construct(
                 f"line {node.start_mark.line + 1}: tag {node.tag!r} is not allowed "
                 "(plain YAML mappings and lists only)"
             )
+        if budget.depth >= MAX_YAML_DEPTH:
+            raise PresetError(
+                f"line {node.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} "
+                "levels deep; not a preset"
+            )
         budget.open.add(id(node))
+        budget.depth += 1
         try:
             return _construct_collection(node, lines, loader, budget)
         finally:
             budget.open.discard(id(node))
-    return loader.construct_object(node, deep=True)  # scalars: SafeLoader's own rules
+            budget.depth -= 1
+    try:
+        return loader.construct_object(node, deep=True)  # scalars: SafeLoader's own rules
+    except (ValueError, OverflowError):  # int('1' * 5000), an impossible date, ...
+        kind = str(node.tag).rsplit(":", 1)[-1]
+        raise PresetError(
+            f"line {node.start_mark.line + 1}: the {kind} value cannot be converted "
+            "(too many digits, or out of range)"
+        ) from None
 
 
 def _construct_collection(
@@ -138,6 +212,10 @@ def _construct_collection(
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for k, v in node.value:
+            if k.tag == "tag:yaml.org,2002:merge":
+                raise PresetError(
+                    f"line {k.start_mark.line + 1}: merge keys (<<) are not supported"
+                )
             key = _construct(k, lines, loader, budget)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise PresetError(f"line {k.start_mark.line + 1}: mapping keys must be plain words")
@@ -160,6 +238,12 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PresetError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise PresetError(
+            f"{source}: invalid YAML: nested too deeply (at most {MAX_YAML_DEPTH} levels)"
+        ) from None
+    except (ValueError, OverflowError):  # pragma: no cover - the composer builds no values
+        raise PresetError(f"{source}: invalid YAML: a value cannot be read") from None
     lines: dict[int, int] = {}
     if root is None:
         return None, lines
@@ -169,6 +253,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
         raise PresetError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise PresetError(f"{source}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # pragma: no cover - MAX_YAML_DEPTH stops it first
+        raise PresetError(f"{source}: invalid YAML: nested too deeply") from None
 
 
 # --------------------------------------------------------------------------- values
@@ -261,9 +347,19 @@ def _check_value(p: Param, v: Any, where: str) -> Any:
 
 
 def validate_step(
-    raw: Any, index: int, line: int | None, source: str, base_dir: Path | None
+    raw: Any,
+    index: int,
+    line: int | None,
+    source: str,
+    base_dir: Path | None,
+    *,
+    allow_outside: bool = False,
 ) -> StepConfig:
-    """Validate one chain entry (static checks only; rate-dependent ones happen at build)."""
+    """Validate one chain entry (static checks only; rate-dependent ones happen at build).
+
+    Files the step names are checked by :func:`fxcli.preset.files.resolve_preset_file`
+    relative to ``base_dir`` (the working folder when None); ``allow_outside`` (for
+    trusted presets) lets them lie outside that folder."""
     loc = f"{source}:{line}" if line else source
     if not isinstance(raw, dict):
         raise PresetError(f"{loc}: step {index}: must be a mapping with a 'type' key, got {raw!r}")
@@ -280,7 +376,15 @@ def validate_step(
         if key not in spec.param_map:
             allowed = ", ".join(p.name for p in spec.params)
             raise PresetError(f"{where}: unknown key {key!r}; allowed keys: {allowed}")
-        params[key] = _check_value(spec.param_map[key], value, where)
+        p = spec.param_map[key]
+        try:
+            params[key] = _check_value(p, value, where)
+        except PresetError:
+            raise
+        except (ValueError, OverflowError, RecursionError):  # 10**400, deep lists in repr
+            raise PresetError(
+                f"{where}: key '{key}': value out of range or too large; allowed: {p.allowed()}"
+            ) from None
     for group in spec.exclusive:
         given = [k for k in group if k in params]
         if len(given) > 1:
@@ -294,11 +398,17 @@ def validate_step(
             if p.required:
                 raise PresetError(f"{where}: missing key '{p.name}' ({p.help}; {p.allowed()})")
             params[p.name] = p.default
-    _cross_checks(stype, params, where, base_dir)
+    files = {  # every file a preset can name goes through one checked function
+        p.name: _referenced_file(params[p.name], base_dir, where, p.name, allow_outside)
+        for p in spec.params
+        if p.kind == "path" and params[p.name] is not None
+    }
+    _cross_checks(stype, params, where, files)
     return StepConfig(stype, params, index, line, source, base_dir)
 
 
-def _cross_checks(stype: str, params: dict[str, Any], where: str, base_dir: Path | None) -> None:
+def _cross_checks(stype: str, params: dict[str, Any], where: str, files: dict[str, Path]) -> None:
+    """Rules across keys; ``files``: the checked, resolved path of each file key given."""
     if stype in ("highpass", "lowpass", "bandpass", "bandstop"):
         if params["design"] == "linkwitz_riley":
             if stype in ("bandpass", "bandstop"):
@@ -319,8 +429,8 @@ def _cross_checks(stype: str, params: dict[str, Any], where: str, base_dir: Path
         params["q"] = 0.7071
     if stype == "normalize" and params["peak_db"] is None and params["rms_db"] is None:
         params["peak_db"] = -1.0
-    if stype == "convolve":
-        params["ir_file"] = str(_referenced_file(params["ir_file"], base_dir, where, "ir_file"))
+    if stype == "convolve":  # read when the step is built (at the input's rate)
+        params["ir_file"] = str(files["ir_file"])
     if stype == "fir":
         if params["taps"] is not None:
             if params["cutoff_hz"] is None:
@@ -338,44 +448,95 @@ def _cross_checks(stype: str, params: dict[str, Any], where: str, base_dir: Path
             raise PresetError(f"{where}: key 'cutoff_hz' only applies with 'taps'")
         if params["coefficients_file"] is not None:
             params["coefficients"] = load_coefficients_file(
-                params["coefficients_file"], base_dir, where
+                files["coefficients_file"], params["coefficients_file"], where
             )
 
 
-def _referenced_file(name: str, base_dir: Path | None, where: str, key: str) -> Path:
-    """A file named by a preset key, resolved relative to the preset's folder and
+def _referenced_file(
+    name: str, base_dir: Path | None, where: str, key: str, allow_outside: bool
+) -> Path:
+    """A file named by a preset key (one of :data:`fxcli.preset.files.FILE_KEYS`),
+    checked by :func:`fxcli.preset.files.resolve_preset_file`: in the preset's
+    folder unless ``allow_outside``, a regular file, not in /proc, /sys or /dev,
     size-checked (coefficients_file: 16 MiB, ir_file: 64 MiB)."""
-    limit = MAX_IR_FILE_BYTES if key == "ir_file" else MAX_COEFFICIENTS_FILE_BYTES
-    path = Path(name).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if not path.is_file():
-        raise PresetError(f"{where}: key '{key}': {path} is not a readable file")
-    if path.stat().st_size > limit:
-        raise PresetError(f"{where}: key '{key}': {path} is larger than {limit // 2**20} MiB")
-    return path.resolve()
-
-
-def load_coefficients_file(name: str, base_dir: Path | None, where: str) -> list[float]:
-    """Load FIR taps from ``.npy`` (no pickle) or whitespace/comma separated text."""
-    import numpy as np
-
-    path = _referenced_file(name, base_dir, where, "coefficients_file")
+    if key not in FILE_KEYS:  # pragma: no cover - a new path key must be given a limit
+        raise AssertionError(f"path key {key!r} has no entry in FILE_KEYS")
     try:
-        if path.suffix.lower() == ".npy":
-            arr = np.load(path, allow_pickle=False)
+        return resolve_preset_file(base_dir, name, key, allow_outside=allow_outside)
+    except PresetFileError as exc:
+        raise PresetError(f"{where}: key '{key}': {exc.reason}") from None
+
+
+def _parse_taps_text(data: bytes, shown: str, where: str) -> list[float]:
+    """Whitespace/comma separated numbers; errors name the line, never its text."""
+    bad = f"{where}: key 'coefficients_file': {shown!r}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PresetError(f"{bad}: not a text file of numbers (or a .npy file)") from None
+    taps: list[float] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for token in line.replace(",", " ").split():
+            try:
+                taps.append(float(token))
+            except ValueError:
+                raise PresetError(f"{bad}: not a list of numbers (line {lineno})") from None
+            if len(taps) > MAX_FIR_TAPS:
+                raise PresetError(f"{bad}: more than {MAX_FIR_TAPS} numbers")
+    return taps
+
+
+def _parse_taps_npy(data: bytes, shown: str, where: str) -> list[float]:
+    """A .npy array of numbers: header checked first (no pickle, no object dtype, at
+    most MAX_FIR_TAPS values), errors never quote the file."""
+    import numpy as np
+    import numpy.lib.format as npy
+
+    bad = f"{where}: key 'coefficients_file': {shown!r}"
+    f = io.BytesIO(data)
+    try:
+        version = npy.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(f)
         else:
-            arr = np.array(path.read_text().replace(",", " ").split(), dtype=np.float64)
-        arr = np.asarray(arr, dtype=np.float64).ravel()
-    except (ValueError, OSError) as exc:
+            raise PresetError(f"{bad}: cannot read: unsupported .npy version")
+    except PresetError:
+        raise
+    except (ValueError, TypeError, OSError, EOFError, SyntaxError):
+        raise PresetError(f"{bad}: cannot read: not a valid .npy file") from None
+    if dtype.hasobject:
         raise PresetError(
-            f"{where}: key 'coefficients_file': cannot read {path}: {exc}".splitlines()[0]
-        ) from None
-    if arr.size == 0 or arr.size > MAX_FIR_TAPS or not np.all(np.isfinite(arr)):
-        raise PresetError(
-            f"{where}: key 'coefficients_file': {path} must hold 1..{MAX_FIR_TAPS} finite numbers"
+            f"{bad}: cannot read: an object array (loading it would need pickle, which is refused)"
         )
-    return arr.tolist()
+    if dtype.kind not in "biuf" or math.prod(shape) > MAX_FIR_TAPS:
+        raise PresetError(f"{bad}: must hold 1..{MAX_FIR_TAPS} finite numbers")
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+        return [float(x) for x in np.asarray(arr, dtype=np.float64).ravel()]
+    except (ValueError, TypeError, OSError, EOFError):
+        raise PresetError(f"{bad}: cannot read: not a valid .npy file") from None
+
+
+def load_coefficients_file(path: Path, shown: str, where: str) -> list[float]:
+    """FIR taps from ``.npy`` (no pickle) or whitespace/comma separated text at
+    ``path`` (already checked by :func:`_referenced_file`; read again with the same
+    checks on the opened file). ``shown`` is the preset's value, for messages."""
+    try:
+        data = read_preset_file(path, "coefficients_file", shown)
+    except PresetFileError as exc:
+        raise PresetError(f"{where}: key 'coefficients_file': {exc.reason}") from None
+    if path.suffix.lower() == ".npy":
+        taps = _parse_taps_npy(data, shown, where)
+    else:
+        taps = _parse_taps_text(data, shown, where)
+    if not taps or len(taps) > MAX_FIR_TAPS or not all(math.isfinite(x) for x in taps):
+        raise PresetError(
+            f"{where}: key 'coefficients_file': {shown!r} must hold 1..{MAX_FIR_TAPS} "
+            "finite numbers"
+        )
+    return taps
 
 
 # --------------------------------------------------------------------------- presets
@@ -389,6 +550,10 @@ def resolve_preset_path(name_or_path: str) -> Path:
     for cand in (BUNDLED_DIR / name_or_path, BUNDLED_DIR / f"{name_or_path}.yaml"):
         if cand.is_file():
             return cand
+    if p.is_dir():
+        raise PresetError(f"preset {name_or_path!r} is a folder, not a preset file")
+    if p.exists():
+        raise PresetError(f"preset {name_or_path!r} is not a regular file")
     names = ", ".join(bundled_names())
     raise PresetError(f"preset {name_or_path!r}: no such file, and not a bundled preset ({names})")
 
@@ -397,8 +562,13 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml"))
 
 
-def parse_preset(text: str, source: str, base_dir: Path | None = None) -> Preset:
-    """Validate preset text (static checks: types, keys, ranges, cross-key rules)."""
+def parse_preset(
+    text: str, source: str, base_dir: Path | None = None, *, allow_outside: bool = False
+) -> Preset:
+    """Validate preset text (static checks: types, keys, ranges, cross-key rules).
+
+    Files the preset names must lie in ``base_dir`` (the preset's folder; the working
+    folder when None) unless ``allow_outside`` (trusted presets)."""
     data, lines = load_yaml(text, source)
     if not isinstance(data, dict):
         raise PresetError(f"{source}: a preset is a mapping with 'version: 1' and a 'chain' list")
@@ -441,15 +611,27 @@ def parse_preset(text: str, source: str, base_dir: Path | None = None) -> Preset
         raise PresetError(f"{source}: key 'chain': must be a non-empty list of steps")
     for i, raw in enumerate(chain):
         line = lines.get(id(raw)) if isinstance(raw, (dict, list)) else lines.get(id(chain))
-        preset.steps.append(validate_step(raw, i, line, source, base_dir))
+        preset.steps.append(
+            validate_step(raw, i, line, source, base_dir, allow_outside=allow_outside)
+        )
     return preset
 
 
-def load_preset(name_or_path: str) -> Preset:
-    """Resolve (path or bundled name), read and validate a preset."""
+def load_preset(name_or_path: str, *, allow_outside: bool = False) -> Preset:
+    """Resolve (path or bundled name), read and validate a preset.
+
+    The files it names must lie in its own folder (bundled presets: the bundled
+    folder) unless ``allow_outside`` (``fxcli process --allow-preset-paths``)."""
     path = resolve_preset_path(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read preset: {exc}") from None
-    return parse_preset(text, str(path), path.resolve().parent)
+        text = read_regular_file(path, MAX_PRESET_BYTES).decode("utf-8")
+    except FileTooLargeError:
+        raise PresetError(
+            f"{path}: preset file is larger than {MAX_PRESET_BYTES // 2**20} MiB "
+            "(the limit for presets)"
+        ) from None
+    except PresetFileError as exc:
+        raise PresetError(f"{path}: cannot read preset: it {exc.reason}") from None
+    except UnicodeDecodeError:
+        raise PresetError(f"{path}: cannot read preset: not UTF-8 text") from None
+    return parse_preset(text, str(path), path.resolve().parent, allow_outside=allow_outside)
