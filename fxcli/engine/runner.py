@@ -9,6 +9,7 @@ loudness) get a measuring pass over the chain up to them before the writing pass
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from fxcli.io.audio import (
     AtomicWriter,
     AudioError,
     AudioInfo,
+    OutputExistsError,
     output_format,
     probe,
     read_blocks,
@@ -55,6 +57,8 @@ class _FileRun:
 
     res: FileResult
     max_frames: int
+    #: the input's identity when it was probed (see :func:`input_identity`)
+    input_id: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -223,15 +227,30 @@ class Engine:
                 res.status = "skipped"
                 res.notes.append("output exists")
                 return res
+            try:
+                input_id = input_identity(job.src)
+            except AudioError:  # probe says why, in its words
+                input_id = None
             info = probe(job.src)
+            if input_id is None:
+                input_id = input_identity(job.src)
             res.sample_rate, res.channels = info.samplerate, info.channels
             ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype)
             res.subtype = ofmt.subtype
             steps = self.chain_for(info.samplerate, info.channels)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
-            run = _FileRun(res, frames)
+            run = _FileRun(res, frames, input_id)
             steps = self._resolve_analysis(steps, info, frames, run)
+            check_input_unchanged(job.src, input_id)  # between the measuring and writing passes
             self._write(job, info, steps, frames, ofmt, run, progress)
+        except OutputExistsError as exc:
+            # the output appeared while this file was processed (another run?): never
+            # replaced without --overwrite; under --skip-existing that is a skip
+            if self.overwrite == "skip":
+                res.status = "skipped"
+                res.notes.append("output appeared during processing (another run?)")
+            else:
+                res.status, res.error = "failed", str(exc)
         except (AudioError, PresetError, NonFiniteError) as exc:
             res.status, res.error = "failed", str(exc)
         except torch.OutOfMemoryError:
@@ -263,7 +282,20 @@ class Engine:
         res.output_sample_rate, res.output_channels = int(rate), channels
         dither = self.preset.dither or default_dither(ofmt.subtype)
         hint = round(info.frames * rate / info.samplerate)  # lets short files skip numba I/O
-        with AtomicWriter(job.dest, int(rate), channels, ofmt, dither, frames_hint=hint) as writer:
+        with AtomicWriter(
+            job.dest,
+            int(rate),
+            channels,
+            ofmt,
+            dither,
+            frames_hint=hint,
+            replace=self.overwrite == "overwrite",
+        ) as writer:
+            if writer.stale_removed:
+                res.notes.append(
+                    f"removed {writer.stale_removed} stale temporary files of dead runs "
+                    f"in {job.dest.parent}"
+                )
 
             def write(get: HostArray) -> None:
                 writer.write(get())
@@ -280,6 +312,8 @@ class Engine:
                 if tail is not None:
                     behind.submit(self.transfer.download(tail))
                 behind.finish()
+            if run.input_id is not None:
+                check_input_unchanged(job.src, run.input_id)  # after the writing pass
             writer.commit()
         res.frames = offset
         res.seconds = round(offset / info.samplerate, 6)
@@ -294,6 +328,34 @@ class Engine:
             res.notes.append(f"replaced {res.nonfinite_replaced} non-finite input samples with 0")
         if writer.clipped:
             res.notes.append(f"clipped {writer.clipped} samples")
+
+
+def input_identity(path: Any) -> tuple[int, int, int, int]:
+    """``(size, mtime_ns, device, inode)`` of an input file, to notice it being
+    rewritten or replaced while it is processed (probe, measuring and writing passes
+    each read it)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise AudioError(f"cannot open: {exc.strerror or exc}") from None
+    return st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
+
+
+def check_input_unchanged(path: Any, before: tuple[int, int, int, int]) -> None:
+    """Raise :class:`AudioError` when ``path`` is no longer the file ``before`` described."""
+    try:
+        now = input_identity(path)
+    except AudioError as exc:
+        raise AudioError(
+            f"input changed while it was processed ({exc}): {path}; output not written"
+        ) from None
+    if now != before:
+        what = [n for k, n in enumerate(("size", "mtime")) if before[k] != now[k]]
+        if now[2:] != before[2:]:
+            what.append("replaced by another file")
+        raise AudioError(
+            f"input changed while it was processed ({'/'.join(what)}): {path}; output not written"
+        )
 
 
 def default_dither(subtype: str) -> str:

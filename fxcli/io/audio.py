@@ -3,8 +3,12 @@
 - Reads stream in blocks until the data ends (a header's frame count is never
   trusted for allocation).
 - Writes go to a temporary file in the destination folder, are fsynced, then
-  renamed over the destination; on any failure (or interrupt) the temporary
-  file is removed and an existing destination is left untouched.
+  committed: renamed over the destination with ``replace=True`` (--overwrite),
+  else linked to it only if the name is still free (no-replace: an output that
+  appeared meanwhile, e.g. from another run, is never clobbered). On any failure
+  (or interrupt) the temporary file is removed and an existing destination is
+  left untouched. Temporary names carry the writer's PID; temporary files of
+  dead processes are removed when a process first writes into their folder.
 - Integer PCM is quantized here, not by libsndfile: samples are rounded,
   clipped at full scale and counted (SoX's "clipped N samples"), never wrapped.
   Optional TPDF dither is added before rounding.
@@ -20,9 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
+import re
 import secrets
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,11 +368,129 @@ class Quantizer:
         return q.astype(np.int16 if container_bits == 16 else np.int32)
 
 
+#: ``.<name>.<pid>.<8 hex>.fxcli-tmp``: the temporary names of AtomicWriter (and of
+#: ``fxcli features``' writer); :func:`fxcli.scale.remote.remove_stale_temps` relies on it
+TEMP_NAME = re.compile(rf"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{{8}}{re.escape(TEMP_MARK)}")
+#: temporary files younger than this are left alone even when their PID is gone
+STALE_TEMP_AGE_S = 60.0
+#: link(2) errors that mean "no hard links here" (not "the name is taken")
+_NO_LINK_ERRNOS = frozenset(
+    getattr(errno, n)
+    for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS", "EACCES")
+    if hasattr(errno, n)
+)
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+class OutputExistsError(AudioError):
+    """A no-replace commit found the destination taken (another run wrote it meanwhile)."""
+
+
+def temp_name(dest: Path) -> Path:
+    """A fresh temporary path next to ``dest``, named ``.<name>.<pid>.<8 hex>.fxcli-tmp``."""
+    return dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a PID a writer could have had: leave the file alone
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: alive, another user's process
+        return True
+    return True
+
+
+def remove_dead_temps(folder: Path, min_age_s: float | None = None) -> int:
+    """Remove fxcli temporary files in ``folder`` whose writer's PID is no longer alive
+    and that were last modified more than ``min_age_s`` (default
+    :data:`STALE_TEMP_AGE_S`) seconds ago: leftovers of killed runs (SIGKILL, power
+    loss). Returns how many were removed. PIDs are those of this host: temporary
+    files written into a shared folder by another host younger than the age limit
+    are kept."""
+    age = STALE_TEMP_AGE_S if min_age_s is None else min_age_s
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        if not e.name.endswith(TEMP_MARK):
+            continue
+        m = TEMP_NAME.fullmatch(e.name)
+        if m is None or _pid_alive(int(m.group("pid"))):
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < age:
+                continue
+            os.unlink(e.path)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def sweep_dead_temps_once(folder: Path) -> int:
+    """:func:`remove_dead_temps` for ``folder`` the first time this process writes
+    into it (later calls return 0: a folder is listed once per process)."""
+    key = os.path.abspath(folder)
+    with _swept_lock:
+        if key in _swept:
+            return 0
+        _swept.add(key)
+    return remove_dead_temps(folder)
+
+
+def commit_no_replace(tmp: Path, dest: Path) -> None:
+    """Give the finished ``tmp`` the name ``dest`` only if no file (or symlink) has
+    it; raise :class:`OutputExistsError` otherwise. A hard link, then the
+    temporary name is removed; where the filesystem has no hard links, ``dest`` is
+    reserved with ``O_CREAT | O_EXCL`` and the file renamed over the reservation."""
+    try:
+        os.link(tmp, dest)  # tmp is a regular file: no symlink to follow
+    except FileExistsError:
+        raise _exists(dest) from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        return
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise _exists(dest) from None
+    os.close(fd)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if os.stat(dest).st_size == 0:  # still our empty reservation
+                os.unlink(dest)
+        raise
+
+
+def _exists(dest: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"output appeared during processing: {dest} (another run?); not replaced (use --overwrite)"
+    )
+
+
 class AtomicWriter:
     """Write an audio file atomically (temp file in the same folder, fsync, rename).
 
     Use as a context manager; :meth:`commit` publishes the file. Leaving the block
     without committing (exception, interrupt) removes the temporary file.
+    ``replace=False``: :meth:`commit` raises :class:`OutputExistsError` (and publishes
+    nothing) when ``dest`` exists by then (see :func:`commit_no_replace`).
 
     PCM_16/24/32 WAV outputs are written by :class:`fxcli.io.wavfast.PcmWavWriter`
     (same bytes as soundfile); if the data would outgrow a RIFF header (4 GiB) the
@@ -382,9 +508,14 @@ class AtomicWriter:
         dither: str = "none",
         *,
         frames_hint: int | None = None,
+        replace: bool = True,
     ) -> None:
         self.dest = dest
-        self.tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
+        self.tmp = temp_name(dest)
+        self.replace = replace
+        #: temporary files of dead runs removed from the folder on entering (see
+        #: :func:`sweep_dead_temps_once`)
+        self.stale_removed = 0
         self.quantizer = Quantizer(out.subtype, dither)
         self._file: sf.SoundFile | None = None
         self._fast: wavfast.PcmWavWriter | None = None
@@ -408,6 +539,7 @@ class AtomicWriter:
         sr, ch, subtype, fmt = self._args
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
+            self.stale_removed = sweep_dead_temps_once(self.dest.parent)
             if self._use_fast():
                 from fxcli.io import wavfast
 
@@ -466,7 +598,10 @@ class AtomicWriter:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(self.tmp, self.dest)
+            if self.replace:
+                os.replace(self.tmp, self.dest)
+            else:
+                commit_no_replace(self.tmp, self.dest)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             raise AudioError(f"cannot finish {self.dest}: {_one_line(exc)}") from None
 

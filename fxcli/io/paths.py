@@ -13,6 +13,14 @@
   ``..`` and absolute anchors removed, so no output lands outside OUTPUT.
 - With a single input file and an OUTPUT that ends in an audio extension (and
   is not an existing folder), OUTPUT is the output file itself.
+- Nothing under OUTPUT is ever an input of folders, globs or input lists (stdin
+  too): files whose resolved path lies inside the resolved OUTPUT are dropped and
+  counted in ``Collected.in_output`` (so ``'in/**/*.wav' in/out/`` run twice does
+  not process its own outputs into ``in/out/out/``). Files named on the command
+  line are taken as given.
+- Two inputs whose outputs would be the same file, or names that differ only in
+  letter case (``Take.wav``/``take.wav``: one file on case-insensitive
+  filesystems), are a usage error naming both, whatever the filesystem.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
@@ -40,6 +49,7 @@ class Job:
 class Collected:
     jobs: list[Job] = field(default_factory=list)
     ignored: int = 0  # non-audio or special files found in folders/globs
+    in_output: int = 0  # glob / input-list files inside OUTPUT, dropped
 
 
 def _safe_rel(p: PurePath) -> Path:
@@ -80,6 +90,21 @@ def _walk(root: Path, skip: Path | None) -> tuple[list[Path], int]:
     return files, ignored
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (resolved) is ``folder`` (resolved) or lies under it."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: not ours to judge here
+        return False
+    return resolved == folder or folder in resolved.parents
+
+
+def _case_key(path: Path) -> str:
+    """``path`` as case-insensitive filesystems compare names (case folded, and
+    composed/decomposed accents alike)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(path)).casefold())
+
+
 def _glob_root(pattern: str) -> Path:
     parts = []
     for part in PurePath(pattern).parts:
@@ -90,14 +115,30 @@ def _glob_root(pattern: str) -> Path:
 
 
 def read_input_list(source: str) -> list[str]:
-    """Paths from a list file (``-`` = stdin), one per line."""
+    """Paths from a list file (``-`` = stdin), one per line (``#`` comments).
+
+    A closed stdin, an unreadable or non-UTF-8 list and a NUL byte in a line (as
+    ``find -print0`` writes) are usage errors naming the source."""
     import sys
 
+    name = "stdin" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--input-list {source}: cannot read: {exc}") from None
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if source == "-":
+            if sys.stdin is None or sys.stdin.closed:
+                raise UsageError("input list from stdin: stdin is closed")
+            text = sys.stdin.read()
+        else:
+            text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"--input-list {name}: cannot read: {exc}") from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    for i, ln in enumerate(lines, 1):
+        if "\0" in ln:
+            raise UsageError(
+                f"--input-list {name}: line {i} holds a NUL byte; allowed: one path per "
+                "line (for find -print0 output use: tr '\\0' '\\n')"
+            )
+    return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
 def collect(
@@ -129,7 +170,9 @@ def collect(
             root = _glob_root(item)
             for m in matches:
                 mp = Path(m)
-                if mp.is_file() and _is_audio(mp):
+                if _inside(mp, out_resolved):
+                    out.in_output += 0 if mp.is_dir() else 1
+                elif mp.is_file() and _is_audio(mp):
                     pairs.append((mp, _safe_rel(mp.relative_to(root))))
                 elif not mp.is_dir():
                     out.ignored += 1
@@ -137,10 +180,19 @@ def collect(
             raise UsageError(f"INPUT {item!r}: no such file or directory")
     for item in listed or []:
         p = Path(item)
+        if _inside(p, out_resolved):
+            out.in_output += 1
+            continue
         pairs.append((p, _safe_rel(PurePath(item))))
     if not pairs:
+        if out.in_output:
+            raise UsageError(
+                f"no input files: the {out.in_output} matching files are all inside "
+                f"OUTPUT {output} (outputs are never inputs)"
+            )
         raise UsageError("no input files (give files, folders, glob patterns or --input-list)")
     seen: dict[Path, Path] = {}
+    seen_case: dict[str, tuple[Path, Path]] = {}  # case key -> (src, dest)
     for src, rel in pairs:
         if single_file:
             dest = output
@@ -152,6 +204,14 @@ def collect(
         if key in seen:
             raise UsageError(f"inputs {seen[key]} and {src} would both write {dest}")
         seen[key] = src
+        ckey = _case_key(key)
+        if ckey in seen_case:
+            other, other_dest = seen_case[ckey]
+            raise UsageError(
+                f"inputs {other} and {src} would write {other_dest} and {dest}, which differ "
+                "only in letter case (one file on case-insensitive filesystems)"
+            )
+        seen_case[ckey] = (src, dest)
         out.jobs.append(Job(src, dest))
     return out
 
