@@ -3,6 +3,7 @@ fxcli.engine and fxcli.preset. torch is imported only by commands that need it."
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -72,6 +73,40 @@ InputListOpt = Annotated[
 def _fail(message: str, code: int = 2) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
+
+
+#: upper bounds of numeric options (beyond them a value is a typo, not a request)
+MAX_CHUNK_SECONDS = 86400.0
+MAX_SPOOL_GB = 1e6
+MAX_BENCH_SECONDS = 3600.0
+
+
+def _check_number(
+    option: str,
+    value: float | None,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+) -> None:
+    """Fail with a usage error (exit 2) naming ``option`` unless ``value`` is None or
+    a finite number within the bounds (``nan``, ``inf`` and ``1e400`` never pass)."""
+    if value is None:
+        return
+    ok = (
+        math.isfinite(value)
+        and (above is None or value > above)
+        and (at_least is None or value >= at_least)
+        and (at_most is None or value <= at_most)
+    )
+    if not ok:
+        bounds = [
+            f"> {above:g}" if above is not None else "",
+            f">= {at_least:g}" if at_least is not None else "",
+            f"<= {at_most:g}" if at_most is not None else "",
+        ]
+        allowed = " and ".join(b for b in bounds if b)
+        _fail(f"{option} {value:g}: allowed: a finite number{' ' + allowed if allowed else ''}")
 
 
 def _version(value: bool) -> None:
@@ -163,6 +198,15 @@ def process(
     spool_gb: Annotated[
         float, typer.Option(help="Bound on the local copies of URL inputs/outputs, in GB.")
     ] = 4.0,
+    allow_preset_paths: Annotated[
+        bool,
+        typer.Option(
+            "--allow-preset-paths",
+            help="Trusted presets only: let the preset's coefficients_file / ir_file lie "
+            "outside its own folder (still only regular files of bounded size, never "
+            "/proc, /sys, /dev).",
+        ),
+    ] = False,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -174,7 +218,8 @@ def process(
       find in -name '*.wav' | fxcli process - out/ -p mastering --quiet
       fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
 
-    Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted.
+    Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted,
+    141 stdout closed (e.g. --json | head).
     """
     from fxcli.cli.process import run_process
     from fxcli.io.paths import UsageError
@@ -184,6 +229,8 @@ def process(
         _fail("give at least one INPUT and the OUTPUT folder")
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing exclude each other")
+    _check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
+    _check_number("--spool-gb", spool_gb, above=0, at_most=MAX_SPOOL_GB)
     policy = "overwrite" if overwrite else "skip" if skip_existing else "refuse"
     try:
         code = run_process(
@@ -206,6 +253,7 @@ def process(
             executor=executor,
             address=address,
             spool_gb=spool_gb,
+            allow_preset_paths=allow_preset_paths,
         )
     except (UsageError, PresetError) as exc:
         _fail(str(exc))
@@ -368,15 +416,25 @@ def features(
         _fail("give at least one INPUT and the OUTPUT folder")
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing exclude each other")
+    _check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
+    _check_number("--power", power, above=0)
+    _check_number("--f-min", f_min, at_least=0)
+    _check_number("--f-max", f_max, above=0)
+    _check_number("--amin", amin, above=0)
+    _check_number("--lifter", lifter, at_least=0)
     ref_value: str | float | None = ref
     if ref is not None and ref != "max":
         try:
             ref_value = float(ref)
         except ValueError:
             _fail(f"--ref {ref!r}: allowed: max or a positive number")
+        if not (math.isfinite(ref_value) and ref_value > 0):
+            _fail(f"--ref {ref!r}: allowed: max or a positive number")
     try:
         top = None if top_db.strip().lower() == "none" else float(top_db)
     except ValueError:
+        _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
+    if top is not None and not (math.isfinite(top) and top >= 0):
         _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
     params = FeatureParams(
         kind=kind.value,
@@ -557,6 +615,10 @@ def bench(
 
     try:
         durs = B.parse_durations(durations) if durations is not None else None
+        if durs is not None and max(durs) > MAX_BENCH_SECONDS:
+            raise B.BenchError(
+                f"--durations: {max(durs):g} s: allowed: at most {MAX_BENCH_SECONDS:g} s"
+            )
         chans = B.parse_channels(channels) if channels is not None else None
         names = B.parse_backends(backends)
         if reps < 1:

@@ -23,7 +23,11 @@ features with :mod:`fxcli.features` and write one array per file, atomically.
   entries of outputs rewritten now are replaced): input, output and image (relative to
   the index), shape, axes, dtype, sample rate of the features' input, hop in seconds,
   duration, kind and every parameter, so a training pipeline can load the set
-  without reading audio.
+  without reading audio. Each finished file's line is appended (and flushed) as it is
+  reported, so arrays finished before a kill are indexed; the index is rewritten
+  merged (one line per output) at the end. A ``--skip-existing`` rerun indexes arrays
+  that exist but are missing from the index (their header and the input's are read).
+  An index that is not UTF-8 JSON lines text is a usage error (exit 2), before any work.
 - Outputs (arrays, PNGs, the index) are written to a temporary file in the
   destination folder, fsynced and renamed.
 """
@@ -395,6 +399,21 @@ def _engine_class() -> type:
         def image_path(self, dest: Path) -> Path:
             return dest.with_suffix(".png")
 
+        def describe_existing(self, res: FeatureResult) -> FeatureResult:
+            """An ``ok`` result for an output that exists (skipped): read from the
+            array's header and the input's (for its index entry)."""
+            info = probe(Path(res.input))
+            steps = self.chain_for(info.samplerate, info.channels)
+            rate, _ = chain_output(steps, info.samplerate, info.channels)
+            shape, dtype = array_meta(Path(res.output), self.out_fmt)
+            img = self.image_path(Path(res.output))
+            return FeatureResult(
+                res.input, res.output, "ok", frames=info.frames,
+                seconds=round(info.frames / info.samplerate, 6), sample_rate=info.samplerate,
+                channels=info.channels, feature_sample_rate=rate, shape=shape, dtype=dtype,
+                image=str(img) if self.image and img.is_file() else None,
+            )  # fmt: skip
+
         def prepare(self, job: Any) -> _Prepared | FeatureResult:
             t0 = time.perf_counter()
             res = FeatureResult(str(job.src), str(job.dest), "ok")
@@ -577,12 +596,63 @@ def _rel(path: Path, root: Path) -> str:
         return str(path.resolve())
 
 
+def array_meta(path: Path, fmt: str) -> tuple[list[int], str]:
+    """Shape and dtype name of a written feature array."""
+    import numpy as np
+
+    if fmt == "pt":
+        import torch
+
+        t = torch.load(path, map_location="cpu", weights_only=True)
+        return list(t.shape), str(t.dtype).replace("torch.", "")
+    if fmt == "npz":
+        with np.load(path) as z:
+            a = z["features"]
+            return list(a.shape), str(a.dtype)
+    a = np.load(path, mmap_mode="r")
+    return list(a.shape), str(a.dtype)
+
+
+def read_index(root: Path) -> tuple[set[str], bool]:
+    """The outputs listed in ``root/index.jsonl`` and whether it ends without a
+    newline; raises :class:`FeatureUsageError` for an index that cannot be read or
+    is not UTF-8 text."""
+    index = root / INDEX_NAME
+    try:
+        data = index.read_bytes()
+    except FileNotFoundError:
+        return set(), False
+    except OSError as exc:
+        raise FeatureUsageError(f"{index}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FeatureUsageError(
+            f"{index}: not UTF-8 text (byte {exc.start}); move it away or delete it"
+        ) from None
+    outputs: set[str] = set()
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            item = json.loads(line)
+            if isinstance(item, dict) and isinstance(item.get("output"), str):
+                outputs.add(item["output"])
+    return outputs, bool(data) and not data.endswith(b"\n")
+
+
+def append_index(root: Path, entry: dict[str, Any], newline_first: bool = False) -> None:
+    """Append one entry line to ``root/index.jsonl`` and flush it."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / INDEX_NAME, "a", encoding="utf-8") as f:
+        f.write(("\n" if newline_first else "") + json.dumps(entry) + "\n")
+        f.flush()
+
+
 def write_index(root: Path, entries: list[dict[str, Any]]) -> Path:
     """Merge ``entries`` into ``root/index.jsonl`` (same ``output`` replaced) atomically."""
     index = root / INDEX_NAME
     old: list[dict[str, Any]] = []
     if index.is_file():
-        for line in index.read_text(encoding="utf-8").splitlines():
+        for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
             with contextlib.suppress(ValueError):
                 item = json.loads(line)
                 if isinstance(item, dict):
@@ -663,6 +733,7 @@ def run_features(
     else:
         collected = collect(inputs, output, listed, ext)
         job_list, ignored, root = collected.jobs, collected.ignored, output
+    indexed, index_unterminated = read_index(root)
 
     from fxcli.engine.device import default_jobs, resolve_device  # imports torch
 
@@ -697,13 +768,25 @@ def run_features(
         caught.append(signum)
         engine.cancel.set()
 
+    unterminated = [index_unterminated]  # the next append starts a new line first
+
+    def index(res: FeatureResult) -> None:
+        entry = index_entry(res, params, engine.module_for(res.feature_sample_rate), root)
+        entries.append(entry)
+        try:
+            append_index(root, entry, unterminated[0])
+            unterminated[0] = False
+        except OSError:
+            pass  # the index is rewritten at the end (and its failure reported there)
+
     def report(res: FeatureResult) -> None:
         counts[res.status] = counts.get(res.status, 0) + 1
         rep.file_done(res)
         if res.status == "ok":
-            entries.append(
-                index_entry(res, params, engine.module_for(res.feature_sample_rate), root)
-            )
+            index(res)
+        elif res.status == "skipped" and _rel(Path(res.output), root) not in indexed:
+            with contextlib.suppress(Exception):  # an unreadable array stays unindexed
+                index(engine.describe_existing(res))
 
     class Window:
         """Files of one window: short ones batched, long ones streamed. Results are

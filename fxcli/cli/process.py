@@ -9,6 +9,8 @@ from types import FrameType
 from typing import Any
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+#: stdout closed by its reader (``--json | head -1``): 128 + SIGPIPE, as if killed by it
+EXIT_STDOUT_CLOSED = 141
 
 
 def run_process(
@@ -32,6 +34,7 @@ def run_process(
     executor: str = "local",
     address: str | None = None,
     spool_gb: float = 4.0,
+    allow_preset_paths: bool = False,
 ) -> int:
     """Returns the exit code. Usage and preset errors are raised as UsageError/PresetError
     by the caller's wrapper before any file is touched.
@@ -41,7 +44,9 @@ def run_process(
     makes reruns skip them; inputs and ``output`` may be fsspec URLs (spooled
     locally, at most ``spool_gb`` GB); ``device`` may be a list (``cuda:all``,
     ``cuda:0,cuda:1``: one pipeline per device); ``executor`` ``"ray"`` runs the
-    files as Ray tasks on the cluster at ``address``."""
+    files as Ray tasks on the cluster at ``address``. ``allow_preset_paths``: the
+    preset may name files outside its own folder (trusted presets; see
+    :mod:`fxcli.preset.files`)."""
     from fxcli.io.audio import AudioError, probe
     from fxcli.io.paths import UsageError, format_extension, read_input_list
     from fxcli.preset.loader import load_preset
@@ -50,18 +55,25 @@ def run_process(
     from fxcli.scale.shard import shard as take_shard
 
     output = str(output)
-    preset = load_preset(preset_name)
+    preset = load_preset(preset_name, allow_outside=allow_preset_paths)
 
-    if chunk_seconds is not None and not chunk_seconds > 0:
-        raise UsageError(f"--chunk-seconds must be > 0, got {chunk_seconds}")
+    if chunk_seconds is not None and not 0 < chunk_seconds < float("inf"):
+        raise UsageError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
     if jobs is not None and not 1 <= jobs <= 256:
         raise UsageError(f"--jobs must be between 1 and 256, got {jobs}")
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor {executor!r}: allowed: local, ray")
     if address is not None and executor != "ray":
         raise UsageError("--address needs --executor ray")
-    if not spool_gb > 0:
-        raise UsageError(f"--spool-gb must be > 0, got {spool_gb}")
+    if not 0 < spool_gb < float("inf"):
+        raise UsageError(f"--spool-gb must be a finite number > 0, got {spool_gb}")
+    if manifest is not None:
+        from fxcli.scale.manifest import ManifestError, check_manifest_path
+
+        try:
+            check_manifest_path(manifest)
+        except ManifestError as exc:
+            raise UsageError(str(exc)) from None
     shard_kn = parse_shard(shard) if shard is not None else None
     listed = read_input_list(input_list) if input_list else None
     if "-" in inputs:
@@ -103,7 +115,9 @@ def run_process(
         overwrite=overwrite,
         hash_inputs=manifest is not None,
     )
-    man = Manifest(manifest) if manifest is not None else None
+    from fxcli._version import __version__
+
+    man = Manifest(manifest, fxcli_version=__version__) if manifest is not None else None
     engines = [cfg.build(d, overwrite) for d in devices] if executor == "local" else []
     from fxcli.cli.report import Reporter, progress_shown
 
@@ -124,6 +138,7 @@ def run_process(
         total_files=len(tasks),
         total_frames=total_frames,
     )
+    rep.on_stdout_closed = lambda: on_signal(signal.SIGPIPE, None)  # stop as on a signal
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     if executor == "ray":
@@ -186,6 +201,8 @@ def run_process(
         rep.close()
         if spool is not None:
             spool.close()
+    if caught and caught[0] == signal.SIGPIPE:  # quiet, like any pipeline stage
+        return EXIT_STDOUT_CLOSED
     if caught:
         what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
         rep.message(f"{what}: files in progress were not written; finished files are complete")

@@ -1,11 +1,18 @@
 """How results reach the user: progress bars on terminals, one line per file,
 JSON lines for pipelines, a summary. Human output goes to stderr; ``--json``
-lines go to stdout so they can be piped."""
+lines go to stdout so they can be piped.
+
+A closed stdout (``fxcli process ... --json | head -1``) is no error: the reporter
+stops writing to it (pointing the descriptor at /dev/null so the interpreter's
+final flush stays quiet) and calls ``on_stdout_closed``, with which ``process``
+stops the run as after a signal (exit 141, like a process killed by SIGPIPE)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -24,6 +31,8 @@ class Reporter:
 
         self.json_mode = json_mode
         self.quiet = quiet
+        self.stdout_closed = False
+        self.on_stdout_closed: Callable[[], None] | None = None
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._progress = None
         self._files_task = self._frames_task = None
@@ -56,8 +65,7 @@ class Reporter:
         if self._progress is not None:
             self._progress.advance(self._files_task)  # type: ignore[arg-type]
         if self.json_mode:
-            sys.stdout.write(json.dumps(result.to_json()) + "\n")
-            sys.stdout.flush()
+            self.write_stdout(json.dumps(result.to_json()) + "\n")
         if self.quiet:
             if result.status == "failed" and not self.json_mode:
                 self.err.print(f"error: {result.input}: {result.error}", markup=False)
@@ -79,6 +87,24 @@ class Reporter:
             self.err.print(f"skipped {result.input}: {'; '.join(result.notes)}", markup=False)
         else:
             self.err.print(f"error: {result.input}: {result.error}", markup=False)
+
+    def write_stdout(self, line: str) -> None:
+        """Write and flush ``line`` on stdout; once stdout is closed, nothing."""
+        if self.stdout_closed:
+            return
+        try:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self.stdout_closed = True
+            try:  # the interpreter's last flush would report the broken pipe again
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+            if self.on_stdout_closed is not None:
+                self.on_stdout_closed()
 
     def close(self) -> None:
         if self._progress is not None:

@@ -595,7 +595,7 @@ if _numba is not None:
         for r in range(_LANES * n_tiles, x.shape[0]):
             _ckpt_row(x, y, sos, z, r, ck)
 
-    @_numba.njit(cache=True, nogil=True, parallel=True)
+    @_njit(parallel=True)
     def _ckpt_parallel(x, y, sos, z, ck, n_tiles):  # pragma: no cover - compiled
         n_items = n_tiles + x.shape[0] - _LANES * n_tiles
         for i in _numba.prange(n_items):
@@ -611,7 +611,7 @@ if _numba is not None:
         for r in range(_LANES * n_tiles, x.shape[0]):
             _bwd_row(x, gy, gx, sos, ck, lam, acc, r)
 
-    @_numba.njit(cache=True, nogil=True, parallel=True)
+    @_njit(parallel=True)
     def _bwd_parallel(x, gy, gx, sos, ck, lam, acc, n_tiles):  # pragma: no cover - compiled
         n_items = n_tiles + x.shape[0] - _LANES * n_tiles
         for i in _numba.prange(n_items):

@@ -5,17 +5,34 @@ import), more than a short file's processing. Designs are pure functions of
 their arguments and the SciPy version, so they are cached as exact float64
 values (JSON floats round-trip exactly) in ``$FXCLI_CACHE_DIR`` or
 ``$XDG_CACHE_HOME/fxcli`` (default ``~/.cache/fxcli``), at most
-:data:`MAX_ENTRIES` designs. An unreadable or unwritable cache is ignored:
-designing then simply runs every time. ``FXCLI_CACHE_DIR=off`` disables it.
+:data:`MAX_ENTRIES` designs. ``FXCLI_CACHE_DIR=off`` disables it.
+
+It is only a cache: no problem with it ever fails a design.
+
+- An entry that does not validate (key, shape, float values, all finite, as many
+  as the shape holds) is ignored: the design is recomputed and the entry replaced.
+- A cache file that cannot be read or parsed, or that is not a regular file (a
+  symlink is never followed, a FIFO never blocks: ``O_NOFOLLOW | O_NONBLOCK`` and
+  ``fstat``), is set aside (renamed ``designs.json.corrupt-<time>``, else deleted)
+  and rebuilt.
+- Writes go to a temporary file (``O_CREAT | O_EXCL | O_NOFOLLOW``) renamed over
+  the cache, so concurrent writers never leave a mixed file (the last one wins).
+- A cache folder that cannot be created or written (read-only install, unwritable
+  HOME) turns caching off for the process, with one log line (logger ``fxcli``,
+  level info); designing then simply runs every time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
+import logging
+import math
 import os
+import secrets
+import stat
 import threading
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -24,9 +41,13 @@ from typing import Any
 import numpy as np
 
 MAX_ENTRIES = 2000
+#: a cache file larger than this is not ours (2000 designs are about 1 MB)
+MAX_BYTES = 64 << 20
 _FORMAT = 1
 _lock = threading.Lock()
 _memory: dict[str, list[Any]] | None = None
+_disabled: Path | None = None  # a cache path that could not be written
+_log = logging.getLogger("fxcli")
 
 
 def cache_path() -> Path | None:
@@ -35,30 +56,120 @@ def cache_path() -> Path | None:
         return None
     if env:
         return Path(env) / "designs.json"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
+            return None
     return Path(base) / "fxcli" / "designs.json"
 
 
+def _valid_entry(key: Any, entry: Any) -> bool:
+    """``key`` a JSON ``[kind, args, scipy]`` string; ``entry`` ``[shape, values]``
+    with as many finite floats as the shape holds."""
+    if not isinstance(key, str) or not key.startswith("["):
+        return False
+    if not (isinstance(entry, list) and len(entry) == 2):
+        return False
+    shape, values = entry
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 4 and isinstance(values, list)):
+        return False
+    if not all(type(n) is int and 0 <= n for n in shape):
+        return False
+    if math.prod(shape) != len(values):
+        return False
+    return all(type(v) in (float, int) and math.isfinite(v) for v in values)
+
+
+def _set_aside(path: Path, why: str) -> None:
+    """Move a broken cache file out of the way (or delete it)."""
+    try:
+        os.replace(path, path.with_name(f"{path.name}.corrupt-{int(time.time())}"))
+    except OSError:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    _log.info("fxcli design cache %s: %s; set aside, rebuilding", path, why)
+
+
+def _read(path: Path) -> bytes | None:
+    """The cache file's bytes; None when there is none. Raises ValueError for a
+    path that is not a regular file, OSError when it cannot be read."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ValueError("a symlink") from None
+        raise exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > MAX_BYTES:
+            raise ValueError(f"{st.st_size} bytes, more than {MAX_BYTES}")
+        chunks = []
+        while block := os.read(fd, 1 << 20):
+            chunks.append(block)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _load(path: Path | None) -> dict[str, list[Any]]:
+    """The valid entries of the cache file (invalid ones dropped); a broken file is
+    set aside. Never raises."""
     if path is None:
         return {}
     try:
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and data.get("format") == _FORMAT:
-            return dict(data["designs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return {}
+        data = _read(path)
+        if data is None:
+            return {}
+        doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict) or "format" not in doc:
+            raise ValueError("not a design cache")
+    except (OSError, ValueError, RecursionError) as exc:
+        _set_aside(path, f"{type(exc).__name__}: {exc}")
+        return {}
+    except Exception as exc:  # noqa: BLE001 - a cache never fails a design
+        _log.info("fxcli design cache %s: %s; ignored", path, exc)
+        return {}
+    designs = doc.get("designs")
+    if doc.get("format") != _FORMAT or not isinstance(designs, dict):
+        return {}  # another format: rebuilt on the next store
+    return {k: v for k, v in designs.items() if _valid_entry(k, v)}
 
 
 def _store(path: Path | None, designs: dict[str, list[Any]]) -> None:
-    if path is None:
+    """Write the cache: a fresh temporary file renamed over it. A folder that cannot
+    be written turns caching off for this process."""
+    global _disabled
+    if path is None or path == _disabled:
         return
-    with contextlib.suppress(OSError):
+    text = json.dumps({"format": _FORMAT, "designs": designs}, allow_nan=False).encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"format": _FORMAT, "designs": designs}))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            view = memoryview(text)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        _disabled = path
+        _log.info("fxcli design cache off: cannot write %s (%s)", path, exc)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,24 +181,53 @@ def _scipy_version() -> str:
         return "?"
 
 
-def cached_design(kind: str, args: dict[str, Any], design: Callable[[], np.ndarray]) -> np.ndarray:
-    """Return ``design()`` (a float64 array), from the cache when it holds this
-    ``kind`` with these JSON-serializable ``args`` for the installed SciPy."""
+def _lookup(key: str, path: Path | None) -> np.ndarray | None:
     global _memory
-    key = json.dumps([kind, args, _scipy_version()], sort_keys=True)
-    path = cache_path()
     with _lock:
         if _memory is None:
             _memory = _load(path)
         hit = _memory.get(key)
-    if hit is not None:
-        return np.array(hit[1], dtype=np.float64).reshape(hit[0])
-    value = np.asarray(design(), dtype=np.float64)
+        if hit is None:
+            return None
+        if not _valid_entry(key, hit):  # changed since loading: drop it
+            del _memory[key]
+            return None
+    return np.array(hit[1], dtype=np.float64).reshape(hit[0])
+
+
+def _remember(key: str, value: np.ndarray, path: Path | None) -> None:
+    global _memory
+    entry = [list(value.shape), value.ravel().tolist()]
+    if not _valid_entry(key, entry):  # e.g. a non-finite design: not cached
+        return
     with _lock:
-        on_disk = _load(path)  # merge with other processes' entries
-        on_disk[key] = [list(value.shape), value.ravel().tolist()]
+        on_disk = _load(path) if path != _disabled else dict(_memory or {})
+        on_disk[key] = entry  # merged with other processes' entries
         while len(on_disk) > MAX_ENTRIES:
             on_disk.pop(next(iter(on_disk)))
         _memory = on_disk
         _store(path, on_disk)
+
+
+def cached_design(kind: str, args: dict[str, Any], design: Callable[[], np.ndarray]) -> np.ndarray:
+    """Return ``design()`` (a float64 array), from the cache when it holds this
+    ``kind`` with these JSON-serializable ``args`` for the installed SciPy. Only
+    ``design()`` itself can raise."""
+    key: str | None = None
+    path: Path | None = None
+    try:
+        key = json.dumps([kind, args, _scipy_version()], sort_keys=True, allow_nan=False)
+        path = cache_path()
+        hit = _lookup(key, path)
+    except Exception as exc:  # noqa: BLE001 - a cache never fails a design
+        _log.info("fxcli design cache: lookup failed (%s); designing", exc)
+        hit = None
+    if hit is not None:
+        return hit
+    value = np.asarray(design(), dtype=np.float64)
+    if key is not None:
+        try:
+            _remember(key, value, path)
+        except Exception as exc:  # noqa: BLE001
+            _log.info("fxcli design cache: not stored (%s)", exc)
     return value

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fxcli._jit import njit as _njit
+
 try:  # numba is optional at run time: without it "auto" uses the torch backend.
     import numba as _numba
 except Exception:  # pragma: no cover - depends on the environment
@@ -123,12 +125,8 @@ def _zi_rows(
 # numba backend
 # ---------------------------------------------------------------------------
 
-if _numba is not None:
-    _njit = _numba.njit(cache=True, nogil=True)
-else:  # pragma: no cover - depends on the environment
-
-    def _njit(f):  # type: ignore[no-redef]
-        return f
+# The kernels compile with fxcli._jit.njit: numba.njit(cache=True, nogil=True) whose
+# on-disk cache never fails a run (a corrupt or unwritable cache recompiles).
 
 
 # Kernel layout. Sections run in fused groups of up to 4: within a group all
@@ -505,7 +503,7 @@ if _numba is not None:
             _tile(x, y, sos, z, _LANES * i)
         _rows(x, y, sos, z, _LANES * n_tiles, x.shape[0])
 
-    @_numba.njit(cache=True, nogil=True, parallel=True)
+    @_njit(parallel=True)
     def _rows_parallel(x, y, sos, z, n_tiles):  # pragma: no cover - compiled
         """``n_tiles`` vector tiles, then the remaining rows one by one, over numba's threads."""
         n_items = n_tiles + x.shape[0] - _LANES * n_tiles

@@ -73,8 +73,9 @@ def run_local(
 ) -> None:
     """Run the tasks on ``workers`` threads, thread ``i`` feeding ``engines[i % n]``.
 
-    ``on_result(result, record)`` is called in input order on this thread (the
-    manifest ``record`` is already appended when it is called). Returns early,
+    ``on_result(result, record)`` is called in input order on this thread; the
+    manifest ``record`` is appended (and fsync'd) by the worker as soon as its file
+    finishes, so a killed run keeps every finished file's record. Returns early,
     without raising, once ``stopped()`` is true (engines' ``cancel`` set by the
     caller)."""
     if not engines:
@@ -87,7 +88,10 @@ def run_local(
 
     def one(task: Task) -> tuple[FileResult, dict[str, Any] | None]:
         prior = manifest.latest(task.src, task.dest) if manifest is not None else None
-        return run_task(task, bound.engine, opts, prior=prior, spool=spool, progress=progress)
+        res, rec = run_task(task, bound.engine, opts, prior=prior, spool=spool, progress=progress)
+        if rec is not None and manifest is not None:
+            manifest.append(rec)  # as each file finishes, not in input order
+        return res, rec
 
     with ThreadPoolExecutor(
         max_workers=max(1, workers), thread_name_prefix="fxcli-file", initializer=init
@@ -100,8 +104,6 @@ def run_local(
                 res, rec = fut.result()
             except (Cancelled, CancelledError):
                 continue
-            if rec is not None and manifest is not None:
-                manifest.append(rec)
             on_result(res, rec)
 
 

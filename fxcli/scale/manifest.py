@@ -13,6 +13,13 @@ by ``fsync``, serialised by a lock. A crash can leave at most the last line
 truncated: reading skips lines that are not complete JSON objects, and the next
 append first ends such a fragment with a newline so it stays on its own line.
 The manifest is a local file written by one process (the driver).
+
+:func:`check_manifest_path` refuses (before any work) a path that is a symlink, a
+directory or another non-regular file (``/dev/null``, a FIFO), or an existing
+non-empty file whose first line is not a manifest record; reading and appending
+never follow a symlink (``O_NOFOLLOW``). Records written by ``process`` carry
+``fxcli_version``; a record written by another fxcli version does not count as
+finished (the file is redone), since the output may differ.
 """
 
 from __future__ import annotations
@@ -20,14 +27,70 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fxcli._version import __version__
+
 MANIFEST_VERSION = 1
 _HASH_BLOCK = 1 << 20
+#: keys every manifest record has (see :func:`fxcli.scale.work.run_task`)
+RECORD_KEYS = frozenset({"input", "output", "status"})
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+class ManifestError(ValueError):
+    """``--manifest`` names something that is not a manifest (a usage error)."""
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and RECORD_KEYS <= value.keys()
+
+
+def check_manifest_path(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`ManifestError` unless ``path`` is absent, or a regular file
+    (not a symlink) that is empty or starts with a manifest record (a lone first
+    line cut short by a crash is accepted)."""
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ManifestError(f"--manifest {p}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise ManifestError(f"--manifest {p}: is a symlink; give the file it points to")
+    if stat.S_ISDIR(st.st_mode):
+        raise ManifestError(f"--manifest {p}: is a directory; give a .jsonl file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ManifestError(f"--manifest {p}: not a regular file (a device or FIFO)")
+    try:
+        fd = os.open(p, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ManifestError(f"--manifest {p}: not a regular file")
+            head = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ManifestError(f"--manifest {p}: cannot read: {exc.strerror or exc}") from None
+    if not head.strip():
+        return
+    first, newline, _ = head.lstrip().partition(b"\n")
+    try:
+        ok = _is_record(json.loads(first))
+    except (ValueError, UnicodeDecodeError):
+        ok = not newline and first.startswith(b"{")  # a first record cut by a crash
+    if not ok:
+        raise ManifestError(
+            f"--manifest {p}: exists and its first line is not a manifest record "
+            "(a JSON object with input, output and status); give a new or manifest file"
+        )
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -75,8 +138,10 @@ def config_digest(preset: Any, options: dict[str, Any]) -> str:
 class Manifest:
     """An append-only JSON-lines run log; see the module docstring."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fxcli_version: str | None = None) -> None:
+        """``fxcli_version``: stamped on every appended record that lacks one."""
         self.path = Path(path)
+        self.fxcli_version = fxcli_version
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
         self.bad_lines = 0
@@ -85,9 +150,16 @@ class Manifest:
 
     def _load(self) -> None:
         try:
-            data = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
         except FileNotFoundError:
             return
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ManifestError(f"--manifest {self.path}: not a regular file")
+            with os.fdopen(os.dup(fd), "rb") as f:
+                data = f.read()
+        finally:
+            os.close(fd)
         self._needs_newline = bool(data) and not data.endswith(b"\n")
         for raw in data.split(b"\n"):
             if not raw.strip():
@@ -111,13 +183,15 @@ class Manifest:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record as one line: a single ``write`` of the whole line, then fsync."""
+        if self.fxcli_version is not None and "fxcli_version" not in record:
+            record = {**record, "fxcli_version": self.fxcli_version}
         line = json.dumps(record, separators=(",", ":"), allow_nan=True).encode("utf-8") + b"\n"
         with self._lock:
             if self._needs_newline:
                 line = b"\n" + line
                 self._needs_newline = False
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
             try:
                 view = memoryview(line)
                 while view:  # one write in practice; loop only on a short write
@@ -133,13 +207,16 @@ def is_done(
     input_sha256: str,
     config_sha256: str,
     output_bytes: int | None,
+    fxcli_version: str = __version__,
 ) -> bool:
     """Whether ``prior`` (a manifest record) covers this run of the file: status ok,
-    same input and config hashes, and the output present with the recorded size
-    (``output_bytes`` None: the output is missing)."""
+    same input and config hashes, the output present with the recorded size
+    (``output_bytes`` None: the output is missing), and not written by another
+    fxcli version (records from before versions were recorded count as this one)."""
     return (
         prior is not None
         and prior.get("status") == "ok"
+        and prior.get("fxcli_version", fxcli_version) == fxcli_version
         and prior.get("input_sha256") == input_sha256
         and prior.get("config_sha256") == config_sha256
         and output_bytes is not None
