@@ -421,6 +421,32 @@ def test_closed_stdout_ends_the_run_quietly(tmp_path: Path) -> None:
     assert leftovers(out) == []
 
 
+def test_features_closed_stdout_ends_the_run_quietly(tmp_path: Path) -> None:
+    """`fxcli features --json | head -1` exited 1 with no message; now 141 like
+    `process`, every array written is complete and indexed."""
+    src = tmp_path / "in"
+    for i in range(4):
+        write_audio(src / f"f{i}.wav", 0.3 * noise(1, 16000 * 2, seed=i), 16000, "PCM_16")
+    out = tmp_path / "feat"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fxcli", "features", str(src), str(out), "--json",
+         "--jobs", "1", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["status"] == "ok"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    arrays = sorted(p.name for p in out.glob("*.npy"))
+    assert 1 <= len(arrays) <= 4
+    indexed = [json.loads(ln) for ln in (out / "index.jsonl").read_text().splitlines()]
+    assert len(indexed) == len(arrays)
+
+
 # ---------------------------------------------------------------------------- index.jsonl
 @pytest.fixture
 def feat_src(tmp_path: Path) -> Path:

@@ -48,7 +48,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fxcli.cli.process import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_TERMINATED
+from fxcli.cli.process import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_STDOUT_CLOSED,
+    EXIT_TERMINATED,
+)
 from fxcli.cli.report import Reporter
 
 KINDS = ("spectrogram", "mel", "logmel", "mfcc")
@@ -212,10 +218,7 @@ class FeatureReporter(Reporter):
         if self._progress is not None:
             self._progress.advance(self._files_task)  # type: ignore[arg-type]
         if self.json_mode:
-            import sys
-
-            sys.stdout.write(json.dumps(result.to_json()) + "\n")
-            sys.stdout.flush()
+            self.write_stdout(json.dumps(result.to_json()) + "\n")
         shape = "x".join(str(s) for s in result.shape or [])
         img = f" + {result.image}" if result.image else ""
         self.err.print(
@@ -768,6 +771,7 @@ def run_features(
         caught.append(signum)
         engine.cancel.set()
 
+    rep.on_stdout_closed = lambda: on_signal(signal.SIGPIPE, None)  # stop as on a signal
     unterminated = [index_unterminated]  # the next append starts a new line first
 
     def index(res: FeatureResult) -> None:
@@ -900,6 +904,8 @@ def run_features(
             except OSError as exc:
                 rep.message(f"error: cannot write {root / INDEX_NAME}: {exc}")
                 counts["failed"] = counts.get("failed", 0) + 1
+    if caught and caught[0] == signal.SIGPIPE:  # stdout closed: quiet, like any pipe stage
+        return EXIT_STDOUT_CLOSED
     if caught:
         what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
         rep.message(f"{what}: files in progress were not written; finished files are complete")
