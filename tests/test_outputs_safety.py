@@ -382,3 +382,29 @@ def test_input_list_nul_byte_and_closed_stdin_are_usage_errors(tmp_path: Path) -
     )
     err = r.stderr.decode()
     assert r.returncode == 2 and "stdin is closed" in err and "Traceback" not in err, err
+
+
+def test_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsndfile reports a full disk while writing FLAC as "System error"; the file's
+    error says no space is left instead (issue 13), and no partial output remains."""
+
+    class FullDisk:
+        f_bavail, f_frsize = 3, 4096
+
+    src = write_audio(tmp_path / "in" / "a.flac", 0.1 * noise(1, 44100), 44100, "PCM_16")
+    real_write = sf.SoundFile.write
+
+    def failing_write(self: sf.SoundFile, data: np.ndarray) -> None:
+        if self.mode != "r":
+            raise sf.LibsndfileError(2, "Error writing: ")
+        real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", failing_write)
+    monkeypatch.setattr(audio.os, "statvfs", lambda p: FullDisk())
+    res = CliRunner().invoke(app, ["process", str(src), str(tmp_path / "out"), "-p", "voice"])
+    assert res.exit_code == 1, res.output
+    assert "no space left on device" in res.output and "12288 bytes free" in res.output
+    assert not list((tmp_path / "out").glob("*.flac"))
+    assert audio._write_reason(OSError(errno.ENOSPC, "No space"), tmp_path).startswith(
+        "no space left on device"
+    )

@@ -95,6 +95,28 @@ def _one_line(exc: BaseException) -> str:
     return text.rstrip(".")
 
 
+def _write_reason(exc: BaseException, folder: Path) -> str:
+    """One line for a failed write: "no space left on device" when the disk is full
+    (libsndfile reports only "System error"; OSError carries ENOSPC), else the error."""
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    free = None
+    if not full:
+        try:
+            st = os.statvfs(folder)
+            free = st.f_bavail * st.f_frsize
+        except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+            free = None
+        full = free is not None and free < _DISK_FULL_BYTES
+    if full:
+        left = "" if free is None else f", {free} bytes free"
+        return f"no space left on device ({folder}{left})"
+    return _one_line(exc)
+
+
+# Below this many free bytes a failed write is reported as a full disk.
+_DISK_FULL_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What a file's header says. ``frames`` may be wrong for damaged files."""
@@ -577,7 +599,8 @@ class AtomicWriter:
                 assert self._file is not None
                 self._file.write(self.quantizer(y))
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise AudioError(f"write failed for {self.dest}: {_one_line(exc)}") from None
+            reason = _write_reason(exc, self.dest.parent)
+            raise AudioError(f"write failed for {self.dest}: {reason}") from None
         self.frames += y.shape[-1]
 
     def commit(self) -> None:
@@ -603,7 +626,8 @@ class AtomicWriter:
             else:
                 commit_no_replace(self.tmp, self.dest)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise AudioError(f"cannot finish {self.dest}: {_one_line(exc)}") from None
+            reason = _write_reason(exc, self.dest.parent)
+            raise AudioError(f"cannot finish {self.dest}: {reason}") from None
 
     def _cleanup(self) -> None:
         if self._fast is not None:
