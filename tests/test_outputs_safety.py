@@ -408,3 +408,22 @@ def test_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert audio._write_reason(OSError(errno.ENOSPC, "No space"), tmp_path).startswith(
         "no space left on device"
     )
+
+
+def test_ima_adpcm_keeps_its_frame_count(tmp_path: Path) -> None:
+    """Issue 13 reported IMA ADPCM outputs growing by a block per pass: two passes of
+    a stereo 48 kHz file (and small chunks) keep the input's frame count."""
+    x = (0.1 * noise(2, 48000 * 2 + 777, seed=4)).T
+    src = tmp_path / "ima.wav"
+    sf.write(str(src), x, 48000, subtype="IMA_ADPCM")
+    frames = sf.info(str(src)).frames
+    cur = src
+    for k in range(2):
+        res = CliRunner().invoke(
+            app,
+            ["process", str(cur), str(tmp_path / f"p{k}"), "-p", "voice", "--chunk-seconds", "0.3"],
+        )
+        assert res.exit_code == 0, res.output
+        cur = tmp_path / f"p{k}" / "ima.wav"
+        info = sf.info(str(cur))
+        assert (info.frames, info.subtype) == (frames, "IMA_ADPCM")
