@@ -351,3 +351,15 @@ def test_merge_key_anywhere_names_its_line() -> None:
     text = "version: 1\nbase: &b {type: gain}\nchain:\n  - <<: *b\n    gain_db: 1\n"
     with pytest.raises(PresetError, match=r"line 4: merge keys \(<<\) are not supported"):
         parse_preset(text, "m.yaml")
+
+
+def test_missing_and_existing_outside_files_get_the_same_answer(site: Path) -> None:
+    """A preset cannot probe what exists outside its folder: a missing outside file and
+    an existing one both get the folder rule (a missing one said "no such file")."""
+    answers = []
+    for target in ("../outside/secret.txt", "../outside/nope.txt", "/no/such/dir/x.txt"):
+        p = write_preset(site, f"{{type: fir, coefficients_file: '{target}'}}")
+        line = error_line(*cli(site, p))
+        assert "outside the preset's folder" in line and "No such file" not in line, line
+        answers.append(line.split("outside the preset's folder")[1])
+    assert len(set(answers)) == 1

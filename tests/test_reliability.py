@@ -656,7 +656,10 @@ def test_untrusted_preset_references(tmp_path: Path, monkeypatch: pytest.MonkeyP
     np.save(d / "obj.npy", np.array([{"x": 1}, 2], dtype=object), allow_pickle=True)
     msg = preset_error("{type: fir, coefficients_file: obj.npy}")
     assert "cannot read" in msg and "pickle" in msg.lower()
-    assert "is not a readable file" in preset_error("{type: convolve, ir_file: ../nope.wav}")
+    # outside the folder: the folder rule, whether or not the file exists (issue 13: a
+    # missing outside file said "no such file", telling a preset what exists outside)
+    assert "outside the preset's folder" in preset_error("{type: convolve, ir_file: ../nope.wav}")
+    assert "is not a readable file" in preset_error("{type: convolve, ir_file: nope.wav}")
     shutil.copy(CORPUS / "seeds" / "pcm24_mono.wav", d / "ir.wav")
     (d / "ok.yaml").write_text("version: 1\nchain:\n  - {type: convolve, ir_file: ir.wav}\n")
     assert load_preset(str(d / "ok.yaml")).steps[0].params["ir_file"] == str(d / "ir.wav")

@@ -177,22 +177,33 @@ def resolve_preset_file(
     folder = Path.cwd() if preset_dir is None else Path(preset_dir)
     raw = Path(value).expanduser()
     path = raw if raw.is_absolute() else folder / raw
+
+    def outside(target: Path) -> None:
+        try:
+            root: Path | None = folder.resolve(strict=True)
+        except (OSError, RuntimeError):
+            root = None
+        if root is None or not target.is_relative_to(root):
+            raise PresetFileError(
+                f"{value!r} is outside the preset's folder {root or folder}; presets may "
+                "only read files in their own folder (use --allow-preset-paths for "
+                "trusted presets)"
+            )
+
+    if not allow_outside:
+        # the folder rule first, on the path as far as it exists (links followed), so
+        # a preset cannot learn whether a file outside its folder exists
+        try:
+            outside(path.resolve(strict=False))
+        except (OSError, RuntimeError):
+            pass  # a symlink loop: the strict resolve below says so
     try:
         resolved = path.resolve(strict=True)
     except (OSError, RuntimeError) as exc:  # missing, symlink loop, permission
         why = getattr(exc, "strerror", None) or "cannot be resolved"
         raise PresetFileError(f"{value!r} is not a readable file ({why})") from None
     if not allow_outside:
-        try:
-            root: Path | None = folder.resolve(strict=True)
-        except (OSError, RuntimeError):
-            root = None
-        if root is None or not resolved.is_relative_to(root):
-            raise PresetFileError(
-                f"{value!r} is outside the preset's folder {root or folder}; presets may "
-                "only read files in their own folder (use --allow-preset-paths for "
-                "trusted presets)"
-            )
+        outside(resolved)
     try:
         _check_path(resolved, limit)
     except FileTooLargeError as exc:
