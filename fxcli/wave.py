@@ -210,6 +210,7 @@ class Wave:
             y.shape[0],
             OutputFormat(fmt, sub, dest.suffix),
             dither or default_dither(sub),
+            replace=overwrite,  # overwrite=False: never over a file that appeared meanwhile
         ) as writer:
             writer.write(y)
             writer.commit()

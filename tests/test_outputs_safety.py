@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 from fxcli.cli.app import app
@@ -427,3 +428,32 @@ def test_ima_adpcm_keeps_its_frame_count(tmp_path: Path) -> None:
         cur = tmp_path / f"p{k}" / "ima.wav"
         info = sf.info(str(cur))
         assert (info.frames, info.subtype) == (frames, "IMA_ADPCM")
+
+
+def test_features_and_wave_save_never_replace_a_file_that_appeared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The features writer and ``Wave.save(overwrite=False)`` commit without replacing:
+    a file that appears while they write stays as it was."""
+    import fxcli
+    from fxcli.cli.features import atomic_path
+
+    dest = tmp_path / "a.npy"
+    with pytest.raises(audio.OutputExistsError):
+        with atomic_path(dest, replace=False) as tmp:
+            tmp.write_bytes(b"ours")
+            dest.write_bytes(b"theirs")
+    assert dest.read_bytes() == b"theirs" and leftovers(tmp_path) == []
+
+    out = tmp_path / "w.wav"
+    real_write = audio.AtomicWriter.write
+
+    def racing_write(self: audio.AtomicWriter, y: np.ndarray) -> None:
+        real_write(self, y)
+        out.write_bytes(b"theirs")
+
+    monkeypatch.setattr(audio.AtomicWriter, "write", racing_write)
+    wave = fxcli.Wave(torch.zeros(1, 100), 8000)
+    with pytest.raises(audio.OutputExistsError):
+        wave.save(out, overwrite=False)
+    assert out.read_bytes() == b"theirs"

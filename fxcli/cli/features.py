@@ -230,10 +230,11 @@ class FeatureReporter(Reporter):
 
 # ---------------------------------------------------------------------------- atomic writes
 @contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
+def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
     """A temporary path next to ``dest``; renamed over it (after fsync) when the block
-    ends normally, removed on any error or interrupt."""
-    from fxcli.io.audio import TEMP_MARK
+    ends normally, removed on any error or interrupt. ``replace=False``: the final
+    step never replaces a file that appeared meanwhile (``OutputExistsError``)."""
+    from fxcli.io.audio import TEMP_MARK, commit_no_replace
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
@@ -244,18 +245,22 @@ def atomic_path(dest: Path) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, dest)
+        if replace:
+            os.replace(tmp, dest)
+        else:
+            commit_no_replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError, OSError):
             tmp.unlink()
 
 
-def save_array(arr: Any, dest: Path, fmt: str) -> None:
-    """Write a CPU tensor as ``.npy`` / ``.npz`` (key ``features``) / ``.pt`` atomically."""
+def save_array(arr: Any, dest: Path, fmt: str, *, replace: bool = True) -> None:
+    """Write a CPU tensor as ``.npy`` / ``.npz`` (key ``features``) / ``.pt`` atomically
+    (``replace=False``: never over a file that appeared meanwhile)."""
     import numpy as np
     import torch
 
-    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+    with atomic_path(dest, replace=replace) as tmp, open(tmp, "wb") as f:
         if fmt == "pt":
             torch.save(arr.contiguous().clone(), f)
         elif fmt == "npz":
@@ -363,7 +368,7 @@ def _engine_class() -> type:
     from fxcli.engine.device import chunk_frames
     from fxcli.engine.pipeline import prefetch
     from fxcli.engine.runner import Engine, _FileRun, info_dtype
-    from fxcli.io.audio import probe
+    from fxcli.io.audio import OutputExistsError, probe
     from fxcli.io.paths import skip_existing_output
     from fxcli.steps import chain_output
 
@@ -526,7 +531,9 @@ def _engine_class() -> type:
         def write(self, p: _Prepared, feats: Any, module: Any) -> FeatureResult:
             res = p.res
             try:
-                save_array(feats, p.job.dest, self.out_fmt)
+                save_array(
+                    feats, p.job.dest, self.out_fmt, replace=self.overwrite == "overwrite"
+                )
                 if self.image:
                     img = self.image_path(p.job.dest)
                     title = f"{p.job.src.name}: {self.params.kind}, {p.rate:g} Hz"
@@ -539,6 +546,11 @@ def _engine_class() -> type:
                     res.notes.append(
                         f"replaced {res.nonfinite_replaced} non-finite input samples with 0"
                     )
+            except OutputExistsError as exc:  # another run wrote it meanwhile
+                if self.overwrite != "skip":
+                    return self.failed(res, exc, p.t0)
+                res.status = "skipped"
+                res.notes.append("output appeared during processing (another run?)")
             except Exception as exc:  # noqa: BLE001 - per-file failure
                 return self.failed(res, exc, p.t0)
             res.elapsed_s = round(time.perf_counter() - p.t0, 6)
