@@ -363,3 +363,17 @@ def test_missing_and_existing_outside_files_get_the_same_answer(site: Path) -> N
         assert "outside the preset's folder" in line and "No such file" not in line, line
         answers.append(line.split("outside the preset's folder")[1])
     assert len(set(answers)) == 1
+
+
+def test_yaml_12_integers() -> None:
+    """YAML 1.2 integers: a leading zero stays decimal (YAML 1.1 read 010 as octal 8),
+    0o and 0x keep their bases, 1_000 and 0b11 are not numbers."""
+    from fxcli.preset.loader import PresetLoader
+
+    def load(text: str) -> object:
+        return yaml.load(f"a: {text}", Loader=PresetLoader)["a"]
+
+    assert load("010") == 10 and load("-007") == -7
+    assert load("0o10") == 8 and load("0x1F") == 31
+    assert load("1_000") == "1_000" and load("0b11") == "0b11"
+    assert load("1e3") == 1000.0 and load("no") == "no"

@@ -94,13 +94,9 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 #: PyYAML's YAML 1.1 int and float forms without the sexagesimal ones (``1:30``)
 _YAML12_RESOLVERS = {
     _BOOL_TAG: re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    _INT_TAG: re.compile(
-        r"""^(?:[-+]?0b[0-1_]+
-            |[-+]?0[0-7_]+
-            |[-+]?(?:0|[1-9][0-9_]*)
-            |[-+]?0x[0-9a-fA-F_]+)$""",
-        re.X,
-    ),
+    # YAML 1.2 core: decimal (leading zeros stay decimal: 010 is 10, not YAML 1.1's
+    # octal 8), 0o octal, 0x hex; no underscores, no 0b
+    _INT_TAG: re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
     _FLOAT_TAG: re.compile(
         r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
             |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
@@ -130,6 +126,19 @@ def _yaml12_resolvers(
 
 
 PresetLoader.yaml_implicit_resolvers = _yaml12_resolvers(yaml.SafeLoader.yaml_implicit_resolvers)
+
+
+def _construct_int12(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """YAML 1.2 ints (PyYAML's constructor reads a leading 0 as octal)."""
+    text = str(loader.construct_scalar(node))
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+PresetLoader.add_constructor(_INT_TAG, _construct_int12)
 PresetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
