@@ -86,6 +86,31 @@ def noise(ch: int, n: int, seed: int = 0) -> torch.Tensor:
     return x / x.abs().amax(dim=1, keepdim=True)
 
 
+def sweep(
+    name: str,
+    what: str,
+    fn: Callable[..., tuple[torch.Tensor, Any]],
+    variants: list[dict[str, Any]],
+    err: Callable[[torch.Tensor], float],
+    samples: int,
+    budget_s: float,
+) -> None:
+    """Time ``fn(**v)`` for each variant (its error first), within ``budget_s`` seconds."""
+    t_end = time.perf_counter() + budget_s
+    for v in variants:
+        if time.perf_counter() > t_end:
+            emit(section=name, what="sweep stopped (time budget)")
+            break
+        try:
+            y, _ = fn(**v)
+            e = err(y)
+            del y
+            t = timeit(lambda v=v: fn(**v), reps=3)
+            emit(section=name, what=what, **v, seconds=t, gsps=round(samples / t / 1e9, 2), err=e)
+        except Exception as exc:  # noqa: BLE001
+            emit(section=name, what=what, **v, error=f"{type(exc).__name__}: {exc}"[:300])
+
+
 def section(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
     def deco(f: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -210,26 +235,8 @@ def iir() -> None:
         dict(seg=4096, block=32, num_warps=1),
         dict(seg=4096, block=64, num_warps=2, layout="plain"),
     ]
-    t_end = time.perf_counter() + float(os.environ.get("IIR_SWEEP_S", "60"))
-    for v in variants:
-        if time.perf_counter() > t_end:
-            emit(section="iir", what="sweep stopped (time budget)")
-            break
-        try:
-            yv, _ = st.sosfilt_triton(x, sos, **v)
-            e = err(yv)
-            del yv
-            t = timeit(lambda v=v: st.sosfilt_triton(x, sos, **v), reps=3)
-            emit(
-                section="iir",
-                what="variant",
-                **v,
-                seconds=t,
-                gsps=round(samples / t / 1e9, 2),
-                err=e,
-            )
-        except Exception as exc:  # noqa: BLE001
-            emit(section="iir", what="variant", **v, error=f"{type(exc).__name__}: {exc}"[:300])
+    sweep("iir", "variant", lambda **kw: st.sosfilt_triton(x, sos, **kw), variants, err,
+          samples, float(os.environ.get("IIR_SWEEP_S", "60")))  # fmt: skip
 
 
 @section("fir")
@@ -332,31 +339,8 @@ def fir() -> None:
         combos.append(dict(m=m, n=nn, bk=bk))
     for nw, ns in ((8, 3), (4, 2), (4, 4)):
         combos.append(dict(num_warps=nw, num_stages=ns))
-    t_end = time.perf_counter() + float(os.environ.get("FIR_SWEEP_S", "40"))
-    for kw in combos:
-        if time.perf_counter() > t_end:
-            emit(section="fir", what="sweep stopped (time budget)")
-            break
-        try:
-            y, _ = fir_triton.firfilt_triton(x, ht, **kw)
-            e = err(y)
-            del y
-            t = timeit(lambda kw=kw: fir_triton.firfilt_triton(x, ht, **kw), reps=3)
-            emit(
-                section="fir",
-                what="firfilt_triton",
-                **kw,
-                seconds=t,
-                gsps=round(samples / t / 1e9, 2),
-                err=e,
-            )
-        except Exception as exc:  # noqa: BLE001
-            emit(
-                section="fir",
-                what="firfilt_triton",
-                **kw,
-                error=f"{type(exc).__name__}: {exc}"[:300],
-            )
+    sweep("fir", "firfilt_triton", lambda **kw: fir_triton.firfilt_triton(x, ht, **kw),
+          combos, err, samples, float(os.environ.get("FIR_SWEEP_S", "40")))  # fmt: skip
 
 
 @section("grad")
