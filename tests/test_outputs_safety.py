@@ -404,10 +404,10 @@ def test_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(audio.os, "statvfs", lambda p: FullDisk())
     res = CliRunner().invoke(app, ["process", str(src), str(tmp_path / "out"), "-p", "voice"])
     assert res.exit_code == 1, res.output
-    assert "no space left on device" in res.output and "12288 bytes free" in res.output
+    assert "No space left on device" in res.output and "12288 bytes free" in res.output
     assert not list((tmp_path / "out").glob("*.flac"))
     assert audio._write_reason(OSError(errno.ENOSPC, "No space"), tmp_path).startswith(
-        "no space left on device"
+        "No space left on device"
     )
 
 

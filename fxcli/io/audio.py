@@ -109,7 +109,7 @@ def _write_reason(exc: BaseException, folder: Path) -> str:
         full = free is not None and free < _DISK_FULL_BYTES
     if full:
         left = "" if free is None else f", {free} bytes free"
-        return f"no space left on device ({folder}{left})"
+        return f"No space left on device ({folder}{left})"
     return _one_line(exc)
 
 
