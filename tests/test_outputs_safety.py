@@ -209,7 +209,7 @@ def test_glob_into_a_folder_below_its_root_never_reprocesses_outputs(
     monkeypatch.chdir(tmp_path)
     write_audio(Path("in/a.wav"), 0.3 * noise(1, 1000, 1), 44100, "PCM_16")
     write_audio(Path("in/sub/b.wav"), 0.3 * noise(1, 1000, 2), 44100, "PCM_16")
-    statuses = []
+    statuses, summaries = [], []
     for _ in range(3):
         r = run(
             "process", "in/**/*.wav", "in/gout/", "-p", str(simple_preset),
@@ -217,7 +217,10 @@ def test_glob_into_a_folder_below_its_root_never_reprocesses_outputs(
         )  # fmt: skip
         assert r.exit_code == 0, r.output
         statuses.append(sorted((x["input"], x["status"]) for x in results(r.stdout)))
+        summaries.append([ln for ln in r.stderr.splitlines() if " in " in ln][-1])
     assert statuses[0] == [("in/a.wav", "ok"), ("in/sub/b.wav", "ok")]
+    assert "under OUTPUT" not in summaries[0]
+    assert all("2 inputs under OUTPUT not taken" in x for x in summaries[1:]), summaries
     assert statuses[1] == statuses[2] == [("in/a.wav", "skipped"), ("in/sub/b.wav", "skipped")]
     assert not Path("in/gout/gout").exists()
     assert sorted(p.as_posix() for p in Path("in/gout").rglob("*")) == [

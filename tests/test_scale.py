@@ -591,7 +591,7 @@ def test_ray_lost_worker_is_retried(tmp_path: Path, tree: Path, preset: Path, ra
     )
     assert r.exit_code == 0, r.output
     want = tree_bytes(tmp_path / "local")
-    tasks, _ = remote.collect_tasks([str(tree)], str(tmp_path / "out"), None, None)
+    tasks = remote.collect_tasks([str(tree)], str(tmp_path / "out"), None, None).tasks
     faults = tmp_path / "faults"
     faults.mkdir()
     doomed = tasks[:2]

@@ -79,7 +79,8 @@ def run_process(
     if "-" in inputs:
         inputs = [i for i in inputs if i != "-"]
         listed = (listed or []) + read_input_list("-")
-    tasks, ignored = collect_tasks(inputs, output, listed, format_extension(fmt))
+    found = collect_tasks(inputs, output, listed, format_extension(fmt))
+    tasks, ignored = found.tasks, found.ignored
     if shard_kn is not None:
         tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
 
@@ -212,5 +213,5 @@ def run_process(
             f"manifest: {man.path}: {counts.get('finished', 0)} files already finished "
             f"(skipped), {len(man)} files recorded"
         )
-    rep.summary(counts, ignored, time.perf_counter() - t0)
+    rep.summary(counts, ignored, time.perf_counter() - t0, in_output=found.in_output)
     return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK

@@ -111,7 +111,11 @@ class Reporter:
             self._progress.stop()
             self._progress = None
 
-    def summary(self, counts: dict[str, int], ignored: int, elapsed: float) -> None:
+    def summary(
+        self, counts: dict[str, int], ignored: int, elapsed: float, *, in_output: int = 0
+    ) -> None:
+        """The closing line on stderr; ``in_output``: inputs (globs, lists, stdin) not
+        taken because they lie under OUTPUT."""
         if self.quiet:
             return
         parts = [f"{counts.get('ok', 0)} processed"]
@@ -121,6 +125,8 @@ class Reporter:
             parts.append(f"{counts['skipped']} skipped (output exists)")
         if ignored:
             parts.append(f"{ignored} non-audio files ignored")
+        if in_output:
+            parts.append(f"{in_output} inputs under OUTPUT not taken")
         self.err.print(", ".join(parts) + f" in {elapsed:.2f} s", markup=False)
 
     def message(self, text: str) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from fxcli.io.audio import AUDIO_EXTENSIONS, TEMP_MARK
 from fxcli.io.paths import UsageError, collect
@@ -119,11 +119,20 @@ def _list_remote(url: str) -> tuple[list[tuple[str, str]], int]:
     raise UsageError(f"INPUT {url!r}: no such object or prefix")
 
 
+class Collection(NamedTuple):
+    """What :func:`collect_tasks` found: the tasks, the count of ignored non-audio
+    files, and the count of inputs dropped for lying under OUTPUT."""
+
+    tasks: list[Task]
+    ignored: int
+    in_output: int = 0
+
+
 def collect_tasks(
     inputs: list[str], output: str, listed: list[str] | None, out_ext: str | None
-) -> tuple[list[Task], int]:
+) -> Collection:
     """Like :func:`fxcli.io.paths.collect` (same mapping rules), for inputs and OUTPUT
-    that may be URLs. Returns the tasks and the count of ignored non-audio files."""
+    that may be URLs."""
     out_remote = is_url(output)
     url_inputs = [i for i in inputs if is_url(i)] + [i for i in listed or [] if is_url(i)]
     local_inputs = [i for i in inputs if not is_url(i)]
@@ -138,16 +147,17 @@ def collect_tasks(
             except ValueError:
                 rel = j.dest.name
             tasks.append(Task(str(j.src), str(j.dest), j.dest.name if rel == "." else rel))
-        return tasks, c.ignored
+        return Collection(tasks, c.ignored, c.in_output)
 
     out_suffix = PurePosixPath(output.rstrip("/")).suffix.lower() if out_remote else ""
     pairs: list[tuple[str, str]] = []
-    ignored = 0
+    ignored = in_output = 0
     if local_inputs or local_listed:
         fake = Path(tempfile.gettempdir()) / f"fxcli-remote-output-{secrets.token_hex(6)}"
         root = fake if out_remote else Path(output)
         c = collect(local_inputs, root, local_listed or None, None)
         ignored += c.ignored
+        in_output += c.in_output
         pairs += [(str(j.src), j.dest.relative_to(root).as_posix()) for j in c.jobs]
     for url in url_inputs:
         got, ign = _list_remote(url)
@@ -179,7 +189,7 @@ def collect_tasks(
             raise UsageError(f"inputs {seen[dest]} and {src} would both write {dest}")
         seen[dest] = src
         tasks.append(Task(src, dest, rel_p.as_posix() if not single_file else rel_p.name))
-    return tasks, ignored
+    return Collection(tasks, ignored, in_output)
 
 
 # --------------------------------------------------------------------------- object ops
