@@ -258,21 +258,9 @@ def fir() -> None:
     def err(y: torch.Tensor) -> float:
         return float((y[:1, : 20 * FS].double().cpu() - ref).abs().max())
 
-    for method in ("fft", "direct", "auto"):
-        try:
-            y, _ = firfilt(x, ht, method=method)
-            e = err(y)
-            del y
-            t = timeit(lambda m=method: firfilt(x, ht, method=m), reps=3)
-            emit(
-                section="fir",
-                what=f"firfilt method={method} K=101",
-                seconds=t,
-                gsps=round(samples / t / 1e9, 2),
-                err=e,
-            )
-        except Exception as exc:  # noqa: BLE001
-            emit(section="fir", what=f"firfilt method={method}", error=str(exc)[:300])
+    budget = float(os.environ.get("FIR_SWEEP_S", "40"))
+    methods = [dict(method=m) for m in ("fft", "direct", "auto")]
+    sweep("fir", "firfilt K=101", lambda **kw: firfilt(x, ht, **kw), methods, err, samples, budget)
     chain = [
         torch.from_numpy(sig.firwin(k, fc, fs=FS, pass_zero=pz)).to(DEV)
         for k, fc, pz in (
@@ -308,21 +296,9 @@ def fir() -> None:
         out = torch.fft.irfft(torch.fft.rfft(fr, dim=-1) * hf, n=nfft, dim=-1)[..., k - 1 :]
         return out.reshape(xx.shape[0], nf * step)[:, : xx.shape[-1]]
 
-    for nfft in (2048, 8192, 32768):
-        try:
-            y = fft_os_f32(x, ht, nfft)
-            e = err(y)
-            del y
-            t = timeit(lambda nf=nfft: fft_os_f32(x, ht, nf), reps=3)
-            emit(
-                section="fir",
-                what=f"candidate: float32 FFT overlap-save nfft={nfft}",
-                seconds=t,
-                gsps=round(samples / t / 1e9, 2),
-                err=e,
-            )
-        except Exception as exc:  # noqa: BLE001
-            emit(section="fir", what=f"fft_os_f32 {nfft}", error=str(exc)[:300])
+    sweep("fir", "candidate: float32 FFT overlap-save",
+          lambda nfft: (fft_os_f32(x, ht, nfft), None),
+          [dict(nfft=n) for n in (2048, 8192, 32768)], err, samples, budget)  # fmt: skip
     if fir_triton is None:
         return
     combos: list[dict[str, Any]] = [dict(precision=p) for p in ("tf32x3", "tf32", "ieee")]
@@ -340,7 +316,7 @@ def fir() -> None:
     for nw, ns in ((8, 3), (4, 2), (4, 4)):
         combos.append(dict(num_warps=nw, num_stages=ns))
     sweep("fir", "firfilt_triton", lambda **kw: fir_triton.firfilt_triton(x, ht, **kw),
-          combos, err, samples, float(os.environ.get("FIR_SWEEP_S", "40")))  # fmt: skip
+          combos, err, samples, budget)  # fmt: skip
 
 
 @section("grad")

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import threading
 import time
@@ -234,10 +233,10 @@ def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
     """A temporary path next to ``dest``; renamed over it (after fsync) when the block
     ends normally, removed on any error or interrupt. ``replace=False``: the final
     step never replaces a file that appeared meanwhile (``OutputExistsError``)."""
-    from fxcli.io.audio import TEMP_MARK, commit_no_replace
+    from fxcli.io.audio import commit_no_replace, temp_name
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
+    tmp = temp_name(dest)
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)

@@ -228,12 +228,11 @@ class Engine:
                 res.notes.append("output exists")
                 return res
             try:
-                input_id = input_identity(job.src)
-            except AudioError:  # probe says why, in its words
-                input_id = None
+                input_id = input_identity(job.src)  # before the first read
+            except AudioError:
+                probe(job.src)  # says why, in its words
+                raise
             info = probe(job.src)
-            if input_id is None:
-                input_id = input_identity(job.src)
             res.sample_rate, res.channels = info.samplerate, info.channels
             ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype)
             res.subtype = ofmt.subtype
@@ -312,7 +311,7 @@ class Engine:
                 if tail is not None:
                     behind.submit(self.transfer.download(tail))
                 behind.finish()
-            if run.input_id is not None:
+            if run.input_id is not None:  # None: features' runs, which write no audio
                 check_input_unchanged(job.src, run.input_id)  # after the writing pass
             writer.commit()
         res.frames = offset

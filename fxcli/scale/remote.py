@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, NamedTuple
 
-from fxcli.io.audio import AUDIO_EXTENSIONS, TEMP_MARK
+from fxcli.io.audio import AUDIO_EXTENSIONS, TEMP_MARK, TEMP_NAME
 from fxcli.io.paths import UsageError, collect
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -274,11 +274,10 @@ def remove_stale_temps(dest: str) -> int:
                 removed += 1
         return removed
     d = Path(dest)
-    # AtomicWriter's temporary names: .<name>.<pid>.<8 hex><TEMP_MARK>
-    ours = re.compile(rf"\.{re.escape(d.name)}\.\d+\.[0-9a-f]{{8}}{re.escape(TEMP_MARK)}")
     if d.parent.is_dir():
         for e in d.parent.glob(f".{_glob.escape(d.name)}.*{TEMP_MARK}"):
-            if not ours.fullmatch(e.name):
+            m = TEMP_NAME.fullmatch(e.name)  # AtomicWriter's temporary names
+            if m is None or m.group("name") != d.name:
                 continue
             try:
                 e.unlink()
