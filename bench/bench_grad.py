@@ -16,7 +16,7 @@ warm-up; the kernels are compiled/loaded by the warm-up):
 - ``forward+loss+backward``: one whole training step of that loss (includes torch's
   own elementwise ops for the loss and its gradient)
 - ``backward-composed``: the differentiable backward (the CUDA / double-backward
-  path of :mod:`fxcli.dsp.autograd`) run on the CPU, for reference
+  path of :mod:`fxcli.dsp.iir.autograd`) run on the CPU, for reference
 - on CUDA (when available): ``cuda-forward`` / ``cuda-backward`` likewise
 
 ``ratio`` is the row's time over ``forward``. torchaudio (``lfilter`` with
@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 sys.path.insert(0, str(REPO))
 
-from fxcli import benchmark as B  # noqa: E402
 from fxcli.dsp import autograd as ag  # noqa: E402
-from fxcli.dsp.sosfilt import sosfilt  # noqa: E402
+from fxcli.dsp.iir import sosfilt  # noqa: E402
+from fxcli.measure import benchmark as B  # noqa: E402
 from fxcli.preset.loader import load_preset  # noqa: E402
 from fxcli.steps import IIR, build_chain, fuse  # noqa: E402
 

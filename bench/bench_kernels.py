@@ -27,7 +27,7 @@ Backends (one row each, same CSV columns as ``fxcli bench``):
 plus, when installed, ``torchaudio-lfilter`` (per biquad, float32) and
 ``torchaudio-fftconvolve`` (per filter, float32). ``speedup_vs_scipy`` is relative
 to the seed's baseline (``scipy-lfilter-x4`` / ``-x5``). Every output is checked
-against the float64 reference of ``fxcli.benchmark.reference`` first.
+against the float64 reference of ``fxcli.measure.benchmark.reference`` first.
 
 Usage::
 
@@ -48,9 +48,10 @@ import numpy as np
 import torch
 from scipy import signal
 
-from fxcli import benchmark as B
-from fxcli.dsp.firfilt import firfilt
-from fxcli.dsp.sosfilt import sosfilt
+from fxcli.cli.bench import finish
+from fxcli.dsp.fir import firfilt
+from fxcli.dsp.iir import sosfilt
+from fxcli.measure import benchmark as B
 from fxcli.steps import FIR, IIR
 
 ROOT = Path(__file__).resolve().parent
@@ -228,7 +229,7 @@ def main(argv=None) -> int:
             )
             rows.append(row)
             sink.write(row)
-    status = B.finish(rows, sink, markdown(rows) if a.markdown else None)
+    status = finish(rows, sink, markdown(rows) if a.markdown else None)
     print(f"wrote {a.output}", file=sys.stderr)
     return status
 

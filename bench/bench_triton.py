@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """GPU IIR kernel benchmark: the Triton ``sosfilt`` against the torch backend and torchaudio.
 
-Input: float32 Gaussian noise (``fxcli.benchmark.make_noise``), 12 channels x 10 min
+Input: float32 Gaussian noise (``fxcli.measure.benchmark.make_noise``), 12 channels x 10 min
 at 44.1 kHz by default, already on the GPU (host transfers are not timed). Chain: the
 seed IIR chain (``presets/iir_chain.yaml``: Butterworth HP 1 kHz, LP 5 kHz,
 Chebyshev-I HP 1.5 kHz, LP 1.8 kHz, order 2), designed with
@@ -10,9 +10,9 @@ Chebyshev-I HP 1.5 kHz, LP 1.8 kHz, order 2), designed with
 
 Backends (one row each, the CSV columns of ``bench/bench_kernels.py`` / ``fxcli bench``):
 
-- ``fxcli-sosfilt-triton``: ``fxcli.dsp.sos_triton.sosfilt_triton`` (float32 in/out,
+- ``fxcli-sosfilt-triton``: ``fxcli.dsp.iir.triton.sosfilt_triton`` (float32 in/out,
   float64 inside)
-- ``fxcli-sosfilt-torch``: ``fxcli.dsp.sosfilt.sosfilt(..., backend="torch")``
+- ``fxcli-sosfilt-torch``: ``fxcli.dsp.sosfilt(..., backend="torch")``
 - ``torchaudio-lfilter``: ``torchaudio.functional.lfilter`` once per biquad
   (float32, ``clamp=False``), when torchaudio is installed
 
@@ -90,14 +90,15 @@ def main(argv=None) -> int:
     if dev.type == "cuda" and not torch.cuda.is_available():
         print("bench_triton: no CUDA device, skipped", file=sys.stderr)
         return 0
-    from fxcli.dsp import sos_triton
+    from fxcli.dsp.iir import triton as sos_triton
 
     if not sos_triton.available():
         print("bench_triton: triton not importable, skipped", file=sys.stderr)
         return 0
 
-    from fxcli import benchmark as B
-    from fxcli.dsp.sosfilt import sosfilt
+    from fxcli.cli.bench import finish
+    from fxcli.dsp.iir import sosfilt
+    from fxcli.measure import benchmark as B
     from fxcli.preset.loader import load_preset
     from fxcli.steps import IIR, build_step, fuse
 
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
         from bench_kernels import markdown  # noqa: PLC0415 - sibling script
 
         md = markdown(rows)
-    status = B.finish(rows, sink, md)
+    status = finish(rows, sink, md)
     print(f"speedup column: vs {baseline}; wrote {a.output}", file=sys.stderr)
     return status
 

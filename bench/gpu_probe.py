@@ -131,8 +131,8 @@ def section(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
 def iir() -> None:
     import triton
 
-    from fxcli.dsp import sos_triton as st
-    from fxcli.dsp.sosfilt import _block_mats
+    from fxcli.dsp.iir import triton as st
+    from fxcli.dsp.iir.scan import block_mats as _block_mats
 
     sos = seed_sos()
     ch, n = 12, int(SEC * FS)
@@ -241,10 +241,10 @@ def iir() -> None:
 
 @section("fir")
 def fir() -> None:
-    from fxcli.dsp.firfilt import firfilt
+    from fxcli.dsp.fir import firfilt
 
     try:
-        from fxcli.dsp import fir_triton
+        from fxcli.dsp.fir import triton as fir_triton
     except Exception as exc:  # noqa: BLE001
         fir_triton = None
         emit(section="fir", what="fir_triton import", error=str(exc)[:300])
@@ -321,7 +321,7 @@ def fir() -> None:
 
 @section("grad")
 def grad() -> None:
-    from fxcli.dsp.sosfilt import sosfilt
+    from fxcli.dsp.iir import sosfilt
 
     sos = torch.from_numpy(seed_sos()).to(DEV)
     x = noise(8, int(SEC / 10 * FS), seed=9)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from fxcli.dsp import design as D
-from fxcli.dsp.sosfilt import sosfilt
+from fxcli.dsp.iir import sosfilt
 from fxcli.steps import FIR, IIR
 
 __all__ = [

@@ -36,8 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from fxcli.dsp import design as D
-from fxcli.dsp.firfilt import firfilt
-from fxcli.dsp.sosfilt import sosfilt
+from fxcli.dsp.fir import firfilt
+from fxcli.dsp.iir import sosfilt
 from fxcli.preset.loader import PresetError, StepConfig
 
 

@@ -1,4 +1,4 @@
-"""Triton FIR kernel (fxcli.dsp.fir_triton) against scipy.signal.lfilter.
+"""Triton FIR kernel (fxcli.dsp.fir.triton) against scipy.signal.lfilter.
 
 The CPU checks run the kernel under Triton's interpreter (``TRITON_INTERPRET=1``)
 in one subprocess, so the variable never reaches this process or other test
@@ -29,8 +29,8 @@ _CHECKS = textwrap.dedent(
     r"""
     import torch
     from scipy import signal as sig
-    from fxcli.dsp.fir_triton import available, firfilt_triton
-    from fxcli.dsp.firfilt import firfilt
+    from fxcli.dsp.fir.triton import available, firfilt_triton
+    from fxcli.dsp.fir import firfilt
 
 
     def taps(k, seed):
@@ -235,8 +235,8 @@ def test_interpreter_named(interp_results: dict[str, str], case: str) -> None:
 def test_not_available_on_cpu_without_interpreter() -> None:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         pytest.skip("TRITON_INTERPRET set in this process")
-    from fxcli.dsp import fir_triton
-    from fxcli.dsp.firfilt import firfilt
+    from fxcli.dsp.fir import triton as fir_triton
+    from fxcli.dsp.fir import firfilt
 
     assert fir_triton.available() == torch.cuda.is_available()
     x = torch.zeros(8)
@@ -266,7 +266,7 @@ def test_gpu_compile_without_gpu() -> None:
         from triton.compiler import ASTSource
     except ImportError as exc:  # pragma: no cover - other triton versions
         pytest.skip(f"triton AOT API not available: {exc}")
-    from fxcli.dsp import fir_triton
+    from fxcli.dsp.fir import triton as fir_triton
 
     kern = fir_triton._fir_kernel
     sig = {
@@ -329,8 +329,8 @@ def test_gpu_compile_without_gpu() -> None:
 def test_cuda_matches_float64_firfilt() -> None:
     from scipy import signal as sig
 
-    from fxcli.dsp.fir_triton import available, firfilt_triton
-    from fxcli.dsp.firfilt import firfilt
+    from fxcli.dsp.fir.triton import available, firfilt_triton
+    from fxcli.dsp.fir import firfilt
 
     assert available()
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -378,7 +378,7 @@ def test_cuda_matches_float64_firfilt() -> None:
 def test_cuda_gradients_through_triton_forward() -> None:
     """float32 CUDA input with gradients: the forward takes the triton path (auto),
     the gradients equal the float64 CPU ones within float32 rounding."""
-    from fxcli.dsp.firfilt import firfilt
+    from fxcli.dsp.fir import firfilt
 
     x = 2 * torch.rand((2, 5000), dtype=torch.float64) - 1
     h = torch.randn(33, dtype=torch.float64) / 33
@@ -400,7 +400,7 @@ def test_cuda_gradients_through_triton_forward() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_auto_keeps_fft_for_long_filters() -> None:
     """Above AUTO_TRITON_MAX_TAPS taps "auto" is the float64 FFT path (bit for bit)."""
-    from fxcli.dsp.firfilt import AUTO_TRITON_MAX_TAPS, firfilt
+    from fxcli.dsp.fir import AUTO_TRITON_MAX_TAPS, firfilt
 
     x = torch.randn((2, 50_000), device="cuda")
     h = torch.randn(AUTO_TRITON_MAX_TAPS + 1, dtype=torch.float64) / 100

@@ -1,8 +1,8 @@
 """Gradients through every filter (issue #6, "Gradients").
 
-Guards: fxcli.dsp.autograd (SosfiltFunction, FirfiltFunction), the dispatch in
+Guards: fxcli.dsp.iir.autograd and fxcli.dsp.fir.autograd (SosfiltFunction, FirfiltFunction), the dispatch in
 fxcli.dsp.sosfilt / fxcli.dsp.firfilt (forward unchanged bit for bit when
-gradients are recorded), fxcli.dsp.tvsosfilt (time-varying sections) and
+gradients are recorded), fxcli.dsp.iir.timevarying (time-varying sections) and
 fxcli.dsp.design_torch (differentiable designs equal to fxcli.dsp.design).
 
 References: torch.autograd.gradcheck / gradgradcheck (finite differences),
@@ -17,11 +17,12 @@ import pytest
 import torch
 from scipy import signal
 
-from fxcli.dsp import autograd as ag
+from fxcli.dsp.iir import adjoint
+from fxcli.dsp.iir import autograd as ag
 from fxcli.dsp import firfilt, sosfilt
 from fxcli.dsp.design import iir_pass, rbj
 from fxcli.dsp.design_torch import butterworth_torch, linkwitz_riley_torch, rbj_torch
-from fxcli.dsp.tvsosfilt import tvsosfilt
+from fxcli.dsp.iir import tvsosfilt
 
 F64 = torch.float64
 
@@ -138,7 +139,7 @@ def test_sosfilt_numba_backward_equals_composed(n_sec):
     zi = torch.randn(n_sec, 5, 2, dtype=F64)
     gy = torch.randn(5, 5000, dtype=F64)
     gzf = torch.randn(n_sec, 5, 2, dtype=F64)
-    a = ag._sos_backward_numba(x, sos, zi, gy, gzf)
+    a = adjoint.sos_backward_numba(x, sos, zi, gy, gzf)
     b = ag._sos_backward_composed(x, sos, zi, gy, gzf, "auto")
     for u, v in zip(a, b, strict=True):
         scale = max(1.0, float(v.abs().max()))
@@ -449,7 +450,7 @@ def test_sosfilt_backward_tiles_equal_rows():
     are split over threads; checkpoints equal sosfilt's chunked states."""
     sos = np.concatenate([_sos(2, s) for s in range(5)])
     x = torch.randn(4, 4500, dtype=torch.float32)
-    y, zf, ck = ag._sosfilt_ckpt(x, torch.tensor(sos), None)
+    y, zf, ck = adjoint.sosfilt_ckpt(x, torch.tensor(sos), None)
     y_ref, zf_ref = sosfilt(x, torch.tensor(sos))
     assert torch.equal(y, y_ref) and torch.equal(zf, zf_ref)
     _, z_half = sosfilt(x[:, :2048], torch.tensor(sos))
@@ -460,7 +461,7 @@ def test_sosfilt_backward_tiles_equal_rows():
         gx = np.empty_like(gy)
         lam = np.random.default_rng(1).standard_normal((4, 5, 2))
         acc = np.zeros((4, 5, 5))
-        ag._bwd_serial(x.numpy(), gy, gx, sos, ck, lam, acc, n_tiles)
+        adjoint._bwd_serial(x.numpy(), gy, gx, sos, ck, lam, acc, n_tiles)
         out.append((gx, lam, acc))
     for a, b in zip(*out, strict=True):
         assert np.array_equal(a, b)

@@ -26,8 +26,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fxcli.dsp.firfilt import firfilt
-from fxcli.dsp.sosfilt import numba_available, sosfilt
+from fxcli.dsp.fir import firfilt
+from fxcli.dsp.iir import numba_available, sosfilt
 
 HAS_NUMBA = numba_available()
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba not importable")

@@ -1,4 +1,4 @@
-"""Triton sosfilt kernel (fxcli.dsp.sos_triton) against scipy.signal.sosfilt.
+"""Triton sosfilt kernel (fxcli.dsp.iir.triton) against scipy.signal.sosfilt.
 
 The CPU checks run the kernel under Triton's interpreter (``TRITON_INTERPRET=1``)
 in one subprocess, so the variable never reaches this process or other test
@@ -26,7 +26,7 @@ _CHECKS = textwrap.dedent(
     import warnings
     import torch
     from scipy import signal as sig
-    from fxcli.dsp.sos_triton import available, sosfilt_triton
+    from fxcli.dsp.iir.triton import available, sosfilt_triton
 
 
     def design(order, seed):
@@ -175,7 +175,7 @@ def test_interpreter_named(interp_results: dict[str, str], case: str) -> None:
 def test_not_available_on_cpu_without_interpreter() -> None:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         pytest.skip("TRITON_INTERPRET set in this process")
-    from fxcli.dsp import sos_triton
+    from fxcli.dsp.iir import triton as sos_triton
 
     assert sos_triton.available() == torch.cuda.is_available()
     if not torch.cuda.is_available():
@@ -188,8 +188,8 @@ def test_not_available_on_cpu_without_interpreter() -> None:
 def test_cuda_matches_torch_backend() -> None:
     from scipy import signal as sig
 
-    from fxcli.dsp.sos_triton import available, sosfilt_triton
-    from fxcli.dsp.sosfilt import sosfilt
+    from fxcli.dsp.iir.triton import available, sosfilt_triton
+    from fxcli.dsp.iir import sosfilt
 
     assert available()
     sos = np.concatenate(
@@ -239,7 +239,7 @@ def test_gpu_compile_without_gpu() -> None:
         from triton.compiler import ASTSource
     except ImportError as exc:  # pragma: no cover - other triton versions
         pytest.skip(f"triton AOT API not available: {exc}")
-    from fxcli.dsp import sos_triton
+    from fxcli.dsp.iir import triton as sos_triton
 
     for nsec, pass2, xdt in ((1, False, "fp32"), (4, True, "fp32"), (8, True, "fp64")):
         sig = {
@@ -296,7 +296,7 @@ def test_gpu_compile_without_gpu() -> None:
 def test_default_layout_and_segment_length() -> None:
     """The size rules measured on the H200 (2026-12-04): tiled from 2^24 samples,
     L = 4096 for 12 ch x 600 s, never below 32; the interpreter always tiles, L = 16."""
-    from fxcli.dsp.sos_triton import _default_layout, _segment_length
+    from fxcli.dsp.iir.triton import _default_layout, _segment_length
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert _default_layout(12, 600 * 44100, cuda) == "tile"

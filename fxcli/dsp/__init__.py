@@ -1,22 +1,26 @@
 """Pure DSP functions on tensors with explicit state: ``y, state = f(x, state)``.
 
-- :func:`sosfilt`: cascaded second-order sections (float64 coefficients and state);
-  differentiable in ``x``, ``sos`` and ``zi`` (:mod:`fxcli.dsp.autograd`); per-sample
+Nothing here imports anything above :mod:`fxcli.dsp` (steps, presets, engine, CLI).
+
+- :func:`sosfilt` (:mod:`fxcli.dsp.iir`): cascaded second-order sections (float64
+  coefficients and state); differentiable in ``x``, ``sos`` and ``zi``; per-sample
   coefficients ``(..., time, S, 6)`` run the time-varying filter (:func:`tvsosfilt`).
-- :func:`firfilt`: FIR filtering with input-history state (direct or FFT), differentiable.
-- GPU kernels (Triton; pure-torch fallbacks keep every algorithm testable on CPU):
-  :mod:`fxcli.dsp.sos_triton` (time-parallel ``sosfilt``), :mod:`fxcli.dsp.fir_triton`
-  (block-Toeplitz ``firfilt`` for float32, 3xTF32 tensor-core products).
+  CPU kernel, time-parallel torch algorithm, Triton kernels and gradients live in
+  the modules of :mod:`fxcli.dsp.iir`.
+- :func:`firfilt` (:mod:`fxcli.dsp.fir`): FIR filtering with input-history state
+  (direct or FFT; a Triton block-Toeplitz kernel for float32 CUDA), differentiable.
 - :mod:`fxcli.dsp.design`: SciPy-semantics filter design to float64 sos / taps;
   :mod:`fxcli.dsp.design_torch`: the same designs in torch, differentiable in their
   parameters (RBJ biquads, Butterworth, Linkwitz-Riley).
 - :mod:`fxcli.dsp.loudness`, :mod:`fxcli.dsp.truepeak`: BS.1770-4 meters;
   :mod:`fxcli.dsp.dynamics`, :mod:`fxcli.dsp.resample`, :mod:`fxcli.dsp.reverb`,
   :mod:`fxcli.dsp.delayline`: the kernels behind the effects.
+
+GPU kernels (Triton) keep a pure-torch path of every algorithm, so all of them
+are testable on CPU.
 """
 
-from fxcli.dsp.firfilt import firfilt
-from fxcli.dsp.sosfilt import sosfilt
-from fxcli.dsp.tvsosfilt import tvsosfilt
+from fxcli.dsp.fir import firfilt
+from fxcli.dsp.iir import sosfilt, tvsosfilt
 
 __all__ = ["firfilt", "sosfilt", "tvsosfilt"]

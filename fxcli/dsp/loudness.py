@@ -77,7 +77,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from fxcli.dsp.sosfilt import sosfilt
+from fxcli.dsp.iir import sosfilt
 
 __all__ = [
     "MeterState",

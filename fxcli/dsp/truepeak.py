@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fxcli.dsp.sosfilt import _check_x
+from fxcli.dsp.checks import check_signal as _check_x
 
 __all__ = ["PHASES", "HISTORY", "DELAY_OVERSAMPLED", "oversample4", "true_peak", "init_state"]
 

@@ -25,7 +25,7 @@ from fxcli.dsp.dynamics import (
     limiter_init_state,
     limiter_latency,
 )
-from fxcli.dsp.sosfilt import sosfilt
+from fxcli.dsp.iir import sosfilt
 from fxcli.steps import Step
 
 __all__ = ["Compressor", "Limiter", "Gate", "Expander"]

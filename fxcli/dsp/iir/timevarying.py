@@ -42,15 +42,15 @@ when batch dims are broadcast); the backward holds ``S + 3`` float64 signals.
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import numpy as np
 import torch
 
-from fxcli.dsp.sosfilt import _njit, _numba
+from fxcli._jit import njit as _njit
+from fxcli._jit import numba as _numba
+from fxcli.dsp.checks import check_signal
 
-_sosmod = importlib.import_module("fxcli.dsp.sosfilt")
 
 __all__ = ["TvSosfiltFunction", "tvsosfilt"]
 
@@ -228,7 +228,7 @@ def tvsosfilt(
         ``zf`` ``(S, *batch, 2)`` float64. Gradients flow to ``x``, ``sos``
         and ``zi`` from ``y`` and ``zf`` when autograd is recording.
     """
-    _sosmod._check_x(x)
+    check_signal(x)
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "triton":

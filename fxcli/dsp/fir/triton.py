@@ -1,6 +1,6 @@
-"""Triton GPU kernel for :func:`fxcli.dsp.firfilt.firfilt` on float32 signals.
+"""Triton GPU kernel for :func:`fxcli.dsp.firfilt` on float32 signals.
 
-:func:`firfilt_triton` has exactly the semantics of ``fxcli.dsp.firfilt.firfilt``
+:func:`firfilt_triton` has exactly the semantics of ``fxcli.dsp.firfilt``
 (``y = scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` with the input history as
 state):
 
@@ -15,8 +15,8 @@ state):
   on ``x``'s device, the last ``K - 1`` samples of ``concat(zi, x)`` (exact copies:
   ``zi`` itself for the part it supplies, so carrying ``zf`` is lossless).
 - ``y`` has ``x``'s shape, dtype (float32) and device.
-- No autograd: inputs are detached. :func:`fxcli.dsp.firfilt.firfilt` routes calls
-  that need gradients through :class:`fxcli.dsp.autograd.FirfiltFunction`, whose
+- No autograd: inputs are detached. :func:`fxcli.dsp.firfilt` routes calls
+  that need gradients through :class:`fxcli.dsp.fir.FirfiltFunction`, whose
   forward may call this function and whose backward runs the float64 paths.
 
 Algorithm (banded-Toeplitz block GEMM on tensor cores): with ``KP = K - 1`` rounded
@@ -63,8 +63,8 @@ import math
 import torch
 
 from fxcli.dsp._triton import available, check_device, tl, triton
-from fxcli.dsp.firfilt import _check, _history
-from fxcli.dsp.sosfilt import _check_x
+from fxcli.dsp.checks import check_signal
+from fxcli.dsp.fir.args import check_taps, history
 
 __all__ = ["PRECISIONS", "available", "firfilt_triton"]
 
@@ -150,7 +150,7 @@ def firfilt_triton(
     num_warps: int | None = None,
     num_stages: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``fxcli.dsp.firfilt.firfilt`` for float32 signals, by a Triton kernel (see the module doc).
+    """``fxcli.dsp.firfilt`` for float32 signals, by a Triton kernel (see the module doc).
 
     Args:
         x: ``(*batch, time)`` float32 CUDA tensor (CPU with ``TRITON_INTERPRET=1``).
@@ -176,7 +176,7 @@ def firfilt_triton(
         TypeError: ``x`` is not a float32 tensor.
         ValueError: bad device, shapes, taps, tile parameters or precision.
     """
-    _check_x(x)
+    check_signal(x)
     check_device(x, "firfilt_triton")
     if x.dtype != torch.float32:
         raise TypeError(f"firfilt_triton needs a float32 x, got {x.dtype}")
@@ -186,13 +186,13 @@ def firfilt_triton(
     tm = _tile_param("m", m, _M)
     tn = _tile_param("n", n, _N)
     tbk = _tile_param("bk", bk, _BK)
-    h = _check(x, taps, "triton")  # (K,) float64 on x's device
+    h = check_taps(x, taps, "triton")  # (K,) float64 on x's device
     k = h.shape[0]
     batch = tuple(x.shape[:-1])
     n_t = x.shape[-1]
     rows = math.prod(batch)
     hist_shape = (*batch, k - 1)
-    hist = _history(zi, batch, k, device)
+    hist = history(zi, batch, k, device)
     with torch.no_grad():
         x2 = x.detach().reshape(rows, n_t)
         if n_t >= k - 1:

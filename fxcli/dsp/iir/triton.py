@@ -1,6 +1,6 @@
-"""Triton GPU kernel for :func:`fxcli.dsp.sosfilt.sosfilt` (time-parallel biquad cascade).
+"""Triton GPU kernel for :func:`fxcli.dsp.sosfilt` (time-parallel biquad cascade).
 
-:func:`sosfilt_triton` has exactly the semantics of ``fxcli.dsp.sosfilt.sosfilt``
+:func:`sosfilt_triton` has exactly the semantics of ``fxcli.dsp.sosfilt``
 (SciPy's ``sosfilt`` coefficient and ``zi``/``zf`` layout):
 
 - ``x``: shape ``(*batch, time)``, float32 or float64, on a CUDA device (or on the
@@ -20,7 +20,7 @@ section ``s`` being SciPy's ``zi[s, 0], zi[s, 1]``; time cut into segments of
    from zero state and stores only the segment's end state ``f_j`` (rows, J, N).
 2. Scan (torch ops, float64): ``s_j = P s_{j-1} + f_j`` with ``P = A^L``
    (Hillis-Steele doubling with the precomputed ``(A^(L 2^k))^T`` of
-   :func:`fxcli.dsp.sosfilt._block_mats`, computed in extended precision and
+   :func:`fxcli.dsp.iir.scan.block_mats`, computed in extended precision and
    rounded once to float64, cached per (sos, L, device)); ``s_{-1}`` = ``zi``.
 3. ``_seg_kernel`` pass 2: every lane re-runs the cascade over its segment from
    its true incoming state ``s_{j-1}`` and writes ``y``; the lane of the last
@@ -58,12 +58,14 @@ import numpy as np
 import torch
 
 from fxcli.dsp._triton import available, check_device, tl, triton
-from fxcli.dsp.sosfilt import _block_mats, _check_x, _sos_to_numpy, _zi_rows
+from fxcli.dsp.checks import check_signal
+from fxcli.dsp.iir.args import sos_to_numpy, zi_rows
+from fxcli.dsp.iir.scan import block_mats
 
 __all__ = ["available", "sosfilt_triton"]
 
 _MAX_SEC = 8  # sections per kernel (16 float64 states + 40 coefficients in registers)
-_SCAN_LEVELS_MAX = 26  # _block_mats precomputes P^(2^k) for k < 26
+_SCAN_LEVELS_MAX = 26  # block_mats precomputes P^(2^k) for k < 26
 
 
 if triton is not None:
@@ -424,7 +426,7 @@ def _run_group(
     n_segs = -(-n_t // seg)
     if n_segs > (1 << _SCAN_LEVELS_MAX):
         raise ValueError(f"signal too long for segment length {seg}: {n_t} samples")
-    mats = _block_mats(np.ascontiguousarray(sos_g), seg, device)
+    mats = block_mats(np.ascontiguousarray(sos_g), seg, device)
     coef = np.zeros((_MAX_SEC, 5), dtype=np.float64)
     coef[:n_sec] = sos_g[:, [0, 1, 2, 4, 5]]
     coef_t = torch.from_numpy(coef).to(device)
@@ -497,7 +499,7 @@ def sosfilt_triton(
     layout: str | None = None,
     num_warps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``fxcli.dsp.sosfilt.sosfilt`` computed by Triton kernels (see the module doc).
+    """``fxcli.dsp.sosfilt`` computed by Triton kernels (see the module doc).
 
     Args:
         x: ``(*batch, time)`` float32/float64 CUDA tensor (CPU with ``TRITON_INTERPRET=1``).
@@ -520,15 +522,15 @@ def sosfilt_triton(
         ``(y, zf)``: ``y`` like ``x`` (shape, dtype, device); ``zf`` ``(S, *batch, 2)``
         float64 on ``x``'s device. ``time == 0``: ``y`` empty, ``zf`` = ``zi`` (or zeros).
     """
-    _check_x(x)
+    check_signal(x)
     check_device(x, "sosfilt_triton")
     device = x.device
-    sos_np = _sos_to_numpy(sos)
+    sos_np = sos_to_numpy(sos)
     n_sec = sos_np.shape[0]
     batch = tuple(x.shape[:-1])
     n_t = x.shape[-1]
     rows = math.prod(batch)
-    z = _zi_rows(zi, n_sec, batch, rows, device)  # (S, rows, 2) float64, fresh
+    z = zi_rows(zi, n_sec, batch, rows, device)  # (S, rows, 2) float64, fresh
     zf_shape = (n_sec, *batch, 2)
     if n_t == 0 or rows == 0:
         return x.detach().clone(), z.reshape(zf_shape)

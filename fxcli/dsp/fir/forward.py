@@ -1,4 +1,4 @@
-"""Causal FIR filtering of torch tensors with exact streaming state.
+"""The forward FIR filter without autograd: direct (banded Toeplitz GEMM) or FFT.
 
 :func:`firfilt` computes ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` in
 float64, either by direct convolution (explicit K-term sums) or by overlap-save
@@ -7,7 +7,7 @@ by NumPy in small reused buffers, see :func:`_fft_cpu`). The state is the input 
 last ``K - 1`` input samples), so chunked calls that carry ``zf`` into the
 next call's ``zi`` equal one call on the whole signal. float32 signals on CUDA
 devices with at most :data:`AUTO_TRITON_MAX_TAPS` taps go by default through the
-Triton kernel of :mod:`fxcli.dsp.fir_triton` (float32 arithmetic on tensor cores,
+Triton kernel of :mod:`fxcli.dsp.fir.triton` (float32 arithmetic on tensor cores,
 3xTF32) when triton is available.
 """
 
@@ -18,11 +18,9 @@ import math
 import numpy as np
 import torch
 
-from fxcli.dsp.sosfilt import _check_x
+from fxcli.dsp.fir.args import check_taps, history
 
-__all__ = ["firfilt", "AUTO_FFT_MIN_TAPS", "AUTO_TRITON_MAX_TAPS"]
-
-_METHODS = ("auto", "direct", "fft", "triton")
+__all__ = ["AUTO_FFT_MIN_TAPS", "AUTO_TRITON_MAX_TAPS", "forward"]
 
 # "auto" uses the FFT from this many taps on. Measured on the 2-core AMD EPYC
 # (Zen 3) dev VM, torch 2.13 CPU, one thread, 8 ch x 2^20 float32 samples,
@@ -32,19 +30,6 @@ _METHODS = ("auto", "direct", "fft", "triton")
 # too noisy to rank, with another process running, and favoured the FFT from
 # K ~ 32-48.)
 AUTO_FFT_MIN_TAPS = 65
-
-
-def _check(x: torch.Tensor, taps: torch.Tensor, method: str) -> torch.Tensor:
-    _check_x(x)
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    h = torch.as_tensor(taps).detach()
-    if h.ndim != 1 or h.shape[0] < 1:
-        raise ValueError(f"taps must have shape (K,) with K >= 1, got {tuple(h.shape)}")
-    h = h.to(device=x.device, dtype=torch.float64)
-    if not bool(torch.isfinite(h).all()):
-        raise ValueError("taps contain non-finite values (nan or inf)")
-    return h
 
 
 # "auto" on float32 CUDA input uses the Triton block-Toeplitz kernel up to this many
@@ -62,26 +47,10 @@ def _auto_triton(x: torch.Tensor, taps: object) -> bool:
         return False
     if int(torch.as_tensor(taps).shape[-1]) > AUTO_TRITON_MAX_TAPS:
         return False
-    from fxcli.dsp import fir_triton  # lazy: optional dependency, imports this module
+    from fxcli.dsp.fir import triton as fir_triton  # lazy: optional dependency
 
     return fir_triton.available()
 
-
-def _history(
-    zi: torch.Tensor | None, batch: tuple[int, ...], k: int, device: torch.device
-) -> torch.Tensor:
-    """The input history ``zi`` (``(*batch, K - 1)`` or None for zeros), checked, as
-    a fresh ``(rows, K - 1)`` float64 tensor on ``device``."""
-    rows = math.prod(batch)
-    hist_shape = (*batch, k - 1)
-    if zi is None:
-        return torch.zeros((rows, k - 1), dtype=torch.float64, device=device)
-    zi = torch.as_tensor(zi)
-    if tuple(zi.shape) != hist_shape:
-        raise ValueError(
-            f"zi must have shape (*batch, K - 1) = {hist_shape}, got {tuple(zi.shape)}"
-        )
-    return zi.detach().to(device=device, dtype=torch.float64).reshape(rows, k - 1)
 
 
 def _slab_elements(device: torch.device) -> int:
@@ -214,78 +183,23 @@ def _convolve(full: torch.Tensor, h: torch.Tensor, y: torch.Tensor, method: str)
         y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
 
 
-def firfilt(
-    x: torch.Tensor,
-    taps: torch.Tensor,
-    zi: torch.Tensor | None = None,
-    *,
-    method: str = "auto",
+
+def forward(
+    x: torch.Tensor, taps: torch.Tensor, zi: torch.Tensor | None, method: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal FIR filter along the last axis of ``x``.
-
-    ``y[..., n] = sum_k taps[k] * x[..., n - k]``, where the samples before the
-    start of this call come from ``zi``; equal (up to float64 rounding) to
-    ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` for ``zi=None``.
-
-    Args:
-        x: Signal, shape ``(*batch, time)`` (any number of batch dims,
-            including none), float32 or float64, on any device.
-        taps: Filter taps, shape ``(K,)``, ``K >= 1``; used as float64 on
-            ``x``'s device. Non-finite taps raise :class:`ValueError`.
-        zi: Input history, shape ``(*batch, K - 1)``: the last ``K - 1`` input
-            samples before this call, oldest first (``zi[..., -1]`` is the
-            sample just before ``x[..., 0]``). ``None`` means zeros. Used as
-            float64 on ``x``'s device; never modified. This is not SciPy's
-            ``lfilter`` ``zi`` (a filter state) but the raw input history.
-        method: ``"direct"`` (explicit K-term sums, evaluated as a banded
-            Toeplitz GEMM), ``"fft"`` (overlap-save, FFT length the next power
-            of two >= 8 K, at least 256), ``"triton"``
-            (:func:`fxcli.dsp.fir_triton.firfilt_triton`: float32 ``x`` on CUDA
-            only, float32 arithmetic with 3xTF32 tensor-core products) or
-            ``"auto"`` (triton for float32 CUDA ``x`` and ``K <=
-            AUTO_TRITON_MAX_TAPS`` when triton is available, else direct for
-            ``K < AUTO_FFT_MIN_TAPS``, else fft).
-
-    Returns:
-        ``(y, zf)``: ``y`` has ``x``'s shape, dtype and device; ``zf`` is the
-        new history, shape ``(*batch, K - 1)``, float64, on ``x``'s device: the
-        last ``K - 1`` samples of ``concat(zi, x)`` along time (exact copies,
-        so carrying it is lossless). For ``time == 0``, ``y`` is empty and
-        ``zf`` equals ``zi``.
-
-    Arithmetic is float64 also for float32 ``x`` (rounded to float32 once, at
-    the end), except on the triton path (float32 arithmetic, error ~1e-7 for
-    ``|x| <= 1`` and taps of moderate gain).
-
-    Gradients: when autograd is recording and ``x``, ``taps`` or ``zi``
-    requires grad, the call goes through
-    :class:`fxcli.dsp.autograd.FirfiltFunction` (same forward numbers;
-    gradients w.r.t. ``x``, ``taps`` and ``zi`` from ``y`` and ``zf``: the
-    input gradient is this function applied to the flipped output gradient,
-    the tap gradient an FFT cross-correlation; differentiable again).
-    Otherwise it runs without autograd, as before. With gradients,
-    ``method="triton"`` runs as ``"auto"`` (the forward still takes the triton
-    path for float32 CUDA ``x``; the backward's float64 convolutions take the
-    float64 paths).
-    """
-    if torch.is_grad_enabled() and any(
-        isinstance(t, torch.Tensor) and t.requires_grad for t in (x, taps, zi)
-    ):
-        from fxcli.dsp.autograd import firfilt_autograd  # lazy: imports fxcli.dsp.sosfilt
-
-        return firfilt_autograd(x, taps, zi, "auto" if method == "triton" else method)
+    """:func:`fxcli.dsp.firfilt` without autograd."""
     if method == "triton" or (method == "auto" and _auto_triton(x, taps)):
-        from fxcli.dsp.fir_triton import firfilt_triton  # lazy: optional dependency
+        from fxcli.dsp.fir.triton import firfilt_triton  # lazy: optional dependency
 
         return firfilt_triton(x, taps, zi)
-    h = _check(x, taps, method)
+    h = check_taps(x, taps, method)
     k = h.shape[0]
     batch = tuple(x.shape[:-1])
     n_t = x.shape[-1]
     rows = math.prod(batch)
     device = x.device
     hist_shape = (*batch, k - 1)
-    hist = _history(zi, batch, k, device)
+    hist = history(zi, batch, k, device)
     if method == "auto":
         method = "direct" if k < AUTO_FFT_MIN_TAPS else "fft"
     with torch.no_grad():
