@@ -69,7 +69,8 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from fxcli import benchmark as B
+from fxcli.cli.bench import finish
+from fxcli.measure import benchmark as B
 
 ROOT = Path(__file__).resolve().parent
 HP = (20, 60, 65)
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             sink.write(row)
             gc.collect()
-        status = B.finish(rows, sink, markdown(rows) if a.markdown else None)
+        status = finish(rows, sink, markdown(rows) if a.markdown else None)
         print(f"wrote {a.output}", file=sys.stderr)
         if a.startup_reps > 0:
             startup(work, preset, a.startup_reps, Path(a.output).with_name("startup.csv"), a)

@@ -3,7 +3,7 @@
 
 The seed IIR chain (``presets/iir_chain.yaml``: Butterworth HP 1 kHz, LP 5 kHz,
 Chebyshev-I HP 1.5 kHz, LP 1.8 kHz, order 2), designed with
-``fxcli.steps.build_chain`` and fused with ``fxcli.steps.fuse`` into one (4, 6)
+``fxcli.preset.build.build_chain`` and fused with ``fxcli.steps.fuse`` into one (4, 6)
 cascade, on normalized float32 noise (8 channels x 60 s at 44.1 kHz by default).
 Loss = sum of squares of the output. Rows (median of ``--reps`` timed runs after a
 warm-up; the kernels are compiled/loaded by the warm-up):
@@ -46,8 +46,9 @@ sys.path.insert(0, str(REPO))
 from fxcli.dsp import autograd as ag  # noqa: E402
 from fxcli.dsp.iir import sosfilt  # noqa: E402
 from fxcli.measure import benchmark as B  # noqa: E402
+from fxcli.preset.build import build_chain  # noqa: E402
 from fxcli.preset.loader import load_preset  # noqa: E402
-from fxcli.steps import IIR, build_chain, fuse  # noqa: E402
+from fxcli.steps import IIR, fuse  # noqa: E402
 
 COLUMNS = ["device", "case", "median_s", "min_s", "ratio", "msamples_per_s", "note"]
 

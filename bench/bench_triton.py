@@ -5,7 +5,7 @@ Input: float32 Gaussian noise (``fxcli.measure.benchmark.make_noise``), 12 chann
 at 44.1 kHz by default, already on the GPU (host transfers are not timed). Chain: the
 seed IIR chain (``presets/iir_chain.yaml``: Butterworth HP 1 kHz, LP 5 kHz,
 Chebyshev-I HP 1.5 kHz, LP 1.8 kHz, order 2), designed with
-``fxcli.preset.loader.load_preset`` + ``fxcli.steps.build_step`` and fused with
+``fxcli.preset.loader.load_preset`` + ``fxcli.preset.build.build_step`` and fused with
 ``fxcli.steps.fuse`` into one 4-section cascade.
 
 Backends (one row each, the CSV columns of ``bench/bench_kernels.py`` / ``fxcli bench``):
@@ -99,8 +99,9 @@ def main(argv=None) -> int:
     from fxcli.cli.bench import finish
     from fxcli.dsp.iir import sosfilt
     from fxcli.measure import benchmark as B
+    from fxcli.preset.build import build_step
     from fxcli.preset.loader import load_preset
-    from fxcli.steps import IIR, build_step, fuse
+    from fxcli.steps import IIR, fuse
 
     fs, nch = a.sample_rate, a.channels
     frames = round(a.duration * fs)

@@ -26,7 +26,7 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee 
 import numpy as np, torch
 from fxcli.engine.runner import process_array
 from fxcli.preset.loader import load_preset
-from fxcli.steps import build_step
+from fxcli.preset.build import build_step
 for name in ["iir_chain", "fir_chain", "api_chain", "mastering", "voice"]:
     for dt in (np.float32, np.float64):
         steps = [build_step(c, 48000) for c in load_preset(name).steps]

@@ -242,7 +242,7 @@ def section_chain_optimization(out: Path, device: str) -> None:
             path = result.to("cpu").save(out / f"processed_{audio_file.name}")
         except ValueError as err:  # the chain was designed for 44.1 kHz
             check(
-                wave.fs != SAMPLE_RATE and "designed for 44100 Hz" in str(err),
+                wave.fs != SAMPLE_RATE and "built for fs=44100 Hz" in str(err),
                 f"{audio_file.name} ({wave.fs} Hz) refused: {err}",
             )
             continue

@@ -103,7 +103,9 @@ def make_eq(
     bands: list[tuple[str, float, float, float]], fs: float, learnable: bool = False
 ) -> nn.Sequential:
     """The EQ as an ``nn.Sequential`` of fxcli biquads (log-space freq/q when learnable)."""
-    eq = nn.Sequential(*(_CLASSES[k](f, g, q, fs=fs, learnable=learnable) for k, f, g, q in bands))
+    eq = nn.Sequential(
+        *(_CLASSES[k](f, gain_db=g, q=q, fs=fs, learnable=learnable) for k, f, g, q in bands)
+    )
     if learnable:
         for m in eq:
             parametrize.register_parametrization(m, "freq_hz", _Exp())

@@ -11,7 +11,6 @@ the CLI's ``--help`` answers without loading torch):
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from fxcli._version import __version__
@@ -24,6 +23,20 @@ def __getattr__(name: str) -> Any:
         from fxcli.wave import Wave
 
         return Wave
-    if name in ("filter", "effect", "dsp", "features"):
-        return importlib.import_module(f"fxcli.{name}")
+    if name == "filter":
+        import fxcli.filter
+
+        return fxcli.filter
+    if name == "effect":
+        import fxcli.effect
+
+        return fxcli.effect
+    if name == "dsp":
+        import fxcli.dsp
+
+        return fxcli.dsp
+    if name == "features":
+        import fxcli.features
+
+        return fxcli.features
     raise AttributeError(f"module 'fxcli' has no attribute {name!r}")

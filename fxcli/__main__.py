@@ -1,16 +1,6 @@
-import os
-import signal
+from fxcli.cli.signals import exit_at_once
 
-
-def _early_exit(signum: int, frame: object) -> None:
-    """A signal before ``process`` installs its handlers: nothing is written yet, so
-    exit at once (an exception raised here could surface inside a C extension's
-    import, e.g. torch's pybind11 code, and abort the interpreter)."""
-    os._exit(128 + signum)
-
-
-for _sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_sig, _early_exit)
+exit_at_once()  # before the commands are imported: a signal exits at once
 
 from fxcli.cli.app import main  # noqa: E402
 

@@ -42,8 +42,6 @@ class _ModuleStep(Step):
 
 def _bind(module: nn.Module, fs: float, channels: int) -> list[Step]:
     """The steps of ``module`` for a signal at ``fs`` Hz with ``channels`` channels."""
-    from fxcli.effect import Deferred
-
     if isinstance(module, nn.Sequential):
         steps: list[Step] = []
         for child in module:
@@ -51,17 +49,11 @@ def _bind(module: nn.Module, fs: float, channels: int) -> list[Step]:
                 steps.append(step)
                 fs, channels = step.output_rate(fs), step.output_channels(channels)
         return steps
-    if isinstance(module, Deferred):
-        return [module.bind(fs, channels)]
     if isinstance(module, Step):
-        set_fs = getattr(module, "set_fs", None)
-        if set_fs is not None:
-            set_fs(fs)
-        return [module]
+        return [module.bind(fs, channels)]
     for sub in module.modules():  # a custom module: configure the filters inside
-        setter = getattr(sub, "set_fs", None)
-        if getattr(sub, "fs", 0) is None and callable(setter):
-            setter(fs)
+        if isinstance(sub, Step) and getattr(sub, "fs", 0) is None:
+            sub.bind(fs, channels)
     return [_ModuleStep(module)]
 
 

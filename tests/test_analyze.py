@@ -15,8 +15,8 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from fxcli.analyze import CHANNEL_KEYS, FILE_KEYS, analyze_file, clip_threshold
 from fxcli.cli.app import app
+from fxcli.measure.analyze import CHANNEL_KEYS, FILE_KEYS, analyze_file, clip_threshold
 from tests.conftest import noise, write_audio
 
 runner = CliRunner()
@@ -175,6 +175,53 @@ def test_folder_is_searched(tiny_tree: Path) -> None:
     res = json_lines(r.stdout)
     assert [Path(x["input"]).name for x in res] == ["a.wav", "b.flac", "c.wav"]
     assert [x["channels"] for x in res] == [2, 1, 8]
+
+
+def test_glob_input(tiny_tree: Path) -> None:
+    r = run(str(tiny_tree / "**" / "*.wav"), "--json")
+    assert r.exit_code == 0, r.output
+    res = json_lines(r.stdout)
+    assert [Path(x["input"]).name for x in res] == ["a.wav", "c.wav"]
+    r = run(str(tiny_tree / "*.mp3"), "--json")
+    assert r.exit_code == 2 and "no files match this pattern" in r.stderr
+
+
+def test_input_list(tiny_tree: Path, tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    missing = tiny_tree / "gone.wav"
+    listing.write_text(
+        f"# levels of two files\n{tiny_tree / 'sub' / 'b.flac'}\n\n{missing}\n"
+        f"{tiny_tree / 'a.wav'}\n"
+    )
+    r = run("--input-list", str(listing), "--json")
+    assert r.exit_code == 1, r.output  # the missing file fails, the others are measured
+    res = json_lines(r.stdout)
+    assert [(Path(x["input"]).name, x["status"]) for x in res] == [
+        ("b.flac", "ok"),
+        ("gone.wav", "failed"),
+        ("a.wav", "ok"),
+    ]
+    assert r.stderr.strip() == f"error: {missing}: no such file"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    r = run("--input-list", str(empty))
+    assert r.exit_code == 2 and "no audio files" in r.stderr
+
+
+def test_paths_on_stdin(tiny_tree: Path) -> None:
+    files = [tiny_tree / "sub" / "deeper" / "c.wav", tiny_tree / "a.wav"]
+    stdin = "".join(f"{f}\n" for f in files)
+    r = runner.invoke(app, ["analyze", "-", "--json"], input=stdin)
+    assert r.exit_code == 0, r.output
+    res = json_lines(r.stdout)
+    assert [x["input"] for x in res] == [str(f) for f in files]
+    assert [x["channels"] for x in res] == [8, 2]
+    # stdin together with a file argument: the arguments first, then the listed paths
+    r = runner.invoke(
+        app, ["analyze", str(tiny_tree / "sub" / "b.flac"), "-", "--json"], input=stdin
+    )
+    assert r.exit_code == 0, r.output
+    assert [Path(x["input"]).name for x in json_lines(r.stdout)] == ["b.flac", "c.wav", "a.wav"]
 
 
 def test_block_size_does_not_matter(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from scipy import signal
 from torch import nn
 
 import fxcli as fx
-from fxcli.effect import Compressor, Deferred, Gain, Limiter, Normalize, Remix, Resample
+from fxcli.effect import Compressor, Gain, Limiter, Normalize, Remix, Resample
 from fxcli.engine.runner import process_array
 from fxcli.filter import (
     AllPass,
@@ -34,8 +34,8 @@ from fxcli.filter import (
     Notch,
     Peaking,
 )
+from fxcli.preset.build import build_chain
 from fxcli.preset.loader import load_preset
-from fxcli.steps import build_chain
 from tests.conftest import write_audio
 
 SAMPLE_RATE = 44100
@@ -170,8 +170,22 @@ def test_sequential_without_fs_gets_it_from_the_pipe(signal8: np.ndarray) -> Non
         y.numpy(), signal.sosfilt(sos, signal8.astype(np.float64)), atol=1e-6
     )
     assert pipeline[0].fs == SAMPLE_RATE
-    with pytest.raises(ValueError, match="designed for 44100 Hz, the signal is 48000 Hz"):
-        _ = fx.Wave(signal8, 48000) | pipeline
+    # issue 14: a filter built without fs follows the next signal's rate (TorchFX
+    # redesigns); it used to stay designed for the first one
+    y48 = (fx.Wave(signal8, 48000) | pipeline).ys
+    sos48 = np.concatenate(
+        [
+            signal.butter(4, 1000, fs=48000, output="sos"),
+            signal.butter(2, 100, "high", fs=48000, output="sos"),
+        ]
+    )
+    np.testing.assert_allclose(
+        y48.numpy(), signal.sosfilt(sos48, signal8.astype(np.float64)), atol=1e-6
+    )
+    assert pipeline[0].fs == 48000
+    fixed = fx.filter.LoButterworth(cutoff=1000, order=4, fs=SAMPLE_RATE)
+    with pytest.raises(ValueError, match="built for fs=44100 Hz, the signal is 48000 Hz"):
+        _ = fx.Wave(signal8, 48000) | fixed
 
 
 def test_file_round_trip_keeps_subtype(tmp_path: Path, signal8: np.ndarray) -> None:
@@ -218,15 +232,17 @@ def test_every_class_name_exists_with_preset_defaults() -> None:
     )
     assert LoLinkwitzRiley(500, fs=fs).sos.shape == (2, 6)  # LR4 = Butterworth-2 twice
     for biquad in (
-        Peaking(1000, 3.0, fs=fs),
-        HiShelving(8000, 2.0, fs=fs),
-        LoShelving(100, 2.0, fs=fs),
+        Peaking(1000, gain_db=3.0, fs=fs),
+        HiShelving(8000, gain_db=2.0, fs=fs),
+        LoShelving(100, gain_db=2.0, fs=fs),
     ):
         assert biquad.sos.shape == (1, 6)
     assert Notch(50, q=10, fs=fs).sos.shape == AllPass(1000, fs=fs).sos.shape == (1, 6)
     assert isinstance(fx.filter.FIR([0.5, 0.5]), nn.Module)
     assert Gain(gain_db=-6.0).gain == pytest.approx(10 ** (-6 / 20))
-    assert isinstance(Compressor(threshold_db=-20), Deferred)
+    unbound = Compressor(threshold_db=-20)
+    assert isinstance(unbound, Compressor) and not unbound.bound
+    assert unbound.bind(fs, 2).bound
     assert type(Compressor(threshold_db=-20, fs=fs)).__name__ == "Compressor"
 
 
@@ -242,7 +258,8 @@ def test_module_semantics_no_hidden_state_and_explicit_streaming() -> None:
         parts.append(y)
     assert torch.equal(torch.cat(parts, -1), y1)
     assert set(f.state_dict()) == {"sos"} and f.sos.dtype == torch.float64
-    assert Peaking(1000, 3.0, fs=SAMPLE_RATE, learnable=True).state_dict()["freq_hz"].item() == 1000
+    learnable = Peaking(1000, gain_db=3.0, fs=SAMPLE_RATE, learnable=True)
+    assert learnable.state_dict()["freq_hz"].item() == 1000
 
 
 def test_pipe_with_effects_resample_and_remix() -> None:
@@ -255,13 +272,13 @@ def test_pipe_with_effects_resample_and_remix() -> None:
 
 def test_learnable_biquad_gradients_reach_design_parameters() -> None:
     x = torch.from_numpy(create_audio(16000, 0.1, 1)).double()
-    eq = Peaking(1000.0, 3.0, 1.0, fs=16000, learnable=True)
+    eq = Peaking(1000.0, gain_db=3.0, q=1.0, fs=16000, learnable=True)
     y = (fx.Wave(x, 16000) | eq).ys
     y.pow(2).sum().backward()
     for p in (eq.freq_hz, eq.gain_db, eq.q):
         assert p.grad is not None and torch.isfinite(p.grad) and p.grad != 0
     # the learnable path computes the same section as the fixed design
-    fixed = Peaking(1000.0, 3.0, 1.0, fs=16000)
+    fixed = Peaking(1000.0, gain_db=3.0, q=1.0, fs=16000)
     torch.testing.assert_close(eq.torch_sos().detach(), fixed.sos, rtol=0, atol=1e-12)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import fxcli.benchmark as B
+import fxcli.measure.benchmark as B
 from fxcli.cli.app import app
 
 runner = CliRunner()

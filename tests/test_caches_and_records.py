@@ -1,4 +1,4 @@
-"""Issue 13: caches are caches (design cache, numba's cache), --manifest validation and
+"""Caches are caches (design cache, numba's cache), --manifest validation and
 records, numeric options, a closed stdout, and features' index.jsonl."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from scipy import signal as sps
 from typer.testing import CliRunner
 
 from fxcli._version import __version__
+from fxcli.batch.manifest import ManifestError, check_manifest_path
 from fxcli.cli.app import app
 from fxcli.dsp import design, design_cache
 from fxcli.io.audio import TEMP_MARK
-from fxcli.scale.manifest import ManifestError, check_manifest_path
 from tests.conftest import ROOT, SIMPLE_PRESET, noise, write_audio
 
 runner = CliRunner()
@@ -60,8 +60,8 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_malformed_cache_entries_are_recomputed_and_replaced(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Guards: an entry whose size does not fill its shape (the `cannot reshape array
-    of size 12 into shape (3,6)` of the issue), a non-finite one or a wrong type is
+    """Guards: an entry whose size does not fill its shape (numpy's `cannot reshape
+    array of size 12 into shape (3,6)`), a non-finite one or a wrong type is
     ignored: the design is recomputed, exact, and the entry rewritten."""
     assert np.array_equal(_design(), _ref_design())
     path = cache_dir / "designs.json"
@@ -422,8 +422,8 @@ def test_closed_stdout_ends_the_run_quietly(tmp_path: Path) -> None:
 
 
 def test_features_closed_stdout_ends_the_run_quietly(tmp_path: Path) -> None:
-    """`fxcli features --json | head -1` exited 1 with no message; now 141 like
-    `process`, every array written is complete and indexed."""
+    """`fxcli features --json | head -1`: exit 141 with no message, like `process`;
+    every array written is complete and indexed."""
     src = tmp_path / "in"
     for i in range(4):
         write_audio(src / f"f{i}.wav", 0.3 * noise(1, 16000 * 2, seed=i), 16000, "PCM_16")

@@ -69,8 +69,8 @@ def test_output_equals_library_processing(tmp_path: Path, simple_preset: Path) -
     import torch
 
     from fxcli.engine.runner import process_array
+    from fxcli.preset.build import build_step
     from fxcli.preset.loader import load_preset
-    from fxcli.steps import build_step
 
     x = 0.5 * noise(2, 50000, seed=9)
     src = write_audio(tmp_path / "x.wav", x, 48000, "FLOAT")
@@ -489,3 +489,20 @@ def test_nonfinite_zero_replaces_and_reports_the_count(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a, b)
     r3 = run("process", str(src), str(tmp_path / "o3"), "-p", str(preset), "--nonfinite", "maybe")
     assert r3.exit_code == 2
+
+
+def test_format_and_subtype_choices_come_from_the_vocabulary(
+    tmp_path: Path, simple_preset: Path
+) -> None:
+    """--format and --subtype offer what the writers and presets accept, no more, no less."""
+    from fxcli.cli.options import Fmt, Subtype
+    from fxcli.io.formats import FORMAT_EXTENSIONS
+    from fxcli.preset.spec import OUTPUT_SUBTYPES
+
+    assert [f.value for f in Fmt] == ["same", *FORMAT_EXTENSIONS]
+    assert [s.value for s in Subtype] == list(OUTPUT_SUBTYPES)
+    src = write_audio(tmp_path / "a.wav", 0.3 * noise(1, 4000, 1), 8000, "PCM_16")
+    out = tmp_path / "o.wav"
+    r = run("process", str(src), str(out), "-p", str(simple_preset), "--subtype", "PCM_U8")
+    assert r.exit_code == 0, r.output
+    assert sf.info(str(out)).subtype == "PCM_U8"

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from fxcli.cli.app import app
 from fxcli.engine.device import chunk_frames, resolve_device
 from fxcli.engine.runner import process_array
+from fxcli.preset.build import build_step
 from fxcli.preset.loader import load_preset
-from fxcli.steps import build_step
 from tests.conftest import noise, write_audio
 
 pytestmark = [

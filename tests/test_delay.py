@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fxcli.effects.delay import Delay
+from fxcli.steps.delay import Delay
 from tests.conftest import noise, run_chunked
 
 
@@ -85,11 +85,11 @@ def test_state_not_mutated():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"time_ms": 0.0}, "time_ms must be > 0"),
+        ({"time_ms": 0.0}, "time_ms: got 0; allowed: a number > 0"),
         ({"time_ms": 0.01}, "shorter than one frame"),
-        ({"feedback": 1.0}, r"feedback must be in \[0, 0.99\]"),
+        ({"feedback": 1.0}, "feedback: got 1; allowed: a number >= 0 and <= 0.99"),
         ({"feedback": -0.1}, "feedback"),
-        ({"mix": 1.5}, r"mix must be in \[0, 1\]"),
+        ({"mix": 1.5}, "mix: got 1.5; allowed: a number >= 0 and <= 1"),
     ],
 )
 def test_validation(kwargs, match):

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 SCRIPT = """
 import sys
 from fxcli.preset.loader import load_preset
-from fxcli.steps import build_step
+from fxcli.preset.build import build_step
 for cfg in load_preset("api_chain").steps + load_preset("fir_chain").steps:
     build_step(cfg, 44100)
 print("scipy.signal" in sys.modules)

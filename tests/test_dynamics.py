@@ -1,4 +1,4 @@
-"""Dynamics steps (fxcli.effects.dynamics / fxcli.dsp.dynamics).
+"""Dynamics steps (fxcli.steps.dynamics / fxcli.dsp.dynamics).
 
 Guards: the compressor's static curve (Giannoulis et al. 2012, soft knee) and its
 documented time-constant convention (63.2 % of a gain step in dB), channel
@@ -18,7 +18,7 @@ import torch
 
 from fxcli.dsp.dynamics import compressor_curve_db, expander_curve_db
 from fxcli.dsp.truepeak import true_peak
-from fxcli.effects.dynamics import QUANTIZATION_MARGIN, Compressor, Expander, Gate, Limiter
+from fxcli.steps.dynamics import QUANTIZATION_MARGIN, Compressor, Expander, Gate, Limiter
 from tests.conftest import run_chunked
 
 FS = 48000

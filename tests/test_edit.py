@@ -13,10 +13,10 @@ import soundfile as sf
 import torch
 from scipy import signal
 
-from fxcli.effects.edit import Fade, Pad, Remix, Trim, fade_curve
 from fxcli.engine.runner import process_array
+from fxcli.preset.build import build_chain
 from fxcli.preset.loader import PresetError, parse_preset
-from fxcli.steps import build_chain
+from fxcli.steps.edit import Fade, Pad, Remix, Trim, fade_curve
 from tests.conftest import noise, write_audio
 
 FS = 8000

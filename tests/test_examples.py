@@ -104,7 +104,7 @@ def test_api_patterns_quick_runs_every_seed_pattern(tmp_path: Path) -> None:
         "pipe vs SciPy lfilter chain",
         "wave | fchain vs firwin + lfilter",
         "source subtype kept",
-        "refused: DesignableFIR was designed for 44100 Hz, the signal is 48000 Hz",
+        "refused: DesignableFIR was built for fs=44100 Hz, the signal is 48000 Hz",
         "with explicit state vs whole file: max |diff|",
         "vs SciPy",
         "all checks passed",

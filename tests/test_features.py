@@ -340,8 +340,8 @@ def test_cli_dataset_logmel_image_on_bundled_examples(tmp_path: Path) -> None:
     (LogMelSpectrogram) on the dataset chain's output, bit for bit."""
     pytest.importorskip("matplotlib")
     from fxcli.engine.runner import process_array
+    from fxcli.preset.build import build_chain
     from fxcli.preset.loader import load_preset
-    from fxcli.steps import build_chain
 
     out = tmp_path / "feats"
     r = run("features", str(EXAMPLES), str(out), "--preset", "dataset", "--kind", "logmel",

@@ -235,8 +235,8 @@ def test_interpreter_named(interp_results: dict[str, str], case: str) -> None:
 def test_not_available_on_cpu_without_interpreter() -> None:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         pytest.skip("TRITON_INTERPRET set in this process")
-    from fxcli.dsp.fir import triton as fir_triton
     from fxcli.dsp.fir import firfilt
+    from fxcli.dsp.fir import triton as fir_triton
 
     assert fir_triton.available() == torch.cuda.is_available()
     x = torch.zeros(8)
@@ -329,8 +329,8 @@ def test_gpu_compile_without_gpu() -> None:
 def test_cuda_matches_float64_firfilt() -> None:
     from scipy import signal as sig
 
-    from fxcli.dsp.fir.triton import available, firfilt_triton
     from fxcli.dsp.fir import firfilt
+    from fxcli.dsp.fir.triton import available, firfilt_triton
 
     assert available()
     gen = torch.Generator(device="cuda").manual_seed(0)

@@ -34,9 +34,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fxcli.io import audio
+from fxcli.preset.build import build_chain
 from fxcli.preset.loader import PresetError, parse_preset
 from fxcli.preset.spec import STEPS
-from fxcli.steps import build_chain
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -1,6 +1,7 @@
 """Gradients through every filter (issue #6, "Gradients").
 
-Guards: fxcli.dsp.iir.autograd and fxcli.dsp.fir.autograd (SosfiltFunction, FirfiltFunction), the dispatch in
+Guards: fxcli.dsp.iir.autograd and fxcli.dsp.fir.autograd (SosfiltFunction,
+FirfiltFunction), the dispatch in
 fxcli.dsp.sosfilt / fxcli.dsp.firfilt (forward unchanged bit for bit when
 gradients are recorded), fxcli.dsp.iir.timevarying (time-varying sections) and
 fxcli.dsp.design_torch (differentiable designs equal to fxcli.dsp.design).
@@ -17,12 +18,11 @@ import pytest
 import torch
 from scipy import signal
 
-from fxcli.dsp.iir import adjoint
-from fxcli.dsp.iir import autograd as ag
 from fxcli.dsp import firfilt, sosfilt
 from fxcli.dsp.design import iir_pass, rbj
 from fxcli.dsp.design_torch import butterworth_torch, linkwitz_riley_torch, rbj_torch
-from fxcli.dsp.iir import tvsosfilt
+from fxcli.dsp.iir import adjoint, tvsosfilt
+from fxcli.dsp.iir import autograd as ag
 
 F64 = torch.float64
 

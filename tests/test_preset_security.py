@@ -275,7 +275,7 @@ def test_text_presets_use_the_working_folder(site: Path, monkeypatch: pytest.Mon
 
 @needs_posix
 def test_convolve_api_refuses_special_files(site: Path) -> None:
-    from fxcli.effects.space import Convolve
+    from fxcli.steps.space import Convolve
 
     os.mkfifo(site / "ir.fifo")
     for path, why in [(site / "ir.fifo", "FIFO"), ("/dev/zero", "pseudo-filesystem")]:

@@ -364,7 +364,7 @@ def test_every_numeric_key_states_and_enforces_its_limits() -> None:
                 assert f"key '{p.name}'" in msg and "allowed:" in msg, msg
                 checked += 1
             if p.maximum is None:  # a frequency: checked against Nyquist when designed
-                from fxcli.steps import build_chain
+                from fxcli.preset.build import build_chain
 
                 preset = parse_preset(yaml_step(stype, {p.name: 1e12}), "p.yaml")
                 with pytest.raises(PresetError, match="Nyquist"):

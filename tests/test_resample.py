@@ -9,7 +9,7 @@ import soxr
 import torch
 
 from fxcli.dsp.resample import QUALITIES, design_polyphase, out_length
-from fxcli.effects.resample import Resample
+from fxcli.steps.resample import Resample
 from tests.conftest import run_chunked
 
 PAIRS = [(44100, 48000), (48000, 16000), (16000, 44100), (96000, 44100)]
@@ -173,10 +173,10 @@ def test_bank_dc_gain_and_ratio():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"rate_hz": 0}, "rate_hz must be a positive rate"),
-        ({"rate_hz": 16000, "quality": "best"}, "quality must be one of quick, low"),
+        ({"rate_hz": 0}, "rate_hz: got 0; allowed: an integer >= 1000"),
+        ({"rate_hz": 16000, "quality": "best"}, "quality: got 'best'; allowed: one of quick, low"),
         ({"rate_hz": 16000, "backend": "cuda"}, "backend must be one of"),
-        ({"rate_hz": 16000.5, "backend": "torch"}, "integer rates"),
+        ({"rate_hz": 16000.5, "backend": "torch"}, "rate_hz: got 16000.5; allowed: an integer"),
     ],
 )
 def test_validation(kwargs, match):

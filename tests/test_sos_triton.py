@@ -188,8 +188,8 @@ def test_not_available_on_cpu_without_interpreter() -> None:
 def test_cuda_matches_torch_backend() -> None:
     from scipy import signal as sig
 
-    from fxcli.dsp.iir.triton import available, sosfilt_triton
     from fxcli.dsp.iir import sosfilt
+    from fxcli.dsp.iir.triton import available, sosfilt_triton
 
     assert available()
     sos = np.concatenate(

@@ -11,8 +11,8 @@ import soxr
 import torch
 from scipy.signal import fftconvolve
 
-import fxcli.effects.space as space
-from fxcli.effects.space import Convolve, Reverb
+import fxcli.steps.space as space
+from fxcli.steps.space import Convolve, Reverb
 from tests.conftest import noise, run_chunked, write_audio
 
 
@@ -150,7 +150,7 @@ def test_convolve_validation(tmp_path: Path, monkeypatch):
     silent = write_audio(tmp_path / "silent.wav", np.zeros((1, 10)), fs, "DOUBLE")
     with pytest.raises(ValueError, match=r"silent\.wav is silent"):
         Convolve(str(silent), fs=fs)
-    with pytest.raises(ValueError, match=r"mix must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"mix: got 1.2; allowed: a number >= 0 and <= 1"):
         Convolve(str(two), mix=1.2, fs=fs)
 
 
@@ -284,11 +284,11 @@ def test_reverb_matches_pedalboard(params, channels, fs):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"room_size": 1.5}, r"room_size must be in \[0, 1\]"),
-        ({"damping": -0.1}, r"damping must be in \[0, 1\]"),
-        ({"wet": 2.0}, r"wet must be in \[0, 1\]"),
-        ({"dry": -1.0}, r"dry must be in \[0, 1\]"),
-        ({"width": 1.1}, r"width must be in \[0, 1\]"),
+        ({"room_size": 1.5}, r"room_size: got 1.5; allowed: a number >= 0 and <= 1"),
+        ({"damping": -0.1}, r"damping: got -0.1; allowed"),
+        ({"wet": 2.0}, r"wet: got 2; allowed"),
+        ({"dry": -1.0}, r"dry: got -1; allowed"),
+        ({"width": 1.1}, r"width: got 1.1; allowed"),
     ],
 )
 def test_reverb_validation(kwargs, match):

@@ -14,8 +14,8 @@ import torch
 from scipy import signal
 
 from fxcli.engine.runner import process_array
+from fxcli.preset.build import build_step
 from fxcli.preset.loader import validate_step
-from fxcli.steps import build_step
 from tests.conftest import noise
 
 RATES = [22050, 44100, 48000, 96000]

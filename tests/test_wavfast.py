@@ -504,6 +504,7 @@ def test_engine_output_identical_with_and_without_fast_path(
         res = engine.process(Job(src, tmp_path / f"out{fast}.wav"))
         assert res.status == "ok", res.error
         results[fast] = res
+
     def without_peak_time(b: bytes) -> bytes:
         # FLOAT WAV carries libsndfile's PEAK chunk, whose timestamp is the wall clock:
         # two runs a second apart differ there only (seen in a full run, 2026-12-04)

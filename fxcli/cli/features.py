@@ -1,4 +1,4 @@
-"""The ``features`` command's logic (the Typer function in :mod:`fxcli.cli.app` is thin).
+"""``fxcli features``: spectrograms, mel/log-mel spectrograms or MFCCs, one array per file.
 
 For every input file: optionally run a preset's chain (the same engine as ``process``:
 designed once per rate, analysis passes, state carried across chunks), then compute
@@ -36,23 +36,33 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fxcli.cli.process import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_STDOUT_CLOSED,
-    EXIT_TERMINATED,
+import typer
+
+from fxcli.cli.options import (
+    MAX_CHUNK_SECONDS,
+    InputListOpt,
+    JsonOpt,
+    NonFinite,
+    OverwriteOpt,
+    ProgressMode,
+    ProgressOpt,
+    QuietOpt,
+    SkipExistingOpt,
+    _check_number,
+    _fail,
+    check_inputs_and_output,
+    cli_text,
 )
 from fxcli.cli.report import Reporter
 
@@ -73,6 +83,195 @@ WINDOW_FILES = 64
 #: a batch's longest file is at most this much longer than its shortest
 MAX_PAD_RATIO = 1.25
 MATPLOTLIB_HINT = "pip install 'fxcli[plot]' (or pip install matplotlib)"
+
+
+# ---------------------------------------------------------------------------- command
+class FeatureKind(str, Enum):
+    spectrogram = "spectrogram"
+    mel = "mel"
+    logmel = "logmel"
+    mfcc = "mfcc"
+
+
+if TYPE_CHECKING:  # the members are built below from FEATURE_FORMATS
+
+    class FeatureFormat(str, Enum):
+        npy = "npy"
+
+else:
+    FeatureFormat = Enum("FeatureFormat", {name: name for name in FEATURE_FORMATS}, type=str)
+
+
+class PadMode(str, Enum):
+    constant = "constant"
+    reflect = "reflect"
+
+
+class MelScale(str, Enum):
+    slaney = "slaney"
+    htk = "htk"
+
+
+class MelNorm(str, Enum):
+    slaney = "slaney"
+    none = "none"
+
+
+def features(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="INPUT... OUTPUT: files, folders (mirrored under OUTPUT), quoted globs, or - "
+            "(paths on stdin); the last path is the OUTPUT folder (or an .npy/.npz/.pt file "
+            "for one input)."
+        ),
+    ],
+    kind: Annotated[FeatureKind, typer.Option(help="What to compute.")] = FeatureKind.logmel,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", "-p", help="Run this preset's chain first (file or bundled name)."
+        ),
+    ] = None,
+    n_fft: Annotated[int, typer.Option(help="FFT size in samples.")] = 2048,
+    hop_length: Annotated[
+        int | None, typer.Option(help="Samples between frames [default: win-length // 4].")
+    ] = None,
+    win_length: Annotated[
+        int | None, typer.Option(help="Window length in samples [default: n-fft].")
+    ] = None,
+    window: Annotated[
+        str, typer.Option(help="Window name for scipy.signal.get_window (periodic).")
+    ] = "hann",
+    center: Annotated[
+        bool, typer.Option(help="Centre frames on their time (pad n-fft // 2 each side).")
+    ] = True,
+    pad_mode: Annotated[PadMode, typer.Option(help="Padding with --center.")] = PadMode.constant,
+    power: Annotated[
+        float, typer.Option(help="Exponent of the magnitude (2 power, 1 magnitude).")
+    ] = 2.0,
+    n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 128,
+    f_min: Annotated[float, typer.Option(help="Lowest mel edge in Hz.")] = 0.0,
+    f_max: Annotated[
+        float | None, typer.Option(help="Highest mel edge in Hz [default: half the rate].")
+    ] = None,
+    mel_scale: Annotated[MelScale, typer.Option(help="Mel scale formula.")] = MelScale.slaney,
+    norm: Annotated[
+        MelNorm, typer.Option(help="Mel filter normalization (slaney: equal area).")
+    ] = MelNorm.slaney,
+    ref: Annotated[
+        str | None,
+        typer.Option(help="dB reference: max, or a power value [default: max; mfcc: 1.0]."),
+    ] = None,
+    amin: Annotated[float, typer.Option(help="Floor of the power before the log.")] = 1e-10,
+    top_db: Annotated[
+        str, typer.Option(help="Clip dB values this far below the file's maximum (or none).")
+    ] = "80",
+    n_mfcc: Annotated[int, typer.Option(help="MFCC coefficients.")] = 20,
+    lifter: Annotated[float, typer.Option(help="MFCC liftering (0: none).")] = 0.0,
+    fmt: Annotated[
+        FeatureFormat, typer.Option("--format", help="Array file format.")
+    ] = FeatureFormat.npy,
+    image: Annotated[
+        bool, typer.Option("--image", help="Also write a PNG per file (needs matplotlib).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    chunk_seconds: Annotated[
+        float | None,
+        typer.Option(help="Seconds per chunk; longer files stream, shorter ones are batched."),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.auto,
+    input_list: InputListOpt = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="Files read and run through the chain at once.")
+    ] = None,
+    nonfinite: Annotated[
+        NonFinite, typer.Option(help="NaN/Inf input samples: error or zero.")
+    ] = NonFinite.error,
+) -> None:
+    """Compute spectrograms, mel/log-mel spectrograms or MFCCs; one array per file.
+
+    Arrays are (channels, bins, frames); index.jsonl in OUTPUT lists them with their
+    shape, rate and parameters. Defaults are librosa's (hann, centred with zero
+    padding, power 2, slaney mel scale and norm, ref max, amin 1e-10, top_db 80).
+
+    \b
+    Examples:
+      fxcli features corpus/ feats/ --preset dataset --kind logmel --image
+      fxcli features take.wav feats/ --kind mfcc --n-mfcc 13 --format npz
+      fxcli features 'in/**/*.flac' feats/ --n-fft 1024 --hop-length 512 --n-mels 64
+
+    Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted.
+    """
+    from fxcli.io.paths import UsageError
+    from fxcli.preset.loader import PresetError
+
+    policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)
+    _check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
+    _check_number("--power", power, above=0)
+    _check_number("--f-min", f_min, at_least=0)
+    _check_number("--f-max", f_max, above=0)
+    _check_number("--amin", amin, above=0)
+    _check_number("--lifter", lifter, at_least=0)
+    ref_value: str | float | None = ref
+    if ref is not None and ref != "max":
+        try:
+            ref_value = float(ref)
+        except ValueError:
+            _fail(f"--ref {ref!r}: allowed: max or a positive number")
+        if not (math.isfinite(ref_value) and ref_value > 0):
+            _fail(f"--ref {ref!r}: allowed: max or a positive number")
+    try:
+        top = None if top_db.strip().lower() == "none" else float(top_db)
+    except ValueError:
+        _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
+    if top is not None and not (math.isfinite(top) and top >= 0):
+        _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
+    params = FeatureParams(
+        kind=kind.value,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode.value,
+        power=power,
+        n_mels=n_mels,
+        f_min=f_min,
+        f_max=f_max,
+        mel_scale=mel_scale.value,
+        norm=None if norm is MelNorm.none else norm.value,
+        ref=ref_value,
+        amin=amin,
+        top_db=top,
+        n_mfcc=n_mfcc,
+        lifter=lifter,
+    )
+    try:
+        code = run_features(
+            paths[:-1],
+            Path(paths[-1]),
+            params=params,
+            preset_name=preset,
+            out_fmt=fmt.value,
+            image=image,
+            device=device,
+            chunk_seconds=chunk_seconds,
+            overwrite=policy,
+            json_mode=json_mode,
+            quiet=quiet,
+            progress=progress.value,
+            input_list=input_list,
+            jobs=jobs,
+            nonfinite=nonfinite.value,
+        )
+    except (UsageError, PresetError, FeatureUsageError) as exc:
+        _fail(exc)
+    raise typer.Exit(code)
 
 
 class FeatureUsageError(Exception):
@@ -179,7 +378,7 @@ def check_params(params: FeatureParams) -> None:
     try:
         params.build(fs)
     except ValueError as exc:
-        raise FeatureUsageError(str(exc)) from None
+        raise FeatureUsageError(cli_text(exc)) from None
 
 
 # ---------------------------------------------------------------------------- results
@@ -211,19 +410,12 @@ class FeatureResult:
 class FeatureReporter(Reporter):
     """:class:`Reporter` with a features line for finished files."""
 
-    def file_done(self, result: Any) -> None:
-        if result.status != "ok" or self.quiet:
-            return super().file_done(result)
-        if self._progress is not None:
-            self._progress.advance(self._files_task)  # type: ignore[arg-type]
-        if self.json_mode:
-            self.write_stdout(json.dumps(result.to_json()) + "\n")
+    def ok_line(self, result: Any) -> str:
         shape = "x".join(str(s) for s in result.shape or [])
         img = f" + {result.image}" if result.image else ""
-        self.err.print(
+        return (
             f"ok      {result.input} -> {result.output}{img} ({result.seconds:.2f} s, "
-            f"{result.sample_rate} Hz, {result.channels} ch; {shape} {result.dtype})",
-            markup=False,
+            f"{result.sample_rate} Hz, {result.channels} ch; {shape} {result.dtype})"
         )
 
 
@@ -530,9 +722,7 @@ def _engine_class() -> type:
         def write(self, p: _Prepared, feats: Any, module: Any) -> FeatureResult:
             res = p.res
             try:
-                save_array(
-                    feats, p.job.dest, self.out_fmt, replace=self.overwrite == "overwrite"
-                )
+                save_array(feats, p.job.dest, self.out_fmt, replace=self.overwrite == "overwrite")
                 if self.image:
                     img = self.image_path(p.job.dest)
                     title = f"{p.job.src.name}: {self.params.kind}, {p.rate:g} Hz"
@@ -697,7 +887,7 @@ def index_entry(res: FeatureResult, params: FeatureParams, module: Any, root: Pa
     }
 
 
-# ---------------------------------------------------------------------------- command
+# ---------------------------------------------------------------------------- run
 def run_features(
     inputs: list[str],
     output: Path,
@@ -718,7 +908,7 @@ def run_features(
 ) -> int:
     """Returns the exit code; raises UsageError/PresetError/FeatureUsageError (exit 2)
     before any file is touched."""
-    from fxcli.io.paths import Job, UsageError, collect, read_input_list
+    from fxcli.io.paths import Job, UsageError, collect, inputs_and_list
     from fxcli.preset.loader import Preset, load_preset
 
     if out_fmt not in FEATURE_FORMATS:
@@ -731,10 +921,7 @@ def run_features(
         check_matplotlib()
     check_params(params)
     preset = load_preset(preset_name) if preset_name else Preset(source="(no preset)")
-    listed = read_input_list(input_list) if input_list else None
-    if "-" in inputs:
-        inputs = [i for i in inputs if i != "-"]
-        listed = (listed or []) + read_input_list("-")
+    inputs, listed = inputs_and_list(inputs, input_list)
     ext = FEATURE_FORMATS[out_fmt]
     if (
         len(inputs) == 1
@@ -759,6 +946,7 @@ def run_features(
         overwrite=overwrite, nonfinite=nonfinite,
     )  # fmt: skip
     from fxcli.cli.report import progress_shown
+    from fxcli.cli.signals import Stop
     from fxcli.io.audio import AudioError, probe
 
     total_frames = 0
@@ -773,16 +961,10 @@ def run_features(
     n_jobs = jobs if jobs is not None else default_jobs(dev, len(job_list))
     budget = BATCH_SAMPLES_CUDA if dev.type == "cuda" else BATCH_SAMPLES_CPU
     short_max = SHORT_SAMPLES_CUDA if dev.type == "cuda" else SHORT_SAMPLES_CPU
-    counts: dict[str, int] = {}
     entries: list[dict[str, Any]] = []
-    caught: list[int] = []
     t_start = time.perf_counter()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
-        engine.cancel.set()
-
-    rep.on_stdout_closed = lambda: on_signal(signal.SIGPIPE, None)  # stop as on a signal
+    stop = Stop(engine.cancel.set)
+    rep.on_stdout_closed = stop.stdout_closed
     unterminated = [index_unterminated]  # the next append starts a new line first
 
     def index(res: FeatureResult) -> None:
@@ -795,7 +977,6 @@ def run_features(
             pass  # the index is rewritten at the end (and its failure reported there)
 
     def report(res: FeatureResult) -> None:
-        counts[res.status] = counts.get(res.status, 0) + 1
         rep.file_done(res)
         if res.status == "ok":
             index(res)
@@ -889,37 +1070,30 @@ def run_features(
                 self.done(i, engine.finish(p, lin))
             self.report_ready(wait=True)
 
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with (
-            ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="fxcli-writer") as writer,
-        ):
-            engine.writer = writer
-            for start in range(0, len(job_list), WINDOW_FILES):
-                if caught:
-                    break
-                win = Window(job_list[start : start + WINDOW_FILES])
+    with stop.installed():
+        try:
+            with (
+                ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fxcli-file") as pool,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="fxcli-writer") as writer,
+            ):
+                engine.writer = writer
+                for start in range(0, len(job_list), WINDOW_FILES):
+                    if stop.is_set():
+                        break
+                    win = Window(job_list[start : start + WINDOW_FILES])
+                    try:
+                        win.run(pool)
+                    except Cancelled:
+                        win.report_finished()
+                        break
+        finally:
+            rep.close()
+            if entries:
                 try:
-                    win.run(pool)
-                except Cancelled:
-                    win.report_finished()
-                    break
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        rep.close()
-        if entries:
-            try:
-                write_index(root, entries)
-            except OSError as exc:
-                rep.message(f"error: cannot write {root / INDEX_NAME}: {exc}")
-                counts["failed"] = counts.get("failed", 0) + 1
-    if caught and caught[0] == signal.SIGPIPE:  # stdout closed: quiet, like any pipe stage
-        return EXIT_STDOUT_CLOSED
-    if caught:
-        what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
-        rep.message(f"{what}: files in progress were not written; finished files are complete")
-        return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
-    rep.summary(counts, ignored, time.perf_counter() - t_start)
-    return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK
+                    write_index(root, entries)
+                except OSError as exc:
+                    rep.message(f"error: cannot write {root / INDEX_NAME}: {exc}")
+                    rep.count("failed")
+    if stop.signum is None:
+        rep.summary(ignored, time.perf_counter() - t_start)
+    return rep.exit_code(stop.signum)

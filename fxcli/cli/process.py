@@ -1,129 +1,277 @@
-"""The ``process`` command's logic (the Typer function in :mod:`fxcli.cli.app` is thin)."""
+"""``fxcli process``: run a preset's chain over audio files (:mod:`fxcli.batch` runs
+them: local threads or Ray, shards, a manifest, URLs, several devices)."""
 
 from __future__ import annotations
 
-import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import Annotated, Any
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-#: stdout closed by its reader (``--json | head -1``): 128 + SIGPIPE, as if killed by it
-EXIT_STDOUT_CLOSED = 141
+import typer
+
+from fxcli.cli.options import (
+    MAX_CHUNK_SECONDS,
+    MAX_SPOOL_GB,
+    Fmt,
+    InputListOpt,
+    JsonOpt,
+    NonFinite,
+    OverwriteOpt,
+    ProgressMode,
+    ProgressOpt,
+    QuietOpt,
+    SkipExistingOpt,
+    Subtype,
+    _check_number,
+    _fail,
+    check_inputs_and_output,
+    cli_text,
+)
 
 
-def run_process(
-    inputs: list[str],
-    output: str | Path,
-    *,
-    preset_name: str,
-    device: str,
-    chunk_seconds: float | None,
-    overwrite: str,
-    fmt: str,
-    subtype: str,
-    json_mode: bool,
-    quiet: bool,
-    progress: str,
-    input_list: str | None,
-    jobs: int | None = None,
-    nonfinite: str = "error",
-    shard: str | None = None,
-    manifest: str | None = None,
-    executor: str = "local",
-    address: str | None = None,
-    spool_gb: float = 4.0,
-    allow_preset_paths: bool = False,
-) -> int:
-    """Returns the exit code. Usage and preset errors are raised as UsageError/PresetError
-    by the caller's wrapper before any file is touched.
+@dataclass(frozen=True)
+class ProcessOptions:
+    """Everything a ``process`` run is asked for besides its inputs and OUTPUT.
 
-    Scale-out (:mod:`fxcli.scale`): ``shard`` ``"K/N"`` keeps every N-th file of the
-    sorted list; ``manifest`` a JSON-lines file that records finished files and
-    makes reruns skip them; inputs and ``output`` may be fsspec URLs (spooled
-    locally, at most ``spool_gb`` GB); ``device`` may be a list (``cuda:all``,
-    ``cuda:0,cuda:1``: one pipeline per device); ``executor`` ``"ray"`` runs the
-    files as Ray tasks on the cluster at ``address``. ``allow_preset_paths``: the
-    preset may name files outside its own folder (trusted presets; see
-    :mod:`fxcli.preset.files`)."""
+    ``overwrite``: the policy for existing outputs, ``refuse`` | ``overwrite`` |
+    ``skip``. ``shard`` ``"K/N"`` keeps every N-th file of the sorted list;
+    ``manifest`` a JSON-lines file that records finished files and makes reruns
+    skip them; inputs and OUTPUT may be fsspec URLs (spooled locally, at most
+    ``spool_gb`` GB); ``device`` may be a list (``cuda:all``, ``cuda:0,cuda:1``: one
+    pipeline per device); ``executor`` ``"ray"`` runs the files as Ray tasks on the
+    cluster at ``address``. ``allow_preset_paths``: the preset may name files
+    outside its own folder (trusted presets; see :mod:`fxcli.preset.files`)."""
+
+    preset: str
+    device: str = "auto"
+    chunk_seconds: float | None = None
+    overwrite: str = "refuse"
+    fmt: str = "same"
+    subtype: str = "same"
+    json_mode: bool = False
+    quiet: bool = False
+    progress: str = "auto"
+    input_list: str | None = None
+    jobs: int | None = None
+    nonfinite: str = "error"
+    shard: str | None = None
+    manifest: str | None = None
+    executor: str = "local"
+    address: str | None = None
+    spool_gb: float = 4.0
+    allow_preset_paths: bool = False
+
+
+def process(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="INPUT... OUTPUT: files, folders (mirrored under OUTPUT), quoted globs, or - "
+            "(paths on stdin); the last path is the OUTPUT folder (or file, for one input)."
+        ),
+    ],
+    preset: Annotated[
+        str, typer.Option("--preset", "-p", help="Preset file, or a bundled preset name.")
+    ],
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto | cpu | cuda | cuda:N | cuda:all | a list (cuda:0,cuda:1): "
+            "one pipeline per device, files spread across them."
+        ),
+    ] = "auto",
+    chunk_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds per chunk (default: 10 s on CPU, sized from free memory on CUDA)."
+        ),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    fmt: Annotated[Fmt, typer.Option("--format", help="Output container.")] = Fmt.same,
+    subtype: Annotated[
+        Subtype,
+        typer.Option(help="Output sample format (default: the preset's, else the input's)."),
+    ] = Subtype.same,
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+    progress: ProgressOpt = ProgressMode.auto,
+    input_list: InputListOpt = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="Files processed at once per device (default: up to 4 on CPU, 2 on CUDA; "
+            "with several GPUs sized from the CPU cores, 2-8 per GPU)."
+        ),
+    ] = None,
+    nonfinite: Annotated[
+        NonFinite,
+        typer.Option(
+            help="NaN/Inf input samples: error (fail the file, naming the first) or zero "
+            "(replace with 0 and report the count)."
+        ),
+    ] = NonFinite.error,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: process only shard K (0..N-1) of the sorted input list."),
+    ] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON-lines run log; a rerun with it skips files finished with the same "
+            "input and preset."
+        ),
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (threads, one pipeline per device) | ray.")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (--executor ray; default: start a local one)."),
+    ] = None,
+    spool_gb: Annotated[
+        float, typer.Option(help="Bound on the local copies of URL inputs/outputs, in GB.")
+    ] = 4.0,
+    allow_preset_paths: Annotated[
+        bool,
+        typer.Option(
+            "--allow-preset-paths",
+            help="Trusted presets only: let the preset's coefficients_file / ir_file lie "
+            "outside its own folder (still only regular files of bounded size, never "
+            "/proc, /sys, /dev).",
+        ),
+    ] = False,
+) -> None:
+    """Run a preset's chain over audio files, writing outputs in the input's format.
+
+    \b
+    Examples:
+      fxcli process song.wav out/ --preset mastering
+      fxcli process in/ out/ --preset presets/voice.yaml --device cuda --json
+      fxcli process 'takes/**/*.flac' out/ -p voice --skip-existing
+      find in -name '*.wav' | fxcli process - out/ -p mastering --quiet
+      fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
+
+    Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted,
+    141 stdout closed (e.g. --json | head).
+    """
+    from fxcli.io.paths import UsageError
+    from fxcli.preset.loader import PresetError
+
+    policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)
+    _check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
+    _check_number("--spool-gb", spool_gb, above=0, at_most=MAX_SPOOL_GB)
+    opts = ProcessOptions(
+        preset=preset,
+        device=device,
+        chunk_seconds=chunk_seconds,
+        overwrite=policy,
+        fmt=fmt.value,
+        subtype=subtype.value,
+        json_mode=json_mode,
+        quiet=quiet,
+        progress=progress.value,
+        input_list=input_list,
+        jobs=jobs,
+        nonfinite=nonfinite.value,
+        shard=shard,
+        manifest=manifest,
+        executor=executor,
+        address=address,
+        spool_gb=spool_gb,
+        allow_preset_paths=allow_preset_paths,
+    )
+    try:
+        code = run_process(paths[:-1], paths[-1], opts)
+    except (UsageError, PresetError) as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> int:
+    """Returns the exit code. Usage and preset errors are raised (UsageError,
+    PresetError) before any file is touched."""
+    from fxcli.batch.remote import collect_tasks, is_url
+    from fxcli.batch.shard import parse_shard
+    from fxcli.batch.shard import shard as take_shard
     from fxcli.io.audio import AudioError, probe
-    from fxcli.io.paths import UsageError, format_extension, read_input_list
+    from fxcli.io.paths import UsageError, format_extension, inputs_and_list
     from fxcli.preset.loader import load_preset
-    from fxcli.scale.remote import collect_tasks, is_url
-    from fxcli.scale.shard import parse_shard
-    from fxcli.scale.shard import shard as take_shard
 
     output = str(output)
-    preset = load_preset(preset_name, allow_outside=allow_preset_paths)
+    preset = load_preset(opts.preset, allow_outside=opts.allow_preset_paths)
 
+    chunk_seconds, jobs, spool_gb = opts.chunk_seconds, opts.jobs, opts.spool_gb
     if chunk_seconds is not None and not 0 < chunk_seconds < float("inf"):
         raise UsageError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
     if jobs is not None and not 1 <= jobs <= 256:
         raise UsageError(f"--jobs must be between 1 and 256, got {jobs}")
-    if executor not in ("local", "ray"):
-        raise UsageError(f"--executor {executor!r}: allowed: local, ray")
-    if address is not None and executor != "ray":
+    if opts.executor not in ("local", "ray"):
+        raise UsageError(f"--executor {opts.executor!r}: allowed: local, ray")
+    if opts.address is not None and opts.executor != "ray":
         raise UsageError("--address needs --executor ray")
     if not 0 < spool_gb < float("inf"):
         raise UsageError(f"--spool-gb must be a finite number > 0, got {spool_gb}")
-    if manifest is not None:
-        from fxcli.scale.manifest import ManifestError, check_manifest_path
+    if opts.manifest is not None:
+        from fxcli.batch.manifest import ManifestError, check_manifest_path
 
         try:
-            check_manifest_path(manifest)
+            check_manifest_path(opts.manifest)
         except ManifestError as exc:
-            raise UsageError(str(exc)) from None
-    shard_kn = parse_shard(shard) if shard is not None else None
-    listed = read_input_list(input_list) if input_list else None
-    if "-" in inputs:
-        inputs = [i for i in inputs if i != "-"]
-        listed = (listed or []) + read_input_list("-")
-    found = collect_tasks(inputs, output, listed, format_extension(fmt))
+            raise UsageError(cli_text(exc)) from None
+    shard_kn = parse_shard(opts.shard) if opts.shard is not None else None
+    inputs, listed = inputs_and_list(inputs, opts.input_list)
+    found = collect_tasks(inputs, output, listed, format_extension(opts.fmt))
     tasks, ignored = found.tasks, found.ignored
     if shard_kn is not None:
         tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
 
-    from fxcli.scale.devices import files_per_device, parse_devices  # imports torch
+    from fxcli.batch.devices import files_per_device, parse_devices  # imports torch
 
-    if executor == "ray":
+    if opts.executor == "ray":
         # the driver needs no GPU: Ray places the tasks on the cluster's devices
-        if device.strip().lower() not in ("auto", "cpu", "cuda"):
+        if opts.device.strip().lower() not in ("auto", "cpu", "cuda"):
             raise UsageError(
-                f"--device {device!r} with --executor ray: allowed: auto, cpu, cuda "
+                f"--device {opts.device!r} with --executor ray: allowed: auto, cpu, cuda "
                 "(Ray places tasks on GPUs)"
             )
         import torch
 
         devices = [torch.device("cpu")]
-        from fxcli.scale.executors import import_ray
+        from fxcli.batch.executors import import_ray
 
         import_ray()  # a missing Ray is a usage error before any file is touched
     else:
-        devices = parse_devices(device)
+        devices = parse_devices(opts.device)
 
-    from fxcli.scale.executors import EngineConfig, run_local, run_ray
-    from fxcli.scale.manifest import Manifest, config_digest
-    from fxcli.scale.remote import Spool
-    from fxcli.scale.work import WorkOptions
+    from fxcli.batch.executors import EngineConfig, run_local, run_ray
+    from fxcli.batch.manifest import Manifest, config_digest
+    from fxcli.batch.remote import Spool
+    from fxcli.batch.work import WorkOptions
 
     cfg = EngineConfig(
-        preset, chunk_seconds=chunk_seconds, fmt=fmt, subtype=subtype, nonfinite=nonfinite
+        preset,
+        chunk_seconds=chunk_seconds,
+        fmt=opts.fmt,
+        subtype=opts.subtype,
+        nonfinite=opts.nonfinite,
     )
-    options = {"format": fmt, "subtype": subtype, "nonfinite": nonfinite}
-    opts = WorkOptions(
+    options = {"format": opts.fmt, "subtype": opts.subtype, "nonfinite": opts.nonfinite}
+    work = WorkOptions(
         config_sha256=config_digest(preset, options),
-        overwrite=overwrite,
-        hash_inputs=manifest is not None,
+        overwrite=opts.overwrite,
+        hash_inputs=opts.manifest is not None,
     )
     from fxcli._version import __version__
 
-    man = Manifest(manifest, fxcli_version=__version__) if manifest is not None else None
-    engines = [cfg.build(d, overwrite) for d in devices] if executor == "local" else []
+    man = Manifest(opts.manifest, fxcli_version=__version__) if opts.manifest is not None else None
+    engines = [cfg.build(d, opts.overwrite) for d in devices] if opts.executor == "local" else []
     from fxcli.cli.report import Reporter, progress_shown
+    from fxcli.cli.signals import Stop
 
     total_frames = 0
-    if progress_shown(progress, quiet):  # header reads only for the bar's frame total
+    if progress_shown(opts.progress, opts.quiet):  # header reads only for the bar's total
         for t in tasks:
             if is_url(t.src):
                 continue
@@ -133,85 +281,74 @@ def run_process(
                 pass
 
     rep = Reporter(
-        json_mode=json_mode,
-        quiet=quiet,
-        progress=progress,
+        json_mode=opts.json_mode,
+        quiet=opts.quiet,
+        progress=opts.progress,
         total_files=len(tasks),
         total_frames=total_frames,
     )
-    rep.on_stdout_closed = lambda: on_signal(signal.SIGPIPE, None)  # stop as on a signal
-    counts: dict[str, int] = {}
+
+    def cancel() -> None:
+        for e in engines:
+            e.cancel.set()
+
+    stop = Stop(cancel)
+    rep.on_stdout_closed = stop.stdout_closed
     t0 = time.perf_counter()
-    if executor == "ray":
+    if opts.executor == "ray":
         per_device = jobs if jobs is not None else 2  # files per GPU (or 1 CPU each)
     else:
         per_device = jobs if jobs is not None else files_per_device(devices, len(tasks))
     # --jobs counts files in flight per device: each device gets its own CPU workers
     n_workers = max(1, min(per_device * len(devices), max(1, len(tasks)) * len(devices)))
-    caught: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only flag it: running files stop at their next chunk (temp files removed),
-        # finished files stay complete, and no exception lands mid-report.
-        caught.append(signum)
-        for e in engines:
-            e.cancel.set()
 
     def on_result(res: Any, rec: Any) -> None:
         key = res.status
         if key == "skipped" and "finished in the manifest" in res.notes:
             key = "finished"
-        counts[key] = counts.get(key, 0) + 1
-        if executor == "ray" and res.frames:
+        if opts.executor == "ray" and res.frames:
             rep.advance_frames(res.frames)
-        rep.file_done(res)
+        rep.file_done(res, key)
 
     spool = (
         Spool(int(spool_gb * 1e9)) if any(is_url(t.src) or is_url(t.dest) for t in tasks) else None
     )
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if executor == "local":
-            run_local(
-                tasks,
-                engines,
-                opts,
-                workers=n_workers,
-                on_result=on_result,
-                manifest=man,
-                spool=spool,
-                progress=rep.advance_frames,
-                stopped=lambda: bool(caught),
+    with stop.installed():
+        try:
+            if opts.executor == "local":
+                run_local(
+                    tasks,
+                    engines,
+                    work,
+                    workers=n_workers,
+                    on_result=on_result,
+                    manifest=man,
+                    spool=spool,
+                    progress=rep.advance_frames,
+                    stopped=stop.is_set,
+                )
+            else:
+                run_ray(
+                    tasks,
+                    cfg,
+                    work,
+                    device=opts.device.strip().lower(),
+                    on_result=on_result,
+                    address=opts.address,
+                    manifest=man,
+                    files_per_gpu=per_device,
+                    spool_bytes=int(spool_gb * 1e9),
+                    stopped=stop.is_set,
+                )
+        finally:
+            rep.close()
+            if spool is not None:
+                spool.close()
+    if stop.signum is None:
+        if man is not None and not opts.quiet:
+            rep.message(
+                f"manifest: {man.path}: {rep.counts.get('finished', 0)} files already "
+                f"finished (skipped), {len(man)} files recorded"
             )
-        else:
-            run_ray(
-                tasks,
-                cfg,
-                opts,
-                device=device.strip().lower(),
-                on_result=on_result,
-                address=address,
-                manifest=man,
-                files_per_gpu=per_device,
-                spool_bytes=int(spool_gb * 1e9),
-                stopped=lambda: bool(caught),
-            )
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        rep.close()
-        if spool is not None:
-            spool.close()
-    if caught and caught[0] == signal.SIGPIPE:  # quiet, like any pipeline stage
-        return EXIT_STDOUT_CLOSED
-    if caught:
-        what = "interrupted" if caught[0] == signal.SIGINT else "terminated"
-        rep.message(f"{what}: files in progress were not written; finished files are complete")
-        return EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
-    if man is not None and not quiet:
-        rep.message(
-            f"manifest: {man.path}: {counts.get('finished', 0)} files already finished "
-            f"(skipped), {len(man)} files recorded"
-        )
-    rep.summary(counts, ignored, time.perf_counter() - t0, in_output=found.in_output)
-    return EXIT_SOME_FAILED if counts.get("failed") else EXIT_OK
+        rep.summary(ignored, time.perf_counter() - t0, in_output=found.in_output)
+    return rep.exit_code(stop.signum)

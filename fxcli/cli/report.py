@@ -5,15 +5,21 @@ lines go to stdout so they can be piped.
 A closed stdout (``fxcli process ... --json | head -1``) is no error: the reporter
 stops writing to it (pointing the descriptor at /dev/null so the interpreter's
 final flush stays quiet) and calls ``on_stdout_closed``, with which ``process``
-stops the run as after a signal (exit 141, like a process killed by SIGPIPE)."""
+stops the run as after a signal (exit 141, like a process killed by SIGPIPE).
+
+The reporter owns the counts of a run (by status) and its exit code
+(:meth:`Reporter.exit_code`, codes from :mod:`fxcli.cli.exit_codes`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from fxcli.cli import exit_codes
 
 
 def progress_shown(progress: str, quiet: bool) -> bool:
@@ -22,13 +28,21 @@ def progress_shown(progress: str, quiet: bool) -> bool:
 
 
 class Reporter:
-    """``progress``: auto (only when stderr is a terminal) | always | never."""
+    """``progress``: auto (only when stderr is a terminal) | always | never.
+    ``counts``: files by status (``ok``, ``failed``, ``skipped``, ...)."""
 
     def __init__(
-        self, *, json_mode: bool, quiet: bool, progress: str, total_files: int, total_frames: int
+        self,
+        *,
+        json_mode: bool,
+        quiet: bool,
+        progress: str = "never",
+        total_files: int = 0,
+        total_frames: int = 0,
     ) -> None:
         from rich.console import Console
 
+        self.counts: dict[str, int] = {}
         self.json_mode = json_mode
         self.quiet = quiet
         self.stdout_closed = False
@@ -61,7 +75,13 @@ class Reporter:
         if self._progress is not None and n:
             self._progress.advance(self._frames_task, n)  # type: ignore[arg-type]
 
-    def file_done(self, result: Any) -> None:
+    def count(self, key: str) -> None:
+        """Count one file (or one failure, e.g. of a closing write) under ``key``."""
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def file_done(self, result: Any, key: str | None = None) -> None:
+        """Count ``result`` (under ``key``, default its status) and report it."""
+        self.count(key or result.status)
         if self._progress is not None:
             self._progress.advance(self._files_task)  # type: ignore[arg-type]
         if self.json_mode:
@@ -71,22 +91,25 @@ class Reporter:
                 self.err.print(f"error: {result.input}: {result.error}", markup=False)
             return
         if result.status == "ok":
-            extra = f", clipped {result.clipped} samples" if result.clipped else ""
-            shape = f"{result.sample_rate} Hz, {result.channels} ch"
-            out_rate = result.output_sample_rate or result.sample_rate
-            out_ch = result.output_channels or result.channels
-            if (out_rate, out_ch) != (result.sample_rate, result.channels):
-                shape += f" -> {out_rate} Hz, {out_ch} ch"
-            extra += "".join(f"; {n}" for n in result.notes if not n.startswith("clipped"))
-            self.err.print(
-                f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s, "
-                f"{shape}, {result.subtype}{extra})",
-                markup=False,
-            )
+            self.err.print(self.ok_line(result), markup=False)
         elif result.status == "skipped":
             self.err.print(f"skipped {result.input}: {'; '.join(result.notes)}", markup=False)
         else:
             self.err.print(f"error: {result.input}: {result.error}", markup=False)
+
+    def ok_line(self, result: Any) -> str:
+        """The line of a file written (``process``: rates, channels, subtype, notes)."""
+        extra = f", clipped {result.clipped} samples" if result.clipped else ""
+        shape = f"{result.sample_rate} Hz, {result.channels} ch"
+        out_rate = result.output_sample_rate or result.sample_rate
+        out_ch = result.output_channels or result.channels
+        if (out_rate, out_ch) != (result.sample_rate, result.channels):
+            shape += f" -> {out_rate} Hz, {out_ch} ch"
+        extra += "".join(f"; {n}" for n in result.notes if not n.startswith("clipped"))
+        return (
+            f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s, "
+            f"{shape}, {result.subtype}{extra})"
+        )
 
     def write_stdout(self, line: str) -> None:
         """Write and flush ``line`` on stdout; once stdout is closed, nothing."""
@@ -111,13 +134,12 @@ class Reporter:
             self._progress.stop()
             self._progress = None
 
-    def summary(
-        self, counts: dict[str, int], ignored: int, elapsed: float, *, in_output: int = 0
-    ) -> None:
+    def summary(self, ignored: int, elapsed: float, *, in_output: int = 0) -> None:
         """The closing line on stderr; ``in_output``: inputs (globs, lists, stdin) not
         taken because they lie under OUTPUT."""
         if self.quiet:
             return
+        counts = self.counts
         parts = [f"{counts.get('ok', 0)} processed"]
         if counts.get("failed"):
             parts.append(f"{counts['failed']} failed")
@@ -131,3 +153,14 @@ class Reporter:
 
     def message(self, text: str) -> None:
         self.err.print(text, markup=False)
+
+    def exit_code(self, stopped_by: int | None = None) -> int:
+        """The run's exit code. ``stopped_by``: the signal that stopped it (SIGPIPE:
+        stdout closed, quiet like any pipeline stage; SIGINT/SIGTERM: said on stderr)."""
+        if stopped_by == signal.SIGPIPE:
+            return exit_codes.STDOUT_CLOSED
+        if stopped_by is not None:
+            what = "interrupted" if stopped_by == signal.SIGINT else "terminated"
+            self.message(f"{what}: files in progress were not written; finished files are complete")
+            return exit_codes.for_signal(stopped_by)
+        return exit_codes.SOME_FAILED if self.counts.get("failed") else exit_codes.OK

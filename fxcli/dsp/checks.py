@@ -17,7 +17,6 @@ def check_signal(x: torch.Tensor) -> None:
         raise ValueError("x must have at least one dimension (the last one is time)")
 
 
-
 def needs_grad(*tensors: object) -> bool:
     """Whether autograd is recording and one of ``tensors`` requires grad."""
     if not torch.is_grad_enabled():

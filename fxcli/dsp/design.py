@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fxcli.dsp.design_cache import cached_design
+from fxcli.errors import DesignError
 
 IIR_DESIGNS = (
     "butterworth",
@@ -35,10 +36,6 @@ _FTYPE = {
     "bessel": "bessel",
 }
 FIR_PASS = ("lowpass", "highpass", "bandpass", "bandstop")
-
-
-class DesignError(ValueError):
-    """A filter cannot be designed with these parameters at this sample rate."""
 
 
 def _check_freq(name: str, f: float, fs: float) -> None:
@@ -263,3 +260,12 @@ def fir_window(
         "window": list(win) if isinstance(win, tuple) else win,
     }
     return cached_design("firwin", args, run_scipy)
+
+
+def dc_block_sos(cutoff_hz: float, fs: float) -> np.ndarray:
+    """One-pole DC blocker ``y[n] = x[n] - x[n-1] + R y[n-1]``, ``R = exp(-2 pi fc / fs)``,
+    as one second-order section (so it fuses into IIR cascades)."""
+    if not 0 < cutoff_hz < fs / 2:
+        raise DesignError(f"cutoff_hz {cutoff_hz:g} must be below Nyquist ({fs / 2:g} Hz)")
+    r = float(np.exp(-2.0 * np.pi * cutoff_hz / fs))
+    return np.array([[1.0, -1.0, 0.0, 1.0, -r, 0.0]])

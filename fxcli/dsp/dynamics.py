@@ -612,7 +612,7 @@ def limit(
         input by :func:`limiter_latency` frames, of which the initial silence is
         dropped: the first calls return fewer frames; feed
         ``limiter_latency(...)`` zero frames at the end (see
-        :class:`fxcli.effects.dynamics.Limiter.flush`) to get the rest. A frame
+        :class:`fxcli.steps.dynamics.Limiter.flush`) to get the rest. A frame
         whose gain is 1 is output unchanged (bit for bit).
     """
     batch = tuple(x.shape[:-1])

@@ -15,11 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fxcli.errors import NonFiniteError
 from fxcli.steps import Step
-
-
-class NonFiniteError(Exception):
-    """Non-finite samples appeared; the message names where (one line)."""
 
 
 def init_states(

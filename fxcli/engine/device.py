@@ -34,16 +34,18 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     m = re.fullmatch(r"cuda(?::(\d+))?", spec)
     if not m:
-        raise UsageError(f"--device {spec!r}: allowed: auto, cpu, cuda, cuda:N")
+        raise UsageError.for_option("device", f"{spec!r}: allowed: auto, cpu, cuda, cuda:N")
     if not torch.cuda.is_available():
         why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
-        raise UsageError(
-            f"--device {spec}: CUDA is not available ({why}); use --device cpu or auto"
+        raise UsageError.for_option(
+            "device", f"{spec}: CUDA is not available ({why}); use cpu or auto"
         )
     index = int(m.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise UsageError(f"--device {spec}: only {count} CUDA device(s) (0..{count - 1})")
+        raise UsageError.for_option(
+            "device", f"{spec}: only {count} CUDA device(s) (0..{count - 1})"
+        )
     return torch.device("cuda", index)
 
 

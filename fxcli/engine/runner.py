@@ -40,8 +40,9 @@ from fxcli.io.audio import (
     read_blocks,
 )
 from fxcli.io.paths import Job, skip_existing_output
+from fxcli.preset.build import build_chain
 from fxcli.preset.loader import Preset, PresetError
-from fxcli.steps import Gain, Step, build_chain, chain_output, fuse
+from fxcli.steps import Gain, Step, chain_output, fuse
 
 ProgressFn = Callable[[int], None]
 MIN_RETRY_FRAMES = 1024
@@ -380,7 +381,7 @@ def resolve_analysis(
 
     A ``loudness`` step directly followed by a peak limiter aims through it: the
     limiter lowers the loudness it receives, so the gain is refined by measuring the
-    limiter's output (:meth:`~fxcli.effects.loudness.Loudness.aim`, a few more
+    limiter's output (:meth:`~fxcli.steps.loudness.Loudness.aim`, a few more
     passes) until the output meets the target within 0.05 LU.
     """
     steps = list(steps)
@@ -401,7 +402,7 @@ def resolve_analysis(
             assert nxt is not None
 
             def through_limiter(g: float, head: list[Step] = steps[:k], lim: Step = nxt) -> Any:
-                return fold([*fuse([*head, Gain(g).to(device)]), lim])
+                return fold([*fuse([*head, Gain.factor(g).to(device)]), lim])
 
             resolved = aim(acc, through_limiter)
         else:

@@ -39,33 +39,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
+from fxcli.errors import AudioError
+from fxcli.io.formats import AUDIO_EXTENSIONS as AUDIO_EXTENSIONS
+from fxcli.io.formats import FLOAT_SUBTYPES, FORMAT_EXTENSIONS, PCM_BITS, WAV_FORMATS
+
 if TYPE_CHECKING:
     from fxcli.io import wavfast
 
-AUDIO_EXTENSIONS = frozenset(
-    {
-        ".wav",
-        ".wave",
-        ".flac",
-        ".aif",
-        ".aiff",
-        ".aifc",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".mp3",
-        ".w64",
-        ".rf64",
-        ".caf",
-        ".au",
-        ".snd",
-    }
-)
-FORMAT_EXTENSIONS = {"wav": ".wav", "flac": ".flac"}
-PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
-FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 TEMP_MARK = ".fxcli-tmp"
-WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})
 #: files below this many samples (frames x channels) go through soundfile: it takes
 #: a few ms for them, while the fast path's first use in a process loads numba
 #: (~0.4 s here) unless another kernel already did
@@ -80,10 +61,6 @@ def fast_wav_enabled() -> bool:
     from fxcli.io import wavfast
 
     return wavfast.available()
-
-
-class AudioError(Exception):
-    """An input or output file cannot be handled; the message is one line."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -391,7 +368,7 @@ class Quantizer:
 
 
 #: ``.<name>.<pid>.<8 hex>.fxcli-tmp``: the temporary names of AtomicWriter (and of
-#: ``fxcli features``' writer); :func:`fxcli.scale.remote.remove_stale_temps` relies on it
+#: ``fxcli features``' writer); :func:`fxcli.batch.remote.remove_stale_temps` relies on it
 TEMP_NAME = re.compile(rf"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{{8}}{re.escape(TEMP_MARK)}")
 #: temporary files younger than this are left alone even when their PID is gone
 STALE_TEMP_AGE_S = 60.0

@@ -1,4 +1,5 @@
-"""Turn the CLI's INPUT arguments into (input file, output file) jobs.
+"""Turn the CLI's INPUT arguments into input files (:func:`find_inputs`, for commands
+without OUTPUT such as ``analyze``) and (input file, output file) jobs (:func:`collect`).
 
 - A directory is walked (symlinked directories are not followed, so loops
   cannot trap the walk); its tree is mirrored under OUTPUT. Files without an
@@ -32,11 +33,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from fxcli.io.audio import AUDIO_EXTENSIONS, FORMAT_EXTENSIONS, AudioError
-
-
-class UsageError(Exception):
-    """A usage problem found before any file is touched (exit code 2)."""
+from fxcli.errors import UsageError
+from fxcli.io.audio import AudioError
+from fxcli.io.formats import AUDIO_EXTENSIONS, FORMAT_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -130,39 +129,64 @@ def read_input_list(source: str) -> list[str]:
         else:
             text = Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"--input-list {name}: cannot read: {exc}") from None
+        raise UsageError.for_option("input_list", f"{name}: cannot read: {exc}") from None
     lines = [ln.strip() for ln in text.splitlines()]
     for i, ln in enumerate(lines, 1):
         if "\0" in ln:
-            raise UsageError(
-                f"--input-list {name}: line {i} holds a NUL byte; allowed: one path per "
-                "line (for find -print0 output use: tr '\\0' '\\n')"
+            raise UsageError.for_option(
+                "input_list",
+                f"{name}: line {i} holds a NUL byte; allowed: one path per "
+                "line (for find -print0 output use: tr '\\0' '\\n')",
             )
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
-def collect(
-    inputs: list[str], output: Path, listed: list[str] | None = None, out_ext: str | None = None
-) -> Collected:
-    """Resolve inputs into jobs. ``out_ext`` replaces the extension (``--format``)."""
-    out = Collected()
-    pairs: list[tuple[Path, Path]] = []  # (src, rel)
-    out_resolved = output.resolve()
-    single_file = (
-        len(inputs) == 1
-        and not listed
-        and Path(inputs[0]).is_file()
-        and output.suffix.lower() in AUDIO_EXTENSIONS
-        and not output.is_dir()
-    )
+def inputs_and_list(
+    inputs: list[str], input_list: str | None
+) -> tuple[list[str], list[str] | None]:
+    """The INPUT arguments without ``-``, and the listed paths: those of
+    ``--input-list`` (when given) followed by those read from stdin (when ``-`` is
+    among the inputs). Raises :class:`UsageError` as :func:`read_input_list`."""
+    listed = read_input_list(input_list) if input_list else None
+    if "-" in inputs:
+        inputs = [i for i in inputs if i != "-"]
+        listed = (listed or []) + read_input_list("-")
+    return inputs, listed
+
+
+@dataclass
+class Found:
+    """Input files as ``(src, rel)``: ``rel`` is the path mirrored under OUTPUT."""
+
+    files: list[tuple[Path, Path]] = field(default_factory=list)
+    ignored: int = 0  # non-audio or special files found in folders/globs
+    in_output: int = 0  # glob / input-list files inside OUTPUT, dropped
+
+
+def find_inputs(
+    inputs: list[str],
+    listed: list[str] | None = None,
+    *,
+    output: Path | None = None,
+    keep_missing: bool = False,
+) -> Found:
+    """The input files, in order: folders walked (sorted), globs expanded (sorted),
+    files as given, then the ``listed`` paths (taken as given: a missing one fails
+    when it is read). With ``output``, files under it are dropped and counted (see
+    the module docstring). A missing INPUT that is not a glob is a
+    :class:`UsageError`, unless ``keep_missing`` (then it is kept, to fail when read);
+    a glob that matches nothing is a :class:`UsageError`. Finding no file at all is
+    no error here (``files`` is empty)."""
+    out = Found()
+    out_resolved = output.resolve() if output is not None else None
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             files, ignored = _walk(p, out_resolved)
             out.ignored += ignored
-            pairs += [(f, f.relative_to(p)) for f in files]
+            out.files += [(f, f.relative_to(p)) for f in files]
         elif p.exists():
-            pairs.append((p, Path(p.name)))
+            out.files.append((p, Path(p.name)))
         elif glob.has_magic(item):
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
@@ -170,21 +194,39 @@ def collect(
             root = _glob_root(item)
             for m in matches:
                 mp = Path(m)
-                if _inside(mp, out_resolved):
+                if out_resolved is not None and _inside(mp, out_resolved):
                     out.in_output += 0 if mp.is_dir() else 1
                 elif mp.is_file() and _is_audio(mp):
-                    pairs.append((mp, _safe_rel(mp.relative_to(root))))
+                    out.files.append((mp, _safe_rel(mp.relative_to(root))))
                 elif not mp.is_dir():
                     out.ignored += 1
+        elif keep_missing:
+            out.files.append((p, Path(p.name)))
         else:
             raise UsageError(f"INPUT {item!r}: no such file or directory")
     for item in listed or []:
         p = Path(item)
-        if _inside(p, out_resolved):
+        if out_resolved is not None and _inside(p, out_resolved):
             out.in_output += 1
             continue
-        pairs.append((p, _safe_rel(PurePath(item))))
-    if not pairs:
+        out.files.append((p, _safe_rel(PurePath(item))))
+    return out
+
+
+def collect(
+    inputs: list[str], output: Path, listed: list[str] | None = None, out_ext: str | None = None
+) -> Collected:
+    """Resolve inputs into jobs. ``out_ext`` replaces the extension (``--format``)."""
+    single_file = (
+        len(inputs) == 1
+        and not listed
+        and Path(inputs[0]).is_file()
+        and output.suffix.lower() in AUDIO_EXTENSIONS
+        and not output.is_dir()
+    )
+    found = find_inputs(inputs, listed, output=output)
+    out = Collected(ignored=found.ignored, in_output=found.in_output)
+    if not found.files:
         if out.in_output:
             raise UsageError(
                 f"no input files: the {out.in_output} matching files are all inside "
@@ -193,7 +235,7 @@ def collect(
         raise UsageError("no input files (give files, folders, glob patterns or --input-list)")
     seen: dict[Path, Path] = {}
     seen_case: dict[str, tuple[Path, Path]] = {}  # case key -> (src, dest)
-    for src, rel in pairs:
+    for src, rel in found.files:
         if single_file:
             dest = output
         else:

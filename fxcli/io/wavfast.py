@@ -8,7 +8,7 @@ and decodes it straight into ``(channels, n)`` with a numba kernel; writing
 quantizes and packs PCM in one kernel and writes a canonical RIFF header.
 
 What is handled (anything else returns ``None`` / is refused, and the caller
-uses soundfile as before):
+uses soundfile):
 
 - reading: ``RIFF``/``RF64`` ``WAVE`` files whose ``fmt `` chunk is
   WAVE_FORMAT_PCM (16, 24, 32 bit), WAVE_FORMAT_IEEE_FLOAT (32, 64 bit) or

@@ -24,6 +24,7 @@ import os
 import stat
 from pathlib import Path
 
+from fxcli.errors import FxcliError
 from fxcli.preset.spec import MAX_COEFFICIENTS_FILE_BYTES, MAX_IR_FILE_BYTES
 
 __all__ = [
@@ -45,7 +46,7 @@ FILE_KEYS = {
 PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 
 
-class PresetFileError(ValueError):
+class PresetFileError(FxcliError, ValueError):
     """A file a preset names may not be read; ``reason`` never quotes the file's content."""
 
     def __init__(self, reason: str) -> None:

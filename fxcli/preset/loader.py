@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from fxcli.errors import ParameterError, PresetError
 from fxcli.preset.files import (
     FILE_KEYS,
     FileTooLargeError,
@@ -29,7 +30,6 @@ from fxcli.preset.files import (
 )
 from fxcli.preset.spec import (
     DITHER,
-    MAX_CHANNELS,
     MAX_FIR_TAPS,
     OUTPUT_KEYS,
     OUTPUT_SUBTYPES,
@@ -43,10 +43,6 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 #: a preset file's size limit in bytes (real presets are a few KiB)
 MAX_PRESET_BYTES = 1024 * 1024
-
-
-class PresetError(ValueError):
-    """A preset is malformed or a step cannot be built; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -269,90 +265,11 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
 # --------------------------------------------------------------------------- values
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _check_value(p: Param, v: Any, where: str) -> Any:
-    def bad(why: str) -> PresetError:
-        return PresetError(f"{where}: key '{p.name}': {why}; allowed: {p.allowed()}")
-
-    def check_range(x: float) -> None:
-        if not math.isfinite(x):
-            raise bad(f"got {x!r}")
-        if p.minimum is not None and (x <= p.minimum if p.exclusive_minimum else x < p.minimum):
-            raise bad(f"got {x:g}")
-        if p.maximum is not None and (x >= p.maximum if p.exclusive_maximum else x > p.maximum):
-            raise bad(f"got {x:g}")
-
-    if p.kind == "number":
-        if not _is_number(v):
-            raise bad(f"got {v!r}")
-        check_range(float(v))
-        return float(v)
-    if p.kind == "int":
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise bad(f"got {v!r}")
-        check_range(v)
-        return v
-    if p.kind == "bool":
-        if not isinstance(v, bool):
-            raise bad(f"got {v!r}")
-        return v
-    if p.kind == "matrix":
-        ok = (
-            isinstance(v, list)
-            and 0 < len(v) <= MAX_CHANNELS
-            and all(isinstance(r, list) and r for r in v)
-            and len({len(r) for r in v}) == 1
-            and len(v[0]) <= MAX_CHANNELS
-            and all(_is_number(x) and math.isfinite(x) for r in v for x in r)
-        )
-        if not ok:
-            raise bad("got " + (repr(v) if len(repr(v)) < 60 else repr(v)[:57] + "..."))
-        return [[float(x) for x in r] for r in v]
-    if p.kind == "choice":
-        if v not in p.choices:
-            raise bad(f"got {v!r}")
-        return v
-    if p.kind == "freq_or_band":
-        if _is_number(v):
-            if not (math.isfinite(v) and v > 0):
-                raise bad(f"got {v!r}")
-            return float(v)
-        if (
-            isinstance(v, list)
-            and len(v) == 2
-            and all(_is_number(x) and math.isfinite(x) and x > 0 for x in v)
-        ):
-            return [float(x) for x in v]
-        raise bad(f"got {v!r}")
-    if p.kind == "numbers":
-        if not isinstance(v, list) or not v or not all(_is_number(x) for x in v):
-            raise bad("got " + (repr(v) if len(repr(v)) < 60 else repr(v)[:57] + "..."))
-        if len(v) > MAX_FIR_TAPS:
-            raise bad(f"got {len(v)} values (at most {MAX_FIR_TAPS})")
-        if not all(math.isfinite(x) for x in v):
-            raise bad("got a non-finite value")
-        return [float(x) for x in v]
-    if p.kind == "path":
-        if not isinstance(v, str) or not v:
-            raise bad(f"got {v!r}")
-        return v
-    if p.kind == "window":
-        if isinstance(v, str) and v:
-            return v
-        if (
-            isinstance(v, list)
-            and v
-            and isinstance(v[0], str)
-            and all(_is_number(x) for x in v[1:])
-        ):
-            return v
-        raise bad(f"got {v!r}")
-    raise AssertionError(p.kind)  # pragma: no cover
+    try:
+        return p.check(v)
+    except ParameterError as exc:
+        raise PresetError(f"{where}: key '{p.name}': {exc.got}; allowed: {exc.allowed}") from None
 
 
 def validate_step(

@@ -7,8 +7,11 @@ CLI's ``presets`` help. It imports neither torch nor scipy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from fxcli.errors import ParameterError
 
 REQUIRED: Any = object()
 
@@ -49,6 +52,12 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def check(self, value: Any) -> Any:
+        """``value`` checked against this key's kind and limits, normalized (ints to
+        float for numbers...); else :class:`~fxcli.errors.ParameterError`
+        (``name: got X; allowed: Y``). Presets and step constructors both check here."""
+        return _check(self, value)
 
     def allowed(self) -> str:
         """Human description of the allowed values, used in error messages."""
@@ -229,8 +238,8 @@ STEPS: dict[str, StepSpec] = {
             (
                 Param("threshold_db", "number", "threshold", -18.0, -100, 0, unit="dBFS"),
                 Param("ratio", "number", "compression ratio", 4.0, 1, 100),
-                Param("attack_ms", "number", "attack time", 10.0, 0, 1000, unit="ms"),
-                Param("release_ms", "number", "release time", 100.0, 0, 10000, unit="ms"),
+                Param("attack_ms", "number", "attack time", 10.0, 0, 1000, True, unit="ms"),
+                Param("release_ms", "number", "release time", 100.0, 0, 10000, True, unit="ms"),
                 Param("knee_db", "number", "soft knee width", 6.0, 0, 48, unit="dB"),
                 Param("makeup_db", "number", "makeup gain", 0.0, -24, 48, unit="dB"),
                 Param("detector", "choice", "level detector", "peak", choices=("peak", "rms")),
@@ -254,8 +263,8 @@ STEPS: dict[str, StepSpec] = {
             (
                 Param("ceiling_db", "number", "output ceiling", -1.0, -60, 0, unit="dBFS"),
                 Param("true_peak", "bool", "limit the true (inter-sample) peak", True),
-                Param("lookahead_ms", "number", "lookahead", 5.0, 0.1, 100, unit="ms"),
-                Param("release_ms", "number", "release time", 50.0, 1, 10000, unit="ms"),
+                Param("lookahead_ms", "number", "lookahead", 5.0, 0, 100, True, unit="ms"),
+                Param("release_ms", "number", "release time", 50.0, 0, 10000, True, unit="ms"),
             ),
         ),
         StepSpec(
@@ -264,9 +273,20 @@ STEPS: dict[str, StepSpec] = {
             (
                 Param("threshold_db", "number", "threshold", -50.0, -140, 0, unit="dBFS"),
                 Param("ratio", "number", "expansion ratio", 10.0, 1, 1000),
-                Param("attack_ms", "number", "attack (opening) time", 1.0, 0, 1000, unit="ms"),
+                Param(
+                    "attack_ms", "number", "attack (opening) time", 1.0, 0, 1000, True, unit="ms"
+                ),
                 Param("hold_ms", "number", "hold time", 50.0, 0, 10000, unit="ms"),
-                Param("release_ms", "number", "release (closing) time", 100.0, 0, 10000, unit="ms"),
+                Param(
+                    "release_ms",
+                    "number",
+                    "release (closing) time",
+                    100.0,
+                    0,
+                    10000,
+                    True,
+                    unit="ms",
+                ),
             ),
         ),
         StepSpec(
@@ -275,9 +295,9 @@ STEPS: dict[str, StepSpec] = {
             (
                 Param("threshold_db", "number", "threshold", -40.0, -140, 0, unit="dBFS"),
                 Param("ratio", "number", "expansion ratio", 2.0, 1, 1000),
-                Param("attack_ms", "number", "attack time", 5.0, 0, 1000, unit="ms"),
+                Param("attack_ms", "number", "attack time", 5.0, 0, 1000, True, unit="ms"),
                 Param("hold_ms", "number", "hold time", 20.0, 0, 10000, unit="ms"),
-                Param("release_ms", "number", "release time", 100.0, 0, 10000, unit="ms"),
+                Param("release_ms", "number", "release time", 100.0, 0, 10000, True, unit="ms"),
             ),
         ),
         StepSpec(
@@ -365,3 +385,105 @@ OUTPUT_SUBTYPES = ("same", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM
 DITHER = ("none", "tpdf")  # default: tpdf for PCM of 16 bits or fewer, else none
 TOP_LEVEL_KEYS = ("version", "description", "output", "chain")
 OUTPUT_KEYS = ("subtype", "dither")
+
+
+def check(step_type: str, key: str, value: Any) -> Any:
+    """Check one argument of a step against the spec (the one source of limits).
+
+    >>> check("compressor", "ratio", 4)
+    4.0
+    >>> check("compressor", "attack_ms", 0)
+    Traceback (most recent call last):
+    ...
+    fxcli.errors.ParameterError: attack_ms: got 0; allowed: a number > 0 and <= 1000 ms
+    """
+    return STEPS[step_type].param_map[key].check(value)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check(p: Param, v: Any) -> Any:
+    def bad(why: str) -> ParameterError:
+        return ParameterError(p.name, why, p.allowed())
+
+    def check_range(x: float) -> None:
+        if not math.isfinite(x):
+            raise bad(f"got {x!r}")
+        if p.minimum is not None and (x <= p.minimum if p.exclusive_minimum else x < p.minimum):
+            raise bad(f"got {x:g}")
+        if p.maximum is not None and (x >= p.maximum if p.exclusive_maximum else x > p.maximum):
+            raise bad(f"got {x:g}")
+
+    if p.kind == "number":
+        if not _is_number(v):
+            raise bad(f"got {v!r}")
+        check_range(float(v))
+        return float(v)
+    if p.kind == "int":
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise bad(f"got {v!r}")
+        check_range(v)
+        return v
+    if p.kind == "bool":
+        if not isinstance(v, bool):
+            raise bad(f"got {v!r}")
+        return v
+    if p.kind == "matrix":
+        ok = (
+            isinstance(v, list)
+            and 0 < len(v) <= MAX_CHANNELS
+            and all(isinstance(r, list) and r for r in v)
+            and len({len(r) for r in v}) == 1
+            and len(v[0]) <= MAX_CHANNELS
+            and all(_is_number(x) and math.isfinite(x) for r in v for x in r)
+        )
+        if not ok:
+            raise bad("got " + (repr(v) if len(repr(v)) < 60 else repr(v)[:57] + "..."))
+        return [[float(x) for x in r] for r in v]
+    if p.kind == "choice":
+        if v not in p.choices:
+            raise bad(f"got {v!r}")
+        return v
+    if p.kind == "freq_or_band":
+        if _is_number(v):
+            if not (math.isfinite(v) and v > 0):
+                raise bad(f"got {v!r}")
+            return float(v)
+        if (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(_is_number(x) and math.isfinite(x) and x > 0 for x in v)
+        ):
+            return [float(x) for x in v]
+        raise bad(f"got {v!r}")
+    if p.kind == "numbers":
+        if not isinstance(v, list) or not v or not all(_is_number(x) for x in v):
+            raise bad("got " + (repr(v) if len(repr(v)) < 60 else repr(v)[:57] + "..."))
+        if len(v) > MAX_FIR_TAPS:
+            raise bad(f"got {len(v)} values (at most {MAX_FIR_TAPS})")
+        if not all(math.isfinite(x) for x in v):
+            raise bad("got a non-finite value")
+        return [float(x) for x in v]
+    if p.kind == "path":
+        if not isinstance(v, str) or not v:
+            raise bad(f"got {v!r}")
+        return v
+    if p.kind == "window":
+        if isinstance(v, str) and v:
+            return v
+        if (
+            isinstance(v, list)
+            and v
+            and isinstance(v[0], str)
+            and all(_is_number(x) for x in v[1:])
+        ):
+            return v
+        raise bad(f"got {v!r}")
+    raise AssertionError(p.kind)  # pragma: no cover

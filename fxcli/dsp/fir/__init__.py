@@ -81,6 +81,19 @@ def firfilt(
     ``method="triton"`` runs as ``"auto"`` (the forward still takes the triton
     path for float32 CUDA ``x``; the backward's float64 convolutions take the
     float64 paths).
+
+    Example:
+
+    >>> import torch
+    >>> from scipy import signal
+    >>> from fxcli.dsp import firfilt
+    >>> taps = torch.tensor(signal.firwin(31, 1000, fs=48000))
+    >>> x = torch.randn(1, 2000, dtype=torch.float64)
+    >>> y, zf = firfilt(x, taps)
+    >>> bool(torch.allclose(y, torch.from_numpy(signal.lfilter(taps.numpy(), 1, x.numpy()))))
+    True
+    >>> zf.shape  # the last K - 1 input samples: the next call's zi
+    torch.Size([1, 30])
     """
     if needs_grad(x, taps, zi):
         return firfilt_autograd(x, taps, zi, "auto" if method == "triton" else method)

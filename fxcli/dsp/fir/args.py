@@ -26,7 +26,6 @@ def check_taps(x: torch.Tensor, taps: torch.Tensor, method: str) -> torch.Tensor
     return h
 
 
-
 def history(
     zi: torch.Tensor | None, batch: tuple[int, ...], k: int, device: torch.device
 ) -> torch.Tensor:
@@ -42,4 +41,3 @@ def history(
             f"zi must have shape (*batch, K - 1) = {hist_shape}, got {tuple(zi.shape)}"
         )
     return zi.detach().to(device=device, dtype=torch.float64).reshape(rows, k - 1)
-

@@ -18,8 +18,6 @@ from fxcli.dsp.fir.forward import forward
 __all__ = ["FirfiltFunction", "firfilt_autograd"]
 
 
-
-
 def _fir(
     x: torch.Tensor, taps: torch.Tensor, zi: torch.Tensor | None, method: str
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,7 +52,6 @@ def _auto_triton(x: torch.Tensor, taps: object) -> bool:
     return fir_triton.available()
 
 
-
 def _slab_elements(device: torch.device) -> int:
     """float64 elements per slab of frames: small on CPU (cache-resident, and no
     page-fault churn from fresh large allocations), large on GPUs."""
@@ -181,7 +180,6 @@ def _convolve(full: torch.Tensor, h: torch.Tensor, y: torch.Tensor, method: str)
             out = torch.fft.irfft(spec, n=win, dim=-1)[..., k - 1 :]
         t0, t1 = f0 * step, min(n_t, f1 * step)
         y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
-
 
 
 def forward(

@@ -121,6 +121,21 @@ def sosfilt(
     Time-varying coefficients: ``sos`` of shape ``(..., time, S, 6)`` (one
     cascade per sample, batch dims broadcast against ``x``'s) is handled by
     :func:`fxcli.dsp.iir.tvsosfilt` (differentiable too).
+
+    Example (chunked calls carrying the state equal one call, bit for bit on CPU):
+
+    >>> import torch
+    >>> from scipy import signal
+    >>> from fxcli.dsp import sosfilt
+    >>> sos = torch.tensor(signal.butter(4, 1000, fs=48000, output="sos"))
+    >>> x = torch.randn(2, 4800, dtype=torch.float64)
+    >>> y, zf = sosfilt(x, sos)
+    >>> y1, z = sosfilt(x[:, :1000], sos)
+    >>> y2, z = sosfilt(x[:, 1000:], sos, z)
+    >>> torch.equal(torch.cat([y1, y2], dim=-1), y)
+    True
+    >>> bool(torch.allclose(y, torch.from_numpy(signal.sosfilt(sos.numpy(), x.numpy()))))
+    True
     """
     check_signal(x)
     if getattr(sos, "ndim", np.ndim(sos)) >= 3:

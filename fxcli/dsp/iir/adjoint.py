@@ -8,18 +8,15 @@ the adjoint recursion block by block, backwards in time, from those states. See
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from fxcli._jit import njit as _njit
 from fxcli._jit import numba as _numba
 from fxcli.dsp.iir.args import sos_to_numpy, zi_rows
-from fxcli.dsp.iir.cpu import BLOCK, LANES, I64, VEC, group, run_rows, splat, tile_group
+from fxcli.dsp.iir.cpu import BLOCK, I64, LANES, VEC, group, run_rows, splat, tile_group
 
 __all__ = ["numba_ok", "sos_backward_numba", "sosfilt_ckpt"]
-
 
 
 if _numba is not None:

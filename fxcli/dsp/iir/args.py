@@ -49,4 +49,3 @@ def zi_rows(
             f"zi must have shape (n_sections, *batch, 2) = {expected}, got {tuple(zi.shape)}"
         )
     return zi.detach().to(device=device, dtype=torch.float64).reshape(n_sections, rows, 2).clone()
-

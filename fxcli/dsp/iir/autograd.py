@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from fxcli.dsp.checks import check_signal, needs_grad

@@ -313,9 +313,7 @@ if _numba is not None:
                 g64 = builder.sext(a_g, I64) if a_g.type.width < 64 else a_g
                 coef = []
                 for j in range(m):
-                    row = builder.mul(
-                        builder.add(g64, _ir.Constant(I64, j)), _ir.Constant(I64, 6)
-                    )
+                    row = builder.mul(builder.add(g64, _ir.Constant(I64, j)), _ir.Constant(I64, 6))
                     coef.append(
                         [
                             splat(

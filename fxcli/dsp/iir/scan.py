@@ -16,7 +16,6 @@ chunked calls agree with one call to rounding.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -224,4 +223,3 @@ def sosfilt_scan(
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
-

@@ -51,7 +51,6 @@ from fxcli._jit import njit as _njit
 from fxcli._jit import numba as _numba
 from fxcli.dsp.checks import check_signal
 
-
 __all__ = ["TvSosfiltFunction", "tvsosfilt"]
 
 _BACKENDS = ("auto", "numba", "torch", "triton")

@@ -32,7 +32,7 @@ moves its segment through registers 8 samples at a time (one full 32-byte sector
 per lane per load and store, split into per-sample columns through shared
 memory), over every segment but the last; the last segment of each row (1 to
 ``L`` samples) then runs from its incoming state through ``_seg_kernel``'s pass 2,
-which stores ``zf``. On an H200 (seed chain, 12 ch x 600 s float32) the one-word
+which stores ``zf``. On an H200 (4-section IIR chain, 12 ch x 600 s float32) the one-word
 ``_seg_kernel`` reached 28 Gsamples/s, its pass 2 alone 36 (pass 1: 222): each
 warp store touched 32 sectors; the tiled kernels reach 115.
 
@@ -379,7 +379,7 @@ def _default_layout(rows: int, n_t: int, device: torch.device) -> str:
 
 def _segment_length(rows: int, n_t: int, device: torch.device, layout: str = "tile") -> int:
     """Segment length: long segments (cheap scan, short sequential tail) while keeping
-    enough lanes busy: >= 2^16 for the tiled kernel (on an H200, seed chain, 12 ch x
+    enough lanes busy: >= 2^16 for the tiled kernel (on an H200, the 4-section IIR chain, 12 ch x
     600 s float32: L = 4096 115 Gsamples/s, 1024 93-101, 256 59), >= 2^18 for the
     one-word kernel (L from 1024)."""
     if device.type != "cuda":

@@ -9,7 +9,6 @@ Hz), ``fs`` is the input's sample rate in Hz. Channels are dim -2 of the
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -26,32 +25,10 @@ from fxcli.dsp.dynamics import (
     limiter_latency,
 )
 from fxcli.dsp.iir import sosfilt
-from fxcli.steps import Step
+from fxcli.preset.spec import check
+from fxcli.steps.base import Step, check_fs
 
 __all__ = ["Compressor", "Limiter", "Gate", "Expander"]
-
-
-def _num(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    """Check ``lo <= value <= hi`` (``lo < value`` with lo_open); one-line ValueError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    ok = (v > lo if lo_open else v >= lo) and v <= hi and not math.isnan(v)
-    if not ok:
-        left = "(" if lo_open else "["
-        raise ValueError(f"{name} must be in {left}{lo:g}, {hi:g}], got {value!r}")
-    return v
-
-
-def _fs(fs: Any) -> float:
-    return _num("fs", fs, 0.0, 1e7, lo_open=True)
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 def _apply(x: Tensor, gain: Tensor) -> Tensor:
@@ -71,7 +48,14 @@ class Compressor(Step):
     sees the input through a 2nd-order Butterworth highpass (state carried).
 
     State: ``(DynamicsState, sidechain sosfilt state or None)``. No latency.
+
+    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
+    for it). Autograd: gradients flow to the input through the applied gain (the gain
+    itself is treated as a constant).
     """
+
+    spec_type = "compressor"
+    late_binding = "fs"
 
     def __init__(
         self,
@@ -89,21 +73,19 @@ class Compressor(Step):
         label: str = "compressor",
     ) -> None:
         super().__init__()
-        self.fs = _fs(fs)
-        self.threshold_db = _num("threshold_db", threshold_db, -120.0, 0.0)
-        self.ratio = _num("ratio", ratio, 1.0, math.inf)
-        self.attack_ms = _num("attack_ms", attack_ms, 0.0, 10000.0, lo_open=True)
-        self.release_ms = _num("release_ms", release_ms, 0.0, 10000.0, lo_open=True)
-        self.knee_db = _num("knee_db", knee_db, 0.0, 60.0)
-        self.makeup_db = _num("makeup_db", makeup_db, -60.0, 60.0)
-        if detector not in ("peak", "rms"):
-            raise ValueError(f"detector must be 'peak' or 'rms', got {detector!r}")
-        self.detector = detector
-        self.link_channels = _bool("link_channels", link_channels)
+        self.fs = check_fs(fs)
+        self.threshold_db = check(self.spec_type, "threshold_db", threshold_db)
+        self.ratio = check(self.spec_type, "ratio", ratio)
+        self.attack_ms = check(self.spec_type, "attack_ms", attack_ms)
+        self.release_ms = check(self.spec_type, "release_ms", release_ms)
+        self.knee_db = check(self.spec_type, "knee_db", knee_db)
+        self.makeup_db = check(self.spec_type, "makeup_db", makeup_db)
+        self.detector = check(self.spec_type, "detector", detector)
+        self.link_channels = check(self.spec_type, "link_channels", link_channels)
         self.sidechain_highpass_hz = None
         self.register_buffer("sc_sos", None)
         if sidechain_highpass_hz is not None:
-            hz = _num("sidechain_highpass_hz", sidechain_highpass_hz, 0.0, 1e7, lo_open=True)
+            hz = check(self.spec_type, "sidechain_highpass_hz", sidechain_highpass_hz)
             try:
                 sos = D.iir_pass("highpass", hz, self.fs, 2, "butterworth")
             except D.DesignError as exc:
@@ -163,7 +145,16 @@ class Limiter(Step):
     first chunks return fewer frames and :meth:`flush` the rest, so the output
     has the input's length and alignment. Release: one-pole in dB, 63.2 % in
     ``release_ms``.
+
+    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
+    for it). Autograd: not supported: calling it on a tensor that requires grad raises
+    (run it under torch.no_grad()).
     """
+
+    differentiable = False
+
+    spec_type = "limiter"
+    late_binding = "fs"
 
     peak_limiter = True
 
@@ -178,11 +169,11 @@ class Limiter(Step):
         label: str = "limiter",
     ) -> None:
         super().__init__()
-        self.fs = _fs(fs)
-        self.ceiling_db = _num("ceiling_db", ceiling_db, -60.0, 0.0)
-        self.true_peak = _bool("true_peak", true_peak)
-        self.lookahead_ms = _num("lookahead_ms", lookahead_ms, 0.0, 200.0, lo_open=True)
-        self.release_ms = _num("release_ms", release_ms, 0.0, 10000.0, lo_open=True)
+        self.fs = check_fs(fs)
+        self.ceiling_db = check(self.spec_type, "ceiling_db", ceiling_db)
+        self.true_peak = check(self.spec_type, "true_peak", true_peak)
+        self.lookahead_ms = check(self.spec_type, "lookahead_ms", lookahead_ms)
+        self.release_ms = check(self.spec_type, "release_ms", release_ms)
         self.lookahead = max(1, round(self.lookahead_ms * 1e-3 * self.fs))
         self.latency = limiter_latency(self.lookahead, self.true_peak)
         self.label = label
@@ -225,7 +216,14 @@ class Expander(Step):
     closing starts only ``hold_ms`` after the level last asked for the current
     gain or more. Instantaneous peak detector, channels linked (max level).
     Time constants: 63.2 % of a gain step in dB (see :mod:`fxcli.dsp.dynamics`).
+
+    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
+    for it). Autograd: gradients flow to the input through the applied gain (the gain
+    itself is treated as a constant).
     """
+
+    spec_type = "expander"
+    late_binding = "fs"
 
     def __init__(
         self,
@@ -239,12 +237,12 @@ class Expander(Step):
         label: str = "expander",
     ) -> None:
         super().__init__()
-        self.fs = _fs(fs)
-        self.threshold_db = _num("threshold_db", threshold_db, -140.0, 0.0)
-        self.ratio = _num("ratio", ratio, 1.0, math.inf)
-        self.attack_ms = _num("attack_ms", attack_ms, 0.0, 10000.0, lo_open=True)
-        self.hold_ms = _num("hold_ms", hold_ms, 0.0, 10000.0)
-        self.release_ms = _num("release_ms", release_ms, 0.0, 10000.0, lo_open=True)
+        self.fs = check_fs(fs)
+        self.threshold_db = check(self.spec_type, "threshold_db", threshold_db)
+        self.ratio = check(self.spec_type, "ratio", ratio)
+        self.attack_ms = check(self.spec_type, "attack_ms", attack_ms)
+        self.hold_ms = check(self.spec_type, "hold_ms", hold_ms)
+        self.release_ms = check(self.spec_type, "release_ms", release_ms)
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
@@ -268,7 +266,14 @@ class Expander(Step):
 
 class Gate(Expander):
     """Noise gate: an :class:`Expander` with a steep default ratio (10: 9 dB of
-    attenuation per dB below the threshold, at most 120 dB) and gate timings."""
+    attenuation per dB below the threshold, at most 120 dB) and gate timings.
+
+    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
+    for it). Autograd: gradients flow to the input through the applied gain (the gain
+    itself is treated as a constant).
+    """
+
+    spec_type = "gate"
 
     def __init__(
         self,

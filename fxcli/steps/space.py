@@ -12,7 +12,9 @@ import torch
 from torch import Tensor
 
 from fxcli.dsp import reverb as RV
-from fxcli.steps import Step
+from fxcli.errors import ParameterError
+from fxcli.preset.spec import check
+from fxcli.steps.base import Step, check_fs
 
 __all__ = ["Convolve", "Reverb", "MAX_IR_SECONDS", "MAX_IR_BYTES"]
 
@@ -102,7 +104,14 @@ class Convolve(Step):
         mix: dry/wet in [0, 1].
         normalize_ir: scale the IR to unit energy (above).
         fs: input sample rate in Hz.
+
+    Devices: any. Autograd: not supported: calling it on a tensor that requires grad
+    raises (run it under torch.no_grad()).
     """
+
+    differentiable = False
+
+    late_binding = "fs"
 
     ir: Tensor
 
@@ -117,12 +126,9 @@ class Convolve(Step):
     ) -> None:
         super().__init__()
         self.label = label
-        if not (math.isfinite(fs) and fs > 0):
-            raise ValueError(f"{label}: fs must be a positive rate in Hz, got {fs}")
-        if not (0.0 <= mix <= 1.0):
-            raise ValueError(f"{label}: mix must be in [0, 1], got {mix}")
+        fs = check_fs(fs)
         self.ir_file = os.fspath(ir_file)
-        self.mix = float(mix)
+        self.mix = check("convolve", "mix", mix)
         self.normalize_ir = bool(normalize_ir)
         self.fs = float(fs)
         ir = load_ir(self.ir_file, self.fs, label)
@@ -191,7 +197,15 @@ class Reverb(Step):
         dry: dry level in [0, 1].
         width: stereo width in [0, 1].
         fs: input sample rate in Hz (>= 100).
+
+    Devices: any (the comb/allpass network runs on the CPU kernel). Autograd: not
+    supported: calling it on a tensor that requires grad raises (run it under
+    torch.no_grad()).
     """
+
+    differentiable = False
+
+    late_binding = "fs"
 
     def __init__(
         self,
@@ -206,22 +220,13 @@ class Reverb(Step):
     ) -> None:
         super().__init__()
         self.label = label
-        for key, value in (
-            ("room_size", room_size),
-            ("damping", damping),
-            ("wet", wet),
-            ("dry", dry),
-            ("width", width),
-        ):
-            if not (0.0 <= value <= 1.0):
-                raise ValueError(f"{label}: {key} must be in [0, 1], got {value}")
         if not (math.isfinite(fs) and fs >= 100):
-            raise ValueError(f"{label}: fs must be a sample rate >= 100 Hz, got {fs}")
-        self.room_size = float(room_size)
-        self.damping = float(damping)
-        self.wet = float(wet)
-        self.dry = float(dry)
-        self.width = float(width)
+            raise ParameterError("fs", f"got {fs!r}", "a sample rate >= 100 Hz")
+        self.room_size = check("reverb", "room_size", room_size)
+        self.damping = check("reverb", "damping", damping)
+        self.wet = check("reverb", "wet", wet)
+        self.dry = check("reverb", "dry", dry)
+        self.width = check("reverb", "width", width)
         self.fs = float(fs)
         self.feedback = 0.7 + 0.28 * self.room_size
         self.damp = 0.4 * self.damping

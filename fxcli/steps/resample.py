@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from fxcli.dsp import resample as R
-from fxcli.steps import Step
+from fxcli.preset.spec import check
+from fxcli.steps.base import Step, check_fs
 
 __all__ = ["Resample"]
 
@@ -37,7 +37,15 @@ class Resample(Step):
         quality: ``quick | low | medium | high | very_high`` (soxr QQ/LQ/MQ/HQ/VHQ;
             the torch designs for each are in :data:`fxcli.dsp.resample.QUALITIES`).
         fs: input sample rate in Hz.
+
+    Devices: any (soxr on CPU; a polyphase torch kernel on CUDA). Autograd: not
+    supported: calling it on a tensor that requires grad raises (run it under
+    torch.no_grad()).
     """
+
+    differentiable = False
+
+    late_binding = "fs"
 
     def __init__(
         self,
@@ -50,14 +58,9 @@ class Resample(Step):
     ) -> None:
         super().__init__()
         self.label = label
-        if not (math.isfinite(rate_hz) and rate_hz > 0):
-            raise ValueError(f"{label}: rate_hz must be a positive rate in Hz, got {rate_hz}")
-        if not (math.isfinite(fs) and fs > 0):
-            raise ValueError(f"{label}: fs must be a positive rate in Hz, got {fs}")
-        if quality not in R.QUALITIES:
-            raise ValueError(
-                f"{label}: quality must be one of {', '.join(R.QUALITIES)}, got {quality!r}"
-            )
+        rate_hz = check("resample", "rate_hz", rate_hz)
+        fs = check_fs(fs)
+        quality = check("resample", "quality", quality)
         if backend not in _BACKENDS:
             raise ValueError(f"{label}: backend must be one of {_BACKENDS}, got {backend!r}")
         self.rate_hz = float(rate_hz)

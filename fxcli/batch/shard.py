@@ -24,10 +24,10 @@ def parse_shard(spec: str) -> tuple[int, int]:
     """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``; :class:`UsageError` otherwise."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
     if not m:
-        raise UsageError(f"--shard {spec!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+        raise UsageError.for_option("shard", f"{spec!r}: expected K/N with 0 <= K < N, e.g. 0/4")
     k, n = int(m.group(1)), int(m.group(2))
     if n < 1 or k >= n:
-        raise UsageError(f"--shard {spec!r}: expected K/N with 0 <= K < N and N >= 1")
+        raise UsageError.for_option("shard", f"{spec!r}: expected K/N with 0 <= K < N and N >= 1")
     return k, n
 
 

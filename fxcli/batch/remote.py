@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, NamedTuple
 
-from fxcli.io.audio import AUDIO_EXTENSIONS, TEMP_MARK, TEMP_NAME
+from fxcli.io.audio import TEMP_MARK, TEMP_NAME
+from fxcli.io.formats import AUDIO_EXTENSIONS
 from fxcli.io.paths import UsageError, collect
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")

@@ -1,13 +1,13 @@
-"""``fxcli bench``: time filter chains over a sweep of durations, channel counts
-and backends, check every backend's output, and write CSV / a table / a plot.
+"""Time filter chains over a sweep of durations, channel counts and backends, check
+every backend's output, and write CSV / a plot (``fxcli bench`` renders the table).
 
 Method (see also ``bench/README.md``):
 
 - Input: per case (duration x channels) a fresh ``(channels, frames)`` float32
-  Gaussian noise, each channel normalized to [-1, 1] (the seed benchmarks'
-  ``create_audio``; drawn directly as float32 so no float64 copy is made), freed
-  after the case.
-- Chains: ``iir``, ``fir`` and ``api`` are the seed chains (the bundled
+  Gaussian noise, each channel normalized to [-1, 1] (``randn`` normalized per
+  channel; drawn directly as float32 so no float64 copy is made), freed after
+  the case.
+- Chains: ``iir``, ``fir`` and ``api`` are the named benchmark chains (the bundled
   ``iir_chain``, ``fir_chain`` and ``api_chain`` presets); any preset path or
   bundled name works. Coefficients are designed once per sample rate, before
   any timing. A ``normalize`` step is resolved to its gain once per case from a
@@ -15,7 +15,7 @@ Method (see also ``bench/README.md``):
 - Backends: ``cpu`` / ``cuda`` run fxcli's engine path (the fused chain, the
   engine's chunk size, state carried across chunks); ``scipy`` runs the same
   designs with ``scipy.signal.sosfilt`` per IIR step, ``scipy.signal.lfilter``
-  per FIR step and a multiply per gain (the seed's baseline, float64 inside);
+  per FIR step and a multiply per gain (the baseline, float64 inside);
   ``torchaudio`` (``lfilter`` per biquad, ``fftconvolve`` per FIR, float32 as a
   user would call it) and ``torchfx`` run when importable (optional peers, never
   required).
@@ -60,16 +60,23 @@ import torch
 from fxcli._version import __version__ as FXCLI_VERSION
 from fxcli.engine.chain import init_states, run_chain
 from fxcli.engine.device import chunk_frames
+from fxcli.errors import FxcliError
+from fxcli.preset.build import build_chain
 from fxcli.preset.loader import PresetError, StepConfig, load_preset
-from fxcli.steps import FIR, IIR, Gain, Normalize, Step, build_chain, fuse
+from fxcli.steps import FIR, IIR, Gain, Normalize, Step, fuse
 
 __all__ = [
     "ALL_BACKENDS",
     "COLUMNS",
     "DEFAULT_BACKENDS",
     "ERROR_THRESHOLD",
+    "NAMED_CHAINS",
     "BenchError",
     "Chain",
+    "CsvSink",
+    "check_settings",
+    "json_line",
+    "markdown_table",
     "make_noise",
     "make_row",
     "max_abs_error",
@@ -78,7 +85,6 @@ __all__ = [
     "parse_backends",
     "parse_channels",
     "parse_durations",
-    "print_table",
     "resolve_chain",
     "run_bench",
     "write_plot",
@@ -88,7 +94,7 @@ __all__ = [
 #: a backend's output is flagged ``MISMATCH``.
 ERROR_THRESHOLD = 1e-4
 
-SEED_CHAINS = {"iir": "iir_chain", "fir": "fir_chain", "api": "api_chain"}
+NAMED_CHAINS = {"iir": "iir_chain", "fir": "fir_chain", "api": "api_chain"}
 ALL_BACKENDS = ("cpu", "cuda", "scipy", "torchaudio", "torchfx")
 DEFAULT_BACKENDS = ("cpu", "cuda", "scipy")
 OPTIONAL_BACKENDS = ("torchaudio", "torchfx")
@@ -121,7 +127,7 @@ _REF_BLOCK = 1 << 17
 Log = Callable[[str], None]
 
 
-class BenchError(ValueError):
+class BenchError(FxcliError, ValueError):
     """A usage problem (bad argument, unknown chain, missing plot extra): one line."""
 
 
@@ -135,20 +141,24 @@ class Unsupported(Exception):
 def _items(text: str, what: str) -> list[str]:
     parts = [p.strip() for p in str(text).split(",")]
     if not parts or any(p == "" for p in parts):
-        raise BenchError(f"{what} {text!r}: give a comma-separated list, e.g. 5,60,600")
+        raise BenchError.for_option(what, f"{text!r}: give a comma-separated list, e.g. 5,60,600")
     return parts
 
 
 def parse_durations(text: str) -> list[float]:
     """``"5,60,600"`` -> [5.0, 60.0, 600.0] (seconds, each > 0 and finite)."""
     out = []
-    for p in _items(text, "--durations"):
+    for p in _items(text, "durations"):
         try:
             v = float(p)
         except ValueError:
-            raise BenchError(f"--durations: {p!r} is not a number of seconds") from None
+            raise BenchError.for_option(
+                "durations", f": {p!r} is not a number of seconds"
+            ) from None
         if not math.isfinite(v) or v <= 0:
-            raise BenchError(f"--durations: {p!r} must be a positive number of seconds")
+            raise BenchError.for_option(
+                "durations", f": {p!r} must be a positive number of seconds"
+            )
         out.append(v)
     return out
 
@@ -156,13 +166,13 @@ def parse_durations(text: str) -> list[float]:
 def parse_channels(text: str) -> list[int]:
     """``"1,8"`` -> [1, 8] (each an integer from 1 to 1024)."""
     out = []
-    for p in _items(text, "--channels"):
+    for p in _items(text, "channels"):
         try:
             v = int(p)
         except ValueError:
-            raise BenchError(f"--channels: {p!r} is not a whole number") from None
+            raise BenchError.for_option("channels", f": {p!r} is not a whole number") from None
         if not 1 <= v <= 1024:
-            raise BenchError(f"--channels: {p!r} must be between 1 and 1024")
+            raise BenchError.for_option("channels", f": {p!r} must be between 1 and 1024")
         out.append(v)
     return out
 
@@ -170,15 +180,29 @@ def parse_channels(text: str) -> list[int]:
 def parse_backends(text: str) -> list[str]:
     """``"cpu,cuda,scipy"`` -> the list, duplicates dropped, order kept."""
     out: list[str] = []
-    for p in _items(text, "--backends"):
+    for p in _items(text, "backends"):
         name = p.lower()
         if name not in ALL_BACKENDS:
-            raise BenchError(
-                f"--backends: unknown backend {p!r}; allowed: {', '.join(ALL_BACKENDS)}"
+            raise BenchError.for_option(
+                "backends", f": unknown backend {p!r}; allowed: {', '.join(ALL_BACKENDS)}"
             )
         if name not in out:
             out.append(name)
     return out
+
+
+def check_settings(*, reps: int, warmup: int, max_seconds: float, sample_rate: int) -> None:
+    """Raise :class:`BenchError` (one line, naming the option) unless ``reps >= 1``,
+    ``warmup >= 0``, ``max_seconds`` is a positive finite number and
+    ``sample_rate >= 1``."""
+    if reps < 1:
+        raise BenchError.for_option("reps", "must be at least 1")
+    if warmup < 0:
+        raise BenchError.for_option("warmup", "must be 0 or more")
+    if not (max_seconds > 0 and math.isfinite(max_seconds)):
+        raise BenchError.for_option("max_seconds", "must be a positive number")
+    if sample_rate < 1:
+        raise BenchError.for_option("sample_rate", "must be a positive integer")
 
 
 # --------------------------------------------------------------------------- chains
@@ -196,25 +220,26 @@ class Chain:
 
 
 def resolve_chain(spec: str, sample_rate: int) -> Chain:
-    """``iir`` / ``fir`` / ``api`` (the seed chains) or any preset path or bundled
+    """``iir`` / ``fir`` / ``api`` (the named chains) or any preset path or bundled
     name, designed for ``sample_rate``. Raises :class:`BenchError` (one line)."""
     key = spec.strip()
-    preset_name = SEED_CHAINS.get(key.lower(), key)
+    preset_name = NAMED_CHAINS.get(key.lower(), key)
     try:
         preset = load_preset(preset_name)
         steps = build_chain(preset.steps, sample_rate, 2)
     except PresetError as exc:
-        raise BenchError(f"--chain {spec}: {exc}") from None
+        raise BenchError.for_option("chain", f"{spec}: {exc}") from None
     if not steps:
-        raise BenchError(f"--chain {spec}: the preset has no steps")
+        raise BenchError.for_option("chain", f"{spec}: the preset has no steps")
     for cfg, step in zip(preset.steps, steps, strict=True):
         if not isinstance(step, (IIR, FIR, Gain, Normalize)):
-            raise BenchError(
-                f"--chain {spec}: {cfg.where}: fxcli bench times filter chains, whose output "
+            raise BenchError.for_option(
+                "chain",
+                f"{spec}: {cfg.where}: fxcli bench times filter chains, whose output "
                 "it checks against SciPy; allowed step types: IIR filters and EQ, fir, gain, "
-                "polarity, dc_block, normalize"
+                "polarity, dc_block, normalize",
             )
-    name = key.lower() if key.lower() in SEED_CHAINS else Path(key).stem
+    name = key.lower() if key.lower() in NAMED_CHAINS else Path(key).stem
     return Chain(name, preset.source, sample_rate, list(preset.steps), steps)
 
 
@@ -242,8 +267,8 @@ def _resolve_analysis(steps: list[Step], x: np.ndarray) -> list[Step]:
 def make_noise(channels: int, frames: int, seed: int = 0) -> np.ndarray:
     """Gaussian noise ``(channels, frames)`` float32, each channel scaled to peak 1.
 
-    The seed's ``create_audio`` (``randn`` normalized per channel), drawn directly
-    in float32 and normalized in place so that no float64 copy is ever made.
+    ``randn`` normalized per channel, drawn directly in float32 and normalized in
+    place so that no float64 copy is ever made.
     """
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((channels, frames), dtype=np.float32)
@@ -660,18 +685,11 @@ def run_bench(
     (backend, duration, channels) that ran. ``on_row`` gets each row as soon as
     its case is done; ``log`` gets progress and skip notes (one line each)."""
     say = log or (lambda _msg: None)
-    if reps < 1:
-        raise BenchError("--reps must be at least 1")
-    if warmup < 0:
-        raise BenchError("--warmup must be 0 or more")
-    if not (max_seconds > 0 and math.isfinite(max_seconds)):
-        raise BenchError("--max-seconds must be a positive number")
-    if sample_rate < 1:
-        raise BenchError("--sample-rate must be a positive integer")
+    check_settings(reps=reps, warmup=warmup, max_seconds=max_seconds, sample_rate=sample_rate)
     for b in backends:
         if b not in RUNNER_FACTORIES:
-            raise BenchError(
-                f"--backends: unknown backend {b!r}; allowed: {', '.join(ALL_BACKENDS)}"
+            raise BenchError.for_option(
+                "backends", f": unknown backend {b!r}; allowed: {', '.join(ALL_BACKENDS)}"
             )
     if isinstance(chain, Chain) and chain.sample_rate == sample_rate:
         ch_obj = chain
@@ -777,7 +795,9 @@ class CsvSink:
         try:
             self._fh: TextIO = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
-            raise BenchError(f"--output {path}: cannot write ({exc.strerror})") from None
+            raise BenchError.for_option(
+                "output", f"{path}: cannot write ({exc.strerror})"
+            ) from None
         self._w = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="ignore")
         self._w.writeheader()
         self._fh.flush()
@@ -805,83 +825,12 @@ def json_line(row: dict[str, Any]) -> str:
     return json.dumps({k: row.get(k) for k in COLUMNS})
 
 
-def _fmt(v: Any, spec: str) -> str:
-    if v is None or v == "":
-        return ""
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return format(v, spec)
-
-
-def print_table(rows: list[dict[str, Any]], console: Any = None) -> None:
-    """The sweep as a rich table (mismatching rows in red)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # pipes and files: do not squeeze to 80 columns
-            console = Console(width=180)
-    if not rows:
-        console.print("no results")
-        return
-    r0 = rows[0]
-    table = Table(
-        title=f"fxcli bench: chain {r0['chain']}, {r0['sample_rate']} Hz "
-        f"(torch {r0['torch_version']}, fxcli {r0['fxcli_version']})"
-    )
-    for col, just in [
-        ("backend", "left"),
-        ("device", "left"),
-        ("dur s", "right"),
-        ("ch", "right"),
-        ("reps", "right"),
-        ("median s", "right"),
-        ("min s", "right"),
-        ("max s", "right"),
-        ("transfer s", "right"),
-        ("Msamples/s", "right"),
-        ("x realtime", "right"),
-        ("vs scipy", "right"),
-        ("max err", "right"),
-        ("check", "left"),
-    ]:
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in rows:
-        bad = r["check"] == "MISMATCH"
-        check = (
-            "[bold red]MISMATCH[/]"
-            if bad
-            else "[green]ok[/]"
-            if r["check"] == "ok"
-            else str(r["check"])
-        )
-        table.add_row(
-            r["backend"],
-            r["device_name"],
-            f"{r['duration_s']:g}",
-            str(r["channels"]),
-            str(r["reps"]),
-            _fmt(r["median_s"], ".4g"),
-            _fmt(r["min_s"], ".4g"),
-            _fmt(r["max_s"], ".4g"),
-            _fmt(r["transfer_s"], ".3g"),
-            _fmt(r["msamples_per_s"], ".4g"),
-            _fmt(r["realtime_factor"], ".4g"),
-            _fmt(r["speedup_vs_scipy"], ".3g"),
-            _fmt(r["max_abs_error"], ".2g"),
-            check,
-            style="red" if bad else None,
-        )
-    console.print(table)
-
-
 def check_plot_available() -> None:
     """Raise :class:`BenchError` (one line) when matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise BenchError("--plot needs matplotlib: pip install 'fxcli[plot]'") from None
+        raise BenchError.for_option("plot", "needs matplotlib: pip install 'fxcli[plot]'") from None
 
 
 def write_plot(rows: list[dict[str, Any]], path: str | Path) -> None:
@@ -930,7 +879,7 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> None:
     try:
         fig.savefig(str(path), dpi=110)
     except OSError as exc:
-        raise BenchError(f"--plot {path}: cannot write ({exc.strerror})") from None
+        raise BenchError.for_option("plot", f"{path}: cannot write ({exc.strerror})") from None
     finally:
         plt.close(fig)
 
@@ -943,13 +892,3 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
             "| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |"
         )
     return "\n".join(lines)
-
-
-def finish(rows: list[dict[str, Any]], sink: CsvSink, markdown: str | None = None) -> int:
-    """End a bench script: close its CSV, print the table (and the Markdown version when
-    given); returns the exit status, 1 if any row failed the output check."""
-    sink.close()
-    print_table(rows)
-    if markdown is not None:
-        print(markdown)
-    return 1 if any(r["check"] == "MISMATCH" for r in rows) else 0

@@ -20,13 +20,13 @@ def parse_devices(spec: str) -> list[torch.device]:
     spec = spec.strip().lower()
     if spec == "cuda:all":
         if not torch.cuda.is_available() or torch.cuda.device_count() == 0:
-            raise UsageError("--device cuda:all: no CUDA device is visible; use --device cpu")
+            raise UsageError.for_option("device", "cuda:all: no CUDA device is visible; use cpu")
         return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
     items = [s.strip() for s in spec.split(",")]
     if any(not s for s in items):
-        raise UsageError(f"--device {spec!r}: empty item in the list")
+        raise UsageError.for_option("device", f"{spec!r}: empty item in the list")
     if len(items) > 1 and "auto" in items:
-        raise UsageError(f"--device {spec!r}: 'auto' cannot be part of a list")
+        raise UsageError.for_option("device", f"{spec!r}: 'auto' cannot be part of a list")
     return [resolve_device(s) for s in items]
 
 

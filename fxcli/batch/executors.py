@@ -1,4 +1,4 @@
-"""Executors: who runs :func:`fxcli.scale.work.run_task` for each file.
+"""Executors: who runs :func:`fxcli.batch.work.run_task` for each file.
 
 - :func:`run_local`: a thread pool in this process with one
   :class:`~fxcli.engine.runner.Engine` (pipeline, designed chains) per device;
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fxcli.batch.manifest import Manifest
+from fxcli.batch.remote import Spool, Task
+from fxcli.batch.work import WorkOptions, run_task
 from fxcli.engine.runner import Cancelled, Engine, FileResult, ProgressFn
 from fxcli.io.paths import UsageError
 from fxcli.preset.loader import Preset
-from fxcli.scale.manifest import Manifest
-from fxcli.scale.remote import Spool, Task
-from fxcli.scale.work import WorkOptions, run_task
 
 ResultFn = Callable[[FileResult, "dict[str, Any] | None"], None]
 
@@ -166,7 +166,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UsageError("--executor ray needs Ray: pip install 'fxcli[ray]'") from None
+        raise UsageError.for_option("executor", "ray needs Ray: pip install 'fxcli[ray]'") from None
     return ray
 
 

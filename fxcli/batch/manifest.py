@@ -35,16 +35,17 @@ from typing import Any
 import numpy as np
 
 from fxcli._version import __version__
+from fxcli.errors import FxcliError
 
 MANIFEST_VERSION = 1
 _HASH_BLOCK = 1 << 20
-#: keys every manifest record has (see :func:`fxcli.scale.work.run_task`)
+#: keys every manifest record has (see :func:`fxcli.batch.work.run_task`)
 RECORD_KEYS = frozenset({"input", "output", "status"})
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
-class ManifestError(ValueError):
+class ManifestError(FxcliError, ValueError):
     """``--manifest`` names something that is not a manifest (a usage error)."""
 
 
@@ -62,23 +63,25 @@ def check_manifest_path(path: str | os.PathLike[str]) -> None:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise ManifestError(f"--manifest {p}: {exc.strerror or exc}") from None
+        raise ManifestError.for_option("manifest", f"{p}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(st.st_mode):
-        raise ManifestError(f"--manifest {p}: is a symlink; give the file it points to")
+        raise ManifestError.for_option("manifest", f"{p}: is a symlink; give the file it points to")
     if stat.S_ISDIR(st.st_mode):
-        raise ManifestError(f"--manifest {p}: is a directory; give a .jsonl file")
+        raise ManifestError.for_option("manifest", f"{p}: is a directory; give a .jsonl file")
     if not stat.S_ISREG(st.st_mode):
-        raise ManifestError(f"--manifest {p}: not a regular file (a device or FIFO)")
+        raise ManifestError.for_option("manifest", f"{p}: not a regular file (a device or FIFO)")
     try:
         fd = os.open(p, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ManifestError(f"--manifest {p}: not a regular file")
+                raise ManifestError.for_option("manifest", f"{p}: not a regular file")
             head = os.read(fd, 1 << 16)
         finally:
             os.close(fd)
     except OSError as exc:
-        raise ManifestError(f"--manifest {p}: cannot read: {exc.strerror or exc}") from None
+        raise ManifestError.for_option(
+            "manifest", f"{p}: cannot read: {exc.strerror or exc}"
+        ) from None
     if not head.strip():
         return
     first, newline, _ = head.lstrip().partition(b"\n")
@@ -87,9 +90,10 @@ def check_manifest_path(path: str | os.PathLike[str]) -> None:
     except (ValueError, UnicodeDecodeError):
         ok = not newline and first.startswith(b"{")  # a first record cut by a crash
     if not ok:
-        raise ManifestError(
-            f"--manifest {p}: exists and its first line is not a manifest record "
-            "(a JSON object with input, output and status); give a new or manifest file"
+        raise ManifestError.for_option(
+            "manifest",
+            f"{p}: exists and its first line is not a manifest record "
+            "(a JSON object with input, output and status); give a new or manifest file",
         )
 
 
@@ -155,7 +159,7 @@ class Manifest:
             return
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ManifestError(f"--manifest {self.path}: not a regular file")
+                raise ManifestError.for_option("manifest", f"{self.path}: not a regular file")
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
         finally:

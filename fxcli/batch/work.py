@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fxcli.batch import remote
+from fxcli.batch.manifest import MANIFEST_VERSION, is_done, sha256_file
 from fxcli.engine.runner import Engine, FileResult, ProgressFn
 from fxcli.io.paths import Job
-from fxcli.scale import remote
-from fxcli.scale.manifest import MANIFEST_VERSION, is_done, sha256_file
 
 #: bytes reserved in the spool per byte of a remote input (the input, plus room for
 #: the output: WAV out of FLAC in is about twice the size)

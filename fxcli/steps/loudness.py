@@ -23,7 +23,9 @@ from torch import Tensor
 
 from fxcli.dsp import loudness as L
 from fxcli.dsp import truepeak as TP
-from fxcli.steps import Gain, Step
+from fxcli.preset.spec import check
+from fxcli.steps.base import Step, check_fs
+from fxcli.steps.gain import Gain
 
 __all__ = ["Loudness", "LoudnessAcc"]
 
@@ -46,7 +48,12 @@ class Loudness(Step):
     Silence (nothing above the -70 LUFS absolute gate, or shorter than 400 ms)
     gets unity gain (still lowered to respect the ceiling, if one is set).
     Channel weights follow :func:`fxcli.dsp.loudness.channel_weights`.
+
+    Devices: any. Autograd: gradients flow to the input through the applied gain (the
+    measured loudness is a constant).
     """
+
+    late_binding = "fs"
 
     needs_analysis = True
 
@@ -59,17 +66,10 @@ class Loudness(Step):
         label: str = "loudness",
     ) -> None:
         super().__init__()
-        target_lufs = float(target_lufs)
-        if not -70.0 <= target_lufs <= 0.0:
-            raise ValueError(f"target_lufs must be between -70 and 0 LUFS, got {target_lufs:g}")
+        target_lufs = check("loudness", "target_lufs", target_lufs)
         if max_true_peak_db is not None:
-            max_true_peak_db = float(max_true_peak_db)
-            if not -30.0 <= max_true_peak_db <= 0.0:
-                raise ValueError(
-                    "max_true_peak_db must be between -30 and 0 dBTP (or null for no "
-                    f"ceiling), got {max_true_peak_db:g}"
-                )
-        fs = float(fs)
+            max_true_peak_db = check("loudness", "max_true_peak_db", max_true_peak_db)
+        fs = check_fs(fs)
         if not (math.isfinite(fs) and fs >= L.MIN_RATE_HZ):
             raise ValueError(
                 f"fs must be >= {L.MIN_RATE_HZ:g} Hz for loudness metering, got {fs:g}"
@@ -159,11 +159,11 @@ class Loudness(Step):
             g_db += max(min((self.target_lufs - level) / slope, 24.0), -24.0)
         if tried:
             g_db = min(tried, key=lambda t: abs(t[1] - self.target_lufs))[0]
-        return Gain(10.0 ** (g_db / 20.0), label=self.label)
+        return Gain.factor(10.0 ** (g_db / 20.0), label=self.label)
 
     def resolve(self, acc: LoudnessAcc | None) -> Step:
         """The :class:`fxcli.steps.Gain` (labelled like this step) for the measurement."""
-        return Gain(self.gain_for(acc), label=self.label)
+        return Gain.factor(self.gain_for(acc), label=self.label)
 
     def describe(self, acc: LoudnessAcc | None) -> str:
         """One line for reports: measured loudness, true peak and the gain applied."""

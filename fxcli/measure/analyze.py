@@ -1,4 +1,4 @@
-"""``fxcli analyze``: levels and loudness of audio files, streamed in bounded memory.
+"""Levels and loudness of audio files, streamed in bounded memory (``fxcli analyze``).
 
 Per file: integrated loudness (LUFS, ITU-R BS.1770-4 gating), loudness range
 (LU, EBU Tech 3342), max momentary and max short-term loudness (LUFS), and over
@@ -23,20 +23,16 @@ Conventions:
   :func:`fxcli.engine.device.chunk_frames` (10 s on CPU), and measured on the
   chosen device (CPU or CUDA tensors; the accumulators are float64).
 
-:func:`analyze_file` returns a :class:`FileAnalysis`; :func:`run_analyze` is
-the command (reports, exit codes: 0 all files read, 1 some failed).
+:func:`analyze_file` returns a :class:`FileAnalysis`; the command
+(:mod:`fxcli.cli.analyze`) finds the files and renders the results.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
 FILE_KEYS = (
     "input",
@@ -130,7 +126,7 @@ class FileAnalysis:
 
 def clip_threshold(subtype: str) -> float:
     """Magnitude at or beyond which a sample counts as clipped (see the module docstring)."""
-    from fxcli.io.audio import PCM_BITS
+    from fxcli.io.formats import PCM_BITS
 
     bits = PCM_BITS.get(subtype)
     return 1.0 - 2.0 ** -(bits - 1) if bits else 1.0
@@ -223,111 +219,3 @@ def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = Non
         clipped_samples=sum(clipped_l),
         per_channel=per,
     )
-
-
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given (in order); folders are searched recursively for audio files
-    (by extension, sorted). A missing path is kept so that it is reported as failed."""
-    from fxcli.io.audio import AUDIO_EXTENSIONS
-
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(
-                sorted(
-                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
-                )
-            )
-        else:
-            out.append(p)
-    return out
-
-
-def _fmt(v: float | None, digits: int = 1) -> str:
-    if v is None:
-        return "-"
-    if v == -math.inf:
-        return "-inf"
-    text = f"{v:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
-
-
-def print_file(r: FileAnalysis, console: Any) -> None:
-    """Human report of one file on ``console`` (rich): a summary line, then a table
-    with one row per channel and an ``all`` row (narrow enough for 80 columns)."""
-    from rich.table import Table
-
-    console.print(
-        f"{r.input}  ({_fmt(r.duration_s, 2)} s, {r.sample_rate} Hz, {r.channels} ch, "
-        f"{r.subtype})  integrated {_fmt(r.integrated_lufs)} LUFS, "
-        f"LRA {_fmt(r.loudness_range_lu)} LU, max momentary {_fmt(r.max_momentary_lufs)}, "
-        f"max short-term {_fmt(r.max_short_term_lufs)} LUFS",
-        markup=False,
-    )
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for name in ("ch", "LUFS", "peak dBFS", "TP dBTP", "RMS dBFS", "DC", "clipped"):
-        table.add_column(name, justify="right")
-    for c in r.per_channel:
-        table.add_row(
-            str(c.channel + 1),
-            _fmt(c.integrated_lufs),
-            _fmt(c.sample_peak_dbfs, 2),
-            _fmt(c.true_peak_dbtp, 2),
-            _fmt(c.rms_dbfs, 2),
-            f"{c.dc_offset:+.2e}",
-            str(c.clipped_samples),
-        )
-    if (r.channels or 0) > 1:
-        table.add_row(
-            "all",
-            _fmt(r.integrated_lufs),
-            _fmt(r.sample_peak_dbfs, 2),
-            _fmt(r.true_peak_dbtp, 2),
-            _fmt(r.rms_dbfs, 2),
-            "",
-            str(r.clipped_samples),
-        )
-    console.print(table)
-    console.print()
-
-
-def run_analyze(items: list[str], *, device: str, json_mode: bool) -> int:
-    """The ``analyze`` command: returns the exit code. An invalid ``device`` raises
-    :class:`fxcli.io.paths.UsageError` (exit 2, before any file is read)."""
-    from fxcli.engine.device import resolve_device
-    from fxcli.io.audio import AudioError
-    from fxcli.io.paths import UsageError
-
-    paths = expand_inputs(items)
-    if not paths:
-        raise UsageError(f"no audio files in {', '.join(items)}")
-    dev = resolve_device(device)
-    console = None
-    if not json_mode:
-        from rich.console import Console
-
-        console = Console(highlight=False, soft_wrap=True)
-    failed = 0
-    for path in paths:
-        try:
-            res = analyze_file(path, dev)
-        except AudioError as exc:
-            res = FileAnalysis(input=str(path), status="failed", error=str(exc))
-        except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. a malformed stream
-            res = FileAnalysis(input=str(path), status="failed", error=_one_line(exc))
-        if res.status == "failed":
-            failed += 1
-            sys.stderr.write(f"error: {res.input}: {res.error}\n")
-            sys.stderr.flush()
-        if json_mode:
-            sys.stdout.write(json.dumps(res.to_json(), allow_nan=False) + "\n")
-            sys.stdout.flush()
-        elif console is not None and res.status == "ok":
-            print_file(res, console)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__

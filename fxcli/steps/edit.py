@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from fxcli.preset.spec import FADE_SHAPES, REMIX_SHORTHANDS
-from fxcli.steps import Step
+from fxcli.preset.spec import FADE_SHAPES, REMIX_SHORTHANDS, check
+from fxcli.steps.base import Step, check_fs
 
 
 def fade_curve(t: Tensor, shape: str) -> Tensor:
@@ -35,10 +35,9 @@ def fade_curve(t: Tensor, shape: str) -> Tensor:
     raise ValueError(f"shape: got {shape!r}; allowed: {', '.join(FADE_SHAPES)}")
 
 
-def _frames(seconds: float, fs: float, key: str) -> int:
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"{key}: got {seconds!r}; allowed: a number >= 0 (seconds)")
-    return int(round(seconds * fs))
+def _frames(step_type: str, key: str, seconds: float, fs: float) -> int:
+    """Frames for ``seconds`` checked against the spec's limits for ``key``."""
+    return int(round(check(step_type, key, seconds) * check_fs(fs)))
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,11 @@ class Fade(Step):
     frame ``d`` frames before the last is ``curve(d / N_out)`` (the last frame is 0).
     A signal shorter than a fade gets the part of the curve that fits.
     State: :class:`EditState`; the last ``N_out`` frames are held until ``flush``.
+
+    Devices: any. Autograd: gradients flow to the input.
     """
+
+    late_binding = "fs"
 
     def __init__(
         self,
@@ -81,11 +84,9 @@ class Fade(Step):
         label: str = "fade",
     ) -> None:
         super().__init__()
-        if shape not in FADE_SHAPES:
-            raise ValueError(f"shape: got {shape!r}; allowed: {', '.join(FADE_SHAPES)}")
-        self.n_in = _frames(in_s, fs, "in_s")
-        self.n_out = _frames(out_s, fs, "out_s")
-        self.shape = shape
+        self.shape = check("fade", "shape", shape)
+        self.n_in = _frames("fade", "in_s", in_s, fs)
+        self.n_out = _frames("fade", "out_s", out_s, fs)
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> EditState:
@@ -116,14 +117,18 @@ class Trim(Step):
 
     A signal shorter than ``start_s + end_s`` becomes empty. State: :class:`EditState`
     (the last ``end_s`` seconds are held and dropped at ``flush``).
+
+    Devices: any. Autograd: gradients flow to the input.
     """
+
+    late_binding = "fs"
 
     def __init__(
         self, start_s: float = 0.0, end_s: float = 0.0, *, fs: float, label: str = "trim"
     ) -> None:
         super().__init__()
-        self.n_start = _frames(start_s, fs, "start_s")
-        self.n_end = _frames(end_s, fs, "end_s")
+        self.n_start = _frames("trim", "start_s", start_s, fs)
+        self.n_end = _frames("trim", "end_s", end_s, fs)
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> EditState:
@@ -151,14 +156,18 @@ class Pad(Step):
     """Add ``start_s`` seconds of silence before the signal and ``end_s`` after.
 
     A zero-length input becomes ``start_s + end_s`` of silence.
+
+    Devices: any. Autograd: gradients flow to the input.
     """
+
+    late_binding = "fs"
 
     def __init__(
         self, start_s: float = 0.0, end_s: float = 0.0, *, fs: float, label: str = "pad"
     ) -> None:
         super().__init__()
-        self.n_start = _frames(start_s, fs, "start_s")
-        self.n_end = _frames(end_s, fs, "end_s")
+        self.n_start = _frames("pad", "start_s", start_s, fs)
+        self.n_end = _frames("pad", "end_s", end_s, fs)
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> PadState:
@@ -214,7 +223,11 @@ class Remix(Step):
 
     Give ``matrix`` or a shorthand ``to`` (see :func:`remix_matrix`); the input
     channel count must match the matrix's columns. Stateless; float64 arithmetic.
+
+    Devices: any. Autograd: gradients flow to the input.
     """
+
+    late_binding = "channels"
 
     matrix: Tensor
 

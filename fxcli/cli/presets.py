@@ -1,0 +1,75 @@
+"""``fxcli presets``: list, show and validate presets, print their JSON Schema."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from fxcli.cli import exit_codes
+from fxcli.cli.options import _fail
+
+presets_app = typer.Typer(help="List, show and validate presets.", invoke_without_command=True)
+
+
+@presets_app.callback()
+def presets_list(ctx: typer.Context) -> None:
+    """List the bundled presets (name and description)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from fxcli.preset.loader import BUNDLED_DIR, PresetError, bundled_names, load_preset
+
+    for name in bundled_names():
+        try:
+            desc = load_preset(str(BUNDLED_DIR / f"{name}.yaml")).description
+        except PresetError as exc:
+            desc = f"(invalid: {exc})"
+        typer.echo(f"{name:<12} {desc.splitlines()[0] if desc else ''}")
+
+
+@presets_app.command("show")
+def presets_show(name: Annotated[str, typer.Argument(help="Bundled preset name or path.")]) -> None:
+    """Print a preset's YAML."""
+    from fxcli.preset.loader import PresetError, resolve_preset_path
+
+    try:
+        typer.echo(resolve_preset_path(name).read_text(encoding="utf-8"), nl=False)
+    except PresetError as exc:
+        _fail(exc)
+
+
+@presets_app.command("validate")
+def presets_validate(
+    files: Annotated[list[str], typer.Argument(help="Preset files or bundled names.")],
+    sample_rate: Annotated[
+        list[int] | None, typer.Option(help="Also design every step at this rate (repeatable).")
+    ] = None,
+) -> None:
+    """Check presets (keys, values, and with --sample-rate the designs). Exit 2 on error."""
+    from fxcli.preset.loader import PresetError, load_preset
+
+    bad = 0
+    for f in files:
+        try:
+            preset = load_preset(f)
+            if sample_rate:
+                from fxcli.preset.build import build_chain
+
+                for sr in sample_rate:
+                    build_chain(preset.steps, sr, 2)  # designs checked for stereo input
+            typer.echo(f"ok: {preset.source} ({len(preset.steps)} steps)")
+        except PresetError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            bad += 1
+    raise typer.Exit(exit_codes.USAGE if bad else exit_codes.OK)
+
+
+@presets_app.command("schema")
+def presets_schema() -> None:
+    """Print the JSON Schema of presets (for editors)."""
+    import json
+
+    from fxcli.preset.schema import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))

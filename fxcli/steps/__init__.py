@@ -1,0 +1,23 @@
+"""Chain steps: one module per idea, each step class defined once.
+
+Every step is a ``torch.nn.Module`` with explicit streaming state (the protocol is
+in :mod:`fxcli.steps.base`). Where a new effect goes: its kernel in :mod:`fxcli.dsp`,
+its class in a module here, its keys and limits in :mod:`fxcli.preset.spec`, one
+line in :mod:`fxcli.preset.build`.
+
+- :mod:`~fxcli.steps.base`: ``Step``, ``IIR`` (sos cascade), ``FIR`` (taps);
+- :mod:`~fxcli.steps.filters`: designed filters (TorchFX names), ``DCBlock``;
+- :mod:`~fxcli.steps.gain`: ``Gain``, ``Polarity``, ``Normalize``;
+- :mod:`~fxcli.steps.dynamics`: ``Compressor``, ``Limiter``, ``Gate``, ``Expander``;
+- :mod:`~fxcli.steps.loudness`: ``Loudness`` (BS.1770 integrated loudness target);
+- :mod:`~fxcli.steps.edit`: ``Fade``, ``Trim``, ``Pad``, ``Remix``;
+- :mod:`~fxcli.steps.delay`, :mod:`~fxcli.steps.resample`, :mod:`~fxcli.steps.space`
+  (``Convolve``, ``Reverb``);
+- :mod:`~fxcli.steps.fuse`: merging of IIR/gain and FIR runs.
+"""
+
+from fxcli.steps.base import FIR, IIR, Step, chain_output
+from fxcli.steps.fuse import fuse
+from fxcli.steps.gain import Gain, Normalize, Polarity
+
+__all__ = ["FIR", "IIR", "Gain", "Normalize", "Polarity", "Step", "chain_output", "fuse"]

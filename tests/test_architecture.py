@@ -1,0 +1,148 @@
+"""The package's import graph (issue 14): no import cycle, imports only point down.
+
+Layers, bottom to top: ``dsp`` <- ``steps`` <- ``preset.build``/``engine`` <-
+``batch``/``measure`` <- ``cli``. ``preset.spec`` and ``preset.files`` are the
+shared vocabulary (limits, file rules) that steps read; ``io`` is below the
+engine. The graph is read from the source with :mod:`ast` (function-level imports
+included), so a lazy import cannot hide a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "fxcli"
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for p in PKG.rglob("*.py"):
+        parts = p.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name] = p
+    return mods
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rpartition(".")[0]
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                subs = [f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in mods]
+                # `from P import m` where P.m is a module imports P.m (P is its parent)
+                targets = subs if len(subs) == len(node.names) else [mod, *subs]
+            edges[m].update(t for t in targets if t in mods and t != m)
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    """Guards the test above against passing vacuously."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# what each layer may not import (prefixes); the package root and _version are free
+FORBIDDEN = {
+    "fxcli.dsp": (
+        "fxcli.steps",
+        "fxcli.preset",
+        "fxcli.engine",
+        "fxcli.batch",
+        "fxcli.measure",
+        "fxcli.cli",
+        "fxcli.io",
+        "fxcli.wave",
+        "fxcli.filter",
+        "fxcli.effect",
+    ),
+    "fxcli.steps": (
+        "fxcli.preset.loader",
+        "fxcli.preset.build",
+        "fxcli.engine",
+        "fxcli.batch",
+        "fxcli.measure",
+        "fxcli.cli",
+        "fxcli.wave",
+        "fxcli.filter",
+        "fxcli.effect",
+    ),
+    "fxcli.preset": ("fxcli.engine", "fxcli.batch", "fxcli.measure", "fxcli.cli", "fxcli.wave"),
+    "fxcli.io": ("fxcli.steps", "fxcli.engine", "fxcli.batch", "fxcli.measure", "fxcli.cli"),
+    "fxcli.engine": ("fxcli.batch", "fxcli.measure", "fxcli.cli"),
+    "fxcli.batch": ("fxcli.cli",),
+    "fxcli.measure": ("fxcli.cli",),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_imports_point_down(layer: str) -> None:
+    bad = []
+    for mod, targets in _graph().items():
+        if mod == layer or mod.startswith(layer + "."):
+            for t in targets:
+                if any(t == f or t.startswith(f + ".") for f in FORBIDDEN[layer]):
+                    bad.append(f"{mod} -> {t}")
+    assert bad == []
+
+
+def test_no_importlib_work_arounds_in_the_package() -> None:
+    """Modules import each other by name; the package root's lazy attribute map is
+    the one place that resolves names at run time."""
+    users = [
+        str(p.relative_to(PKG.parent))
+        for p in PKG.rglob("*.py")
+        if "importlib.import_module(" in p.read_text(encoding="utf-8")
+    ]
+    assert users == []
