@@ -8,7 +8,8 @@ alternating trees rep by rep so that drift on a shared machine hits both alike:
   48 kHz 24-bit file (wall time and peak RSS of the child, median of ``--reps``);
 - ``analyze``: ``python -m fxcli analyze one.wav --json`` (same figures);
 - ``engine``: the in-process engine (``Engine.process``) on the ``api_chain`` preset
-  over 8 ch x 120 s 24-bit (wall time, median; one warm-up run first).
+  over 8 ch x 120 s 24-bit (wall time of the second of two runs in one process, one
+  process per tree and rep, median over reps).
 
 Usage::
 
@@ -41,7 +42,7 @@ from fxcli.preset.loader import load_preset
 src, out, preset = sys.argv[1:4]
 engine = Engine(load_preset(preset), torch.device("cpu"), overwrite="overwrite")
 times = []
-for _ in range(int(sys.argv[4]) + 1):
+for _ in range(2):
     t0 = time.perf_counter()
     res = engine.process(Job(__import__("pathlib").Path(src), __import__("pathlib").Path(out)))
     times.append(time.perf_counter() - t0)

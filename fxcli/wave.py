@@ -181,13 +181,12 @@ class Wave:
 
         from fxcli.engine.runner import default_dither
         from fxcli.io.audio import AtomicWriter, AudioError, OutputFormat
+        from fxcli.io.formats import EXTENSION_CONTAINERS
 
         dest = Path(path)
         if dest.exists() and not overwrite:
             raise FileExistsError(f"{dest} exists")
-        fmt = {".flac": "FLAC", ".wav": "WAV", ".aiff": "AIFF", ".aif": "AIFF", ".ogg": "OGG"}.get(
-            dest.suffix.lower(), self.format or "WAV"
-        )
+        fmt = EXTENSION_CONTAINERS.get(dest.suffix.lower(), self.format or "WAV")
         sub = subtype or self.subtype or ("FLOAT" if fmt == "WAV" else "PCM_24")
         if not sf.check_format(fmt, sub):
             allowed = ", ".join(sorted(sf.available_subtypes(fmt)))

@@ -439,7 +439,7 @@ def test_features_and_wave_save_never_replace_a_file_that_appeared(
     """The features writer and ``Wave.save(overwrite=False)`` commit without replacing:
     a file that appears while they write stays as it was."""
     import fxcli
-    from fxcli.cli.features import atomic_path
+    from fxcli.io.atomic import atomic_path
 
     dest = tmp_path / "a.npy"
     with pytest.raises(audio.OutputExistsError):

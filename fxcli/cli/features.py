@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +64,7 @@ from fxcli.cli.options import (
     cli_text,
 )
 from fxcli.cli.report import Reporter
+from fxcli.io.atomic import atomic_path
 
 KINDS = ("spectrogram", "mel", "logmel", "mfcc")
 FEATURE_FORMATS = {"npy": ".npy", "npz": ".npz", "pt": ".pt"}
@@ -420,31 +420,6 @@ class FeatureReporter(Reporter):
 
 
 # ---------------------------------------------------------------------------- atomic writes
-@contextlib.contextmanager
-def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
-    """A temporary path next to ``dest``; renamed over it (after fsync) when the block
-    ends normally, removed on any error or interrupt. ``replace=False``: the final
-    step never replaces a file that appeared meanwhile (``OutputExistsError``)."""
-    from fxcli.io.audio import commit_no_replace, temp_name
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(dest)
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if replace:
-            os.replace(tmp, dest)
-        else:
-            commit_no_replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError, OSError):
-            tmp.unlink()
-
-
 def save_array(arr: Any, dest: Path, fmt: str, *, replace: bool = True) -> None:
     """Write a CPU tensor as ``.npy`` / ``.npz`` (key ``features``) / ``.pt`` atomically
     (``replace=False``: never over a file that appeared meanwhile)."""

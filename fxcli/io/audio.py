@@ -26,11 +26,7 @@ import contextlib
 import dataclasses
 import errno
 import os
-import re
-import secrets
 import stat
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +36,18 @@ import numpy as np
 import soundfile as sf
 
 from fxcli.errors import AudioError
+from fxcli.io.atomic import STALE_TEMP_AGE_S as STALE_TEMP_AGE_S
+from fxcli.io.atomic import TEMP_MARK as TEMP_MARK
+from fxcli.io.atomic import TEMP_NAME as TEMP_NAME
+from fxcli.io.atomic import OutputExistsError as OutputExistsError
+from fxcli.io.atomic import publish, sweep_dead_temps_once, temp_name
+from fxcli.io.atomic import remove_dead_temps as remove_dead_temps
 from fxcli.io.formats import AUDIO_EXTENSIONS as AUDIO_EXTENSIONS
 from fxcli.io.formats import FLOAT_SUBTYPES, FORMAT_EXTENSIONS, PCM_BITS, WAV_FORMATS
 
 if TYPE_CHECKING:
     from fxcli.io import wavfast
 
-TEMP_MARK = ".fxcli-tmp"
 #: files below this many samples (frames x channels) go through soundfile: it takes
 #: a few ms for them, while the fast path's first use in a process loads numba
 #: (~0.4 s here) unless another kernel already did
@@ -367,122 +368,6 @@ class Quantizer:
         return q.astype(np.int16 if container_bits == 16 else np.int32)
 
 
-#: ``.<name>.<pid>.<8 hex>.fxcli-tmp``: the temporary names of AtomicWriter (and of
-#: ``fxcli features``' writer); :func:`fxcli.batch.remote.remove_stale_temps` relies on it
-TEMP_NAME = re.compile(rf"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{{8}}{re.escape(TEMP_MARK)}")
-#: temporary files younger than this are left alone even when their PID is gone
-STALE_TEMP_AGE_S = 60.0
-#: link(2) errors that mean "no hard links here" (not "the name is taken")
-_NO_LINK_ERRNOS = frozenset(
-    getattr(errno, n)
-    for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS", "EACCES")
-    if hasattr(errno, n)
-)
-_swept: set[str] = set()
-_swept_lock = threading.Lock()
-
-
-class OutputExistsError(AudioError):
-    """A no-replace commit found the destination taken (another run wrote it meanwhile)."""
-
-
-def temp_name(dest: Path) -> Path:
-    """A fresh temporary path next to ``dest``, named ``.<name>.<pid>.<8 hex>.fxcli-tmp``."""
-    return dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return True  # not a PID a writer could have had: leave the file alone
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # EPERM: alive, another user's process
-        return True
-    return True
-
-
-def remove_dead_temps(folder: Path, min_age_s: float | None = None) -> int:
-    """Remove fxcli temporary files in ``folder`` whose writer's PID is no longer alive
-    and that were last modified more than ``min_age_s`` (default
-    :data:`STALE_TEMP_AGE_S`) seconds ago: leftovers of killed runs (SIGKILL, power
-    loss). Returns how many were removed. PIDs are those of this host: temporary
-    files written into a shared folder by another host younger than the age limit
-    are kept."""
-    age = STALE_TEMP_AGE_S if min_age_s is None else min_age_s
-    removed = 0
-    now = time.time()
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return 0
-    for e in entries:
-        if not e.name.endswith(TEMP_MARK):
-            continue
-        m = TEMP_NAME.fullmatch(e.name)
-        if m is None or _pid_alive(int(m.group("pid"))):
-            continue
-        try:
-            st = e.stat(follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < age:
-                continue
-            os.unlink(e.path)
-            removed += 1
-        except OSError:
-            continue
-    return removed
-
-
-def sweep_dead_temps_once(folder: Path) -> int:
-    """:func:`remove_dead_temps` for ``folder`` the first time this process writes
-    into it (later calls return 0: a folder is listed once per process)."""
-    key = os.path.abspath(folder)
-    with _swept_lock:
-        if key in _swept:
-            return 0
-        _swept.add(key)
-    return remove_dead_temps(folder)
-
-
-def commit_no_replace(tmp: Path, dest: Path) -> None:
-    """Give the finished ``tmp`` the name ``dest`` only if no file (or symlink) has
-    it; raise :class:`OutputExistsError` otherwise. A hard link, then the
-    temporary name is removed; where the filesystem has no hard links, ``dest`` is
-    reserved with ``O_CREAT | O_EXCL`` and the file renamed over the reservation."""
-    try:
-        os.link(tmp, dest)  # tmp is a regular file: no symlink to follow
-    except FileExistsError:
-        raise _exists(dest) from None
-    except OSError as exc:
-        if exc.errno not in _NO_LINK_ERRNOS:
-            raise
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        return
-    try:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise _exists(dest) from None
-    os.close(fd)
-    try:
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            if os.stat(dest).st_size == 0:  # still our empty reservation
-                os.unlink(dest)
-        raise
-
-
-def _exists(dest: Path) -> OutputExistsError:
-    return OutputExistsError(
-        f"output appeared during processing: {dest} (another run?); not replaced (use --overwrite)"
-    )
-
-
 class AtomicWriter:
     """Write an audio file atomically (temp file in the same folder, fsync, rename).
 
@@ -593,15 +478,7 @@ class AtomicWriter:
                 sr, ch, subtype, fmt = self._args
                 if fmt == "FLAC" and self.frames == 0 and self.tmp.stat().st_size == 0:
                     self.tmp.write_bytes(empty_flac(sr, ch, PCM_BITS.get(subtype, 16)))
-            fd = os.open(self.tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if self.replace:
-                os.replace(self.tmp, self.dest)
-            else:
-                commit_no_replace(self.tmp, self.dest)
+            publish(self.tmp, self.dest, replace=self.replace)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             reason = _write_reason(exc, self.dest.parent)
             raise AudioError(f"cannot finish {self.dest}: {reason}") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxcli.errors import ParameterError
+from fxcli.io.formats import OUTPUT_SUBTYPES as OUTPUT_SUBTYPES
 
 REQUIRED: Any = object()
 
@@ -381,7 +382,6 @@ STEPS: dict[str, StepSpec] = {
     ]
 }
 
-OUTPUT_SUBTYPES = ("same", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_U8", "PCM_S8")
 DITHER = ("none", "tpdf")  # default: tpdf for PCM of 16 bits or fewer, else none
 TOP_LEVEL_KEYS = ("version", "description", "output", "chain")
 OUTPUT_KEYS = ("subtype", "dither")
