@@ -66,6 +66,11 @@ class Wave:
         fs: sample rate in Hz.
         subtype: the file subtype to write by default (``save`` keeps a loaded
             file's subtype; arrays default to ``FLOAT``).
+
+    Devices: any (``to(device)`` moves the samples; the pipe runs each step on the
+    wave's device). Autograd: gradients flow from ``ys`` of the result back to the
+    samples (and to learnable filter parameters) through every step that supports
+    them (each step's docstring says); steps that do not raise when asked to.
     """
 
     def __init__(self, ys: Any, fs: float, *, subtype: str | None = None) -> None:
@@ -88,6 +93,15 @@ class Wave:
     def _materialize(self) -> None:
         if self._steps:
             from fxcli.engine.runner import process_array
+
+            if torch.is_grad_enabled() and self._ys.requires_grad:
+                for step in self._steps:
+                    if not step.differentiable:
+                        raise RuntimeError(
+                            f"{type(step).__name__} does not propagate gradients (its output "
+                            "would be detached): pipe wave.ys.detach(), or run under "
+                            "torch.no_grad()"
+                        )
 
             self._ys = process_array(self._steps, self._ys, device=self._ys.device)
             self._steps = []

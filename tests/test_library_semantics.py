@@ -219,3 +219,62 @@ def test_steps_without_gradients_refuse_a_tensor_that_needs_them(name: str) -> N
         step(x)
     with torch.no_grad():
         assert step(x).shape[0] == 2
+
+
+def test_every_public_class_has_a_real_signature() -> None:
+    """Most effect classes showed ``(*args, **kwargs)`` to IDEs and type checkers."""
+    import inspect
+
+    import fxcli.effect as E
+    import fxcli.filter as F
+
+    vague = [
+        f"{n}{inspect.signature(getattr(mod, n))}"
+        for mod in (F, E)
+        for n in mod.__all__
+        if any(
+            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in inspect.signature(getattr(mod, n)).parameters.values()
+        )
+    ]
+    assert vague == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["presets"],
+        ["presets", "show", "voice"],
+        ["presets", "validate", "voice", "mastering"],
+        ["presets", "schema"],
+        ["--help"],
+    ],
+)
+def test_presets_commands_do_not_import_torch(argv: list[str]) -> None:
+    """``fxcli presets`` answers without loading torch (or numpy, numba)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        f"sys.argv = ['fxcli', *{argv!r}]\n"
+        "from fxcli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('LOADED', [m for m in ('torch', 'numpy', 'numba') if m in sys.modules])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "LOADED []" in r.stdout, r.stdout[-500:] + r.stderr[-500:]
+
+
+def test_wave_pipe_refuses_to_detach_silently() -> None:
+    """Gradients flow through the pipe; a step that cannot pass them raises."""
+    from fxcli.effect import Limiter
+
+    x = _x().requires_grad_(True)
+    y = (fx.Wave(x, FS) | HiButterworth(100)).ys
+    y.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    with pytest.raises(RuntimeError, match="Limiter does not propagate gradients"):
+        _ = (fx.Wave(_x().requires_grad_(True), FS) | Limiter()).ys
+    with torch.no_grad():
+        assert (fx.Wave(_x().requires_grad_(True), FS) | Limiter()).ys.shape == (2, 8192)

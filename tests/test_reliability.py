@@ -301,7 +301,7 @@ ABSURD = [
     ("{type: fade, in_s: -1}", "key 'in_s': got -1; allowed: a number >= 0 and <= 3600 s"),
     (
         "{type: limiter, lookahead_ms: 1e9}",
-        "key 'lookahead_ms': got 1e+09; allowed: a number >= 0.1 and <= 100 ms",
+        "key 'lookahead_ms': got 1e+09; allowed: a number > 0 and <= 100 ms",
     ),
     ("{type: delay, time_ms: -5}", "key 'time_ms': got -5; allowed: a number > 0 and <= 10000 ms"),
     ("{type: delay, feedback: 1.5}", "key 'feedback': got 1.5; allowed: a number >= 0 and <= 0.99"),

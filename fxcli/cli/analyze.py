@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fxcli.cli.options import InputListOpt, _fail
+from fxcli.cli.options import InputListOpt, fail
 from fxcli.cli.report import Reporter
 
 if TYPE_CHECKING:
@@ -44,11 +44,11 @@ def analyze(
     from fxcli.io.paths import UsageError
 
     if not files and not input_list:
-        _fail("give at least one INPUT (a file, folder, glob, - or --input-list)")
+        fail("give at least one INPUT (a file, folder, glob, - or --input-list)")
     try:
         code = run_analyze(files or [], device=device, json_mode=json_mode, input_list=input_list)
     except UsageError as exc:
-        _fail(exc)
+        fail(exc)
     raise typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fxcli.cli import exit_codes
-from fxcli.cli.options import MAX_BENCH_SECONDS, _fail
+from fxcli.cli.options import MAX_BENCH_SECONDS, fail
 
 if TYPE_CHECKING:
     from fxcli.measure.benchmark import CsvSink
@@ -105,7 +105,7 @@ def bench(
             B.check_plot_available()
         sink = B.CsvSink(output or f"fxcli-bench-{designed.name}.csv")
     except B.BenchError as exc:
-        _fail(exc)
+        fail(exc)
 
     def on_row(row: dict) -> None:
         sink.write(row)
@@ -130,7 +130,7 @@ def bench(
             log=log,
         )
     except B.BenchError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         sink.close()
     if not json_mode:
@@ -140,12 +140,12 @@ def bench(
         try:
             B.write_plot(rows, plot)
         except B.BenchError as exc:
-            _fail(exc)
+            fail(exc)
         log(f"wrote {plot}")
     bad = [r for r in rows if r["check"] != "ok"]
     if bad:
         names_bad = sorted({r["backend"] for r in bad})
-        _fail(
+        fail(
             f"{len(bad)} result(s) MISMATCH the float64 reference "
             f"(max abs error > {B.ERROR_THRESHOLD:g}): {', '.join(names_bad)}",
             exit_codes.SOME_FAILED,

@@ -58,10 +58,10 @@ from fxcli.cli.options import (
     ProgressOpt,
     QuietOpt,
     SkipExistingOpt,
-    _check_number,
-    _fail,
     check_inputs_and_output,
+    check_number,
     cli_text,
+    fail,
 )
 from fxcli.cli.report import Reporter
 from fxcli.io.atomic import atomic_path
@@ -211,26 +211,26 @@ def features(
     from fxcli.preset.loader import PresetError
 
     policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)
-    _check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
-    _check_number("--power", power, above=0)
-    _check_number("--f-min", f_min, at_least=0)
-    _check_number("--f-max", f_max, above=0)
-    _check_number("--amin", amin, above=0)
-    _check_number("--lifter", lifter, at_least=0)
+    check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
+    check_number("--power", power, above=0)
+    check_number("--f-min", f_min, at_least=0)
+    check_number("--f-max", f_max, above=0)
+    check_number("--amin", amin, above=0)
+    check_number("--lifter", lifter, at_least=0)
     ref_value: str | float | None = ref
     if ref is not None and ref != "max":
         try:
             ref_value = float(ref)
         except ValueError:
-            _fail(f"--ref {ref!r}: allowed: max or a positive number")
+            fail(f"--ref {ref!r}: allowed: max or a positive number")
         if not (math.isfinite(ref_value) and ref_value > 0):
-            _fail(f"--ref {ref!r}: allowed: max or a positive number")
+            fail(f"--ref {ref!r}: allowed: max or a positive number")
     try:
         top = None if top_db.strip().lower() == "none" else float(top_db)
     except ValueError:
-        _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
+        fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
     if top is not None and not (math.isfinite(top) and top >= 0):
-        _fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
+        fail(f"--top-db {top_db!r}: allowed: a number >= 0 or none")
     params = FeatureParams(
         kind=kind.value,
         n_fft=n_fft,
@@ -270,7 +270,7 @@ def features(
             nonfinite=nonfinite.value,
         )
     except (UsageError, PresetError, FeatureUsageError) as exc:
-        _fail(exc)
+        fail(exc)
     raise typer.Exit(code)
 
 
@@ -533,7 +533,7 @@ def _engine_class() -> type:
     from fxcli.engine.chain import flush_chain, init_states
     from fxcli.engine.device import chunk_frames
     from fxcli.engine.pipeline import prefetch
-    from fxcli.engine.runner import Engine, _FileRun, info_dtype
+    from fxcli.engine.runner import Engine, FileRun, info_dtype
     from fxcli.io.audio import OutputExistsError, probe
     from fxcli.io.paths import skip_existing_output
     from fxcli.steps import chain_output
@@ -603,7 +603,7 @@ def _engine_class() -> type:
                 frames = chunk_frames(
                     self.device, info.samplerate, info.channels, self.chunk_seconds
                 )
-                run = _FileRun(res, frames)  # type: ignore[arg-type]
+                run = FileRun(res, frames)  # type: ignore[arg-type]
                 steps = self._resolve_analysis(steps, info, frames, run)
                 rate, channels = chain_output(steps, info.samplerate, info.channels)
                 self.module_for(rate)  # a parameter the rate does not allow fails here
@@ -638,9 +638,9 @@ def _engine_class() -> type:
 
             states = init_states(p.steps, (p.info.channels,), self.device)
             offset = 0
-            for block in prefetch(lambda: self._blocks(p.info, p.frames, p.res)):  # type: ignore[arg-type]
+            for block in prefetch(lambda: self.read_chunks(p.info, p.frames, p.res)):  # type: ignore[arg-type]
                 x = torch.from_numpy(block).to(self.device, non_blocking=True)
-                y, states = self._run(p.steps, x, states, offset, p.run)
+                y, states = self.run_chunk(p.steps, x, states, offset, p.run)
                 offset += block.shape[1]
                 if progress:
                     progress(block.shape[1])

@@ -77,14 +77,14 @@ def cli_text(exc: BaseException) -> str:
     return str(exc)
 
 
-def _fail(message: str | BaseException, code: int = exit_codes.USAGE) -> NoReturn:
+def fail(message: str | BaseException, code: int = exit_codes.USAGE) -> NoReturn:
     """``error: MESSAGE`` on stderr, then exit (a usage error unless ``code``)."""
     text = cli_text(message) if isinstance(message, BaseException) else message
     sys.stderr.write(f"error: {text}\n")
     raise typer.Exit(code)
 
 
-def _check_number(
+def check_number(
     option: str,
     value: float | None,
     *,
@@ -109,7 +109,7 @@ def _check_number(
             f"<= {at_most:g}" if at_most is not None else "",
         ]
         allowed = " and ".join(b for b in bounds if b)
-        _fail(f"{option} {value:g}: allowed: a finite number{' ' + allowed if allowed else ''}")
+        fail(f"{option} {value:g}: allowed: a finite number{' ' + allowed if allowed else ''}")
 
 
 def check_inputs_and_output(
@@ -118,7 +118,7 @@ def check_inputs_and_output(
     """Checks of the INPUT... OUTPUT commands; returns the overwrite policy
     (``overwrite`` | ``skip`` | ``refuse``)."""
     if len(paths) < 2 and not (input_list and len(paths) == 1):
-        _fail("give at least one INPUT and the OUTPUT folder")
+        fail("give at least one INPUT and the OUTPUT folder")
     if overwrite and skip_existing:
-        _fail("--overwrite and --skip-existing exclude each other")
+        fail("--overwrite and --skip-existing exclude each other")
     return "overwrite" if overwrite else "skip" if skip_existing else "refuse"

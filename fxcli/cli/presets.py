@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fxcli.cli import exit_codes
-from fxcli.cli.options import _fail
+from fxcli.cli.options import fail
 
 presets_app = typer.Typer(help="List, show and validate presets.", invoke_without_command=True)
 
@@ -36,7 +36,7 @@ def presets_show(name: Annotated[str, typer.Argument(help="Bundled preset name o
     try:
         typer.echo(resolve_preset_path(name).read_text(encoding="utf-8"), nl=False)
     except PresetError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @presets_app.command("validate")

@@ -23,10 +23,10 @@ from fxcli.cli.options import (
     QuietOpt,
     SkipExistingOpt,
     Subtype,
-    _check_number,
-    _fail,
     check_inputs_and_output,
+    check_number,
     cli_text,
+    fail,
 )
 
 
@@ -160,8 +160,8 @@ def process(
     from fxcli.preset.loader import PresetError
 
     policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)
-    _check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
-    _check_number("--spool-gb", spool_gb, above=0, at_most=MAX_SPOOL_GB)
+    check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
+    check_number("--spool-gb", spool_gb, above=0, at_most=MAX_SPOOL_GB)
     opts = ProcessOptions(
         preset=preset,
         device=device,
@@ -185,7 +185,7 @@ def process(
     try:
         code = run_process(paths[:-1], paths[-1], opts)
     except (UsageError, PresetError) as exc:
-        _fail(exc)
+        fail(exc)
     raise typer.Exit(code)
 
 

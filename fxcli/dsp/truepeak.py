@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fxcli.dsp.checks import check_signal as _check_x
+from fxcli.dsp.checks import check_signal
 
 __all__ = ["PHASES", "HISTORY", "DELAY_OVERSAMPLED", "oversample4", "true_peak", "init_state"]
 
@@ -103,7 +103,7 @@ def init_state(batch_shape: tuple[int, ...], device: torch.device | str = "cpu")
 
 
 def _history(x: Tensor, state: Tensor | None) -> Tensor:
-    _check_x(x)
+    check_signal(x)
     expected = (*x.shape[:-1], HISTORY)
     if state is None:
         return init_state(tuple(x.shape[:-1]), x.device)

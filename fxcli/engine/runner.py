@@ -53,7 +53,7 @@ class Cancelled(BaseException):
 
 
 @dataclass
-class _FileRun:
+class FileRun:
     """Per-file scheduling state (Engine itself is shared by --jobs threads)."""
 
     res: FileResult
@@ -140,8 +140,8 @@ class Engine:
             raise cached
         return cached
 
-    def _run(
-        self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int, run: _FileRun
+    def run_chunk(
+        self, steps: list[Step], x: torch.Tensor, states: list[Any], offset: int, run: FileRun
     ) -> tuple[torch.Tensor, list[Any]]:
         """Run one chunk; on device out-of-memory, retry it in halves from the saved
         state (states are never mutated, so nothing advances twice)."""
@@ -150,8 +150,8 @@ class Engine:
         n = x.shape[-1]
         if n > run.max_frames:
             half = n // 2
-            y1, s1 = self._run(steps, x[..., :half], states, offset, run)
-            y2, s2 = self._run(steps, x[..., half:], s1, offset + half, run)
+            y1, s1 = self.run_chunk(steps, x[..., :half], states, offset, run)
+            y2, s2 = self.run_chunk(steps, x[..., half:], s1, offset + half, run)
             return torch.cat([y1, y2], dim=-1), s2
         try:
             return run_chain_checked(steps, x, states, offset)
@@ -164,10 +164,10 @@ class Engine:
             note = "out of device memory: chunks retried in smaller parts from the saved state"
             if note not in run.res.notes:
                 run.res.notes.append(note)
-            return self._run(steps, x, states, offset, run)
+            return self.run_chunk(steps, x, states, offset, run)
 
     def _resolve_analysis(
-        self, steps: list[Step], info: AudioInfo, frames: int, run: _FileRun
+        self, steps: list[Step], info: AudioInfo, frames: int, run: FileRun
     ) -> list[Step]:
         """Replace each analysis step by its resolved form via a measuring pass, and fuse.
         Without analysis steps the fused chain is the same for every file: cached."""
@@ -183,7 +183,7 @@ class Engine:
             offset = 0
             for block in prefetch(lambda: self._uploads(info, frames, None)):
                 x = self.transfer.adopt(block)
-                y, states = self._run(head, x, states, offset, run)
+                y, states = self.run_chunk(head, x, states, offset, run)
                 offset += x.shape[-1]
                 yield y
             tail, _ = flush_chain(head, states, info_dtype(info))
@@ -197,10 +197,12 @@ class Engine:
     ) -> Iterator[torch.Tensor]:
         """Input blocks on the device (runs in the reader thread: on CUDA the upload
         from pinned memory overlaps the previous chunk's compute)."""
-        for block in self._blocks(info, frames, res):
+        for block in self.read_chunks(info, frames, res):
             yield self.transfer.upload(block)
 
-    def _blocks(self, info: AudioInfo, frames: int, res: FileResult | None) -> Iterator[np.ndarray]:
+    def read_chunks(
+        self, info: AudioInfo, frames: int, res: FileResult | None
+    ) -> Iterator[np.ndarray]:
         """Input blocks; with ``nonfinite="zero"`` NaN/Inf become 0 (counted into ``res``)."""
         for block in read_blocks(info, frames):
             if self.nonfinite == "zero" and block.dtype.kind == "f":
@@ -239,7 +241,7 @@ class Engine:
             res.subtype = ofmt.subtype
             steps = self.chain_for(info.samplerate, info.channels)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
-            run = _FileRun(res, frames, input_id)
+            run = FileRun(res, frames, input_id)
             steps = self._resolve_analysis(steps, info, frames, run)
             check_input_unchanged(job.src, input_id)  # between the measuring and writing passes
             self._write(job, info, steps, frames, ofmt, run, progress)
@@ -268,7 +270,7 @@ class Engine:
         steps: list[Step],
         frames: int,
         ofmt: Any,
-        run: _FileRun,
+        run: FileRun,
         progress: ProgressFn | None,
     ) -> None:
         res = run.res
@@ -303,7 +305,7 @@ class Engine:
             with WriteBehind(write) as behind:
                 for block in prefetch(lambda: self._uploads(info, frames, res)):
                     x = self.transfer.adopt(block)
-                    y, states = self._run(steps, x, states, offset, run)
+                    y, states = self.run_chunk(steps, x, states, offset, run)
                     behind.submit(self.transfer.download(y))
                     offset += x.shape[-1]
                     if progress:

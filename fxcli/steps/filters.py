@@ -313,8 +313,16 @@ class HiLinkwitzRiley(Highpass):
 
     fixed_design = "linkwitz_riley"
 
-    def __init__(self, cutoff: float | None = None, order: int = 4, **kwargs: Any) -> None:
-        super().__init__(cutoff, order, **kwargs)
+    def __init__(
+        self,
+        cutoff: float | None = None,
+        order: int = 4,
+        *,
+        fs: float | None = None,
+        cutoff_hz: float | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(cutoff, order, fs=fs, cutoff_hz=cutoff_hz, label=label)
 
 
 class LoLinkwitzRiley(Lowpass):
@@ -322,8 +330,16 @@ class LoLinkwitzRiley(Lowpass):
 
     fixed_design = "linkwitz_riley"
 
-    def __init__(self, cutoff: float | None = None, order: int = 4, **kwargs: Any) -> None:
-        super().__init__(cutoff, order, **kwargs)
+    def __init__(
+        self,
+        cutoff: float | None = None,
+        order: int = 4,
+        *,
+        fs: float | None = None,
+        cutoff_hz: float | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(cutoff, order, fs=fs, cutoff_hz=cutoff_hz, label=label)
 
 
 class _Band(DesignedIIR):
@@ -487,9 +503,13 @@ class LoShelving(_Biquad):
         gain_db: float = 0.0,
         q: float | None = None,
         fs: float | None = None,
-        **kw: Any,
+        slope: float | None = None,
+        learnable: bool = False,
+        label: str | None = None,
     ) -> None:
-        super().__init__(freq_hz, gain_db=gain_db, q=q, fs=fs, **kw)
+        super().__init__(
+            freq_hz, gain_db=gain_db, q=q, fs=fs, slope=slope, learnable=learnable, label=label
+        )
 
 
 class HiShelving(_Biquad):
@@ -506,9 +526,13 @@ class HiShelving(_Biquad):
         gain_db: float = 0.0,
         q: float | None = None,
         fs: float | None = None,
-        **kw: Any,
+        slope: float | None = None,
+        learnable: bool = False,
+        label: str | None = None,
     ) -> None:
-        super().__init__(freq_hz, gain_db=gain_db, q=q, fs=fs, **kw)
+        super().__init__(
+            freq_hz, gain_db=gain_db, q=q, fs=fs, slope=slope, learnable=learnable, label=label
+        )
 
 
 class Notch(_Biquad):
@@ -518,9 +542,15 @@ class Notch(_Biquad):
     has_gain = False
 
     def __init__(
-        self, freq_hz: float, q: float = 0.7071, fs: float | None = None, **kw: Any
+        self,
+        freq_hz: float,
+        q: float = 0.7071,
+        fs: float | None = None,
+        *,
+        learnable: bool = False,
+        label: str | None = None,
     ) -> None:
-        super().__init__(freq_hz, gain_db=0.0, q=q, fs=fs, **kw)
+        super().__init__(freq_hz, gain_db=0.0, q=q, fs=fs, learnable=learnable, label=label)
 
 
 class AllPass(_Biquad):
@@ -530,9 +560,15 @@ class AllPass(_Biquad):
     has_gain = False
 
     def __init__(
-        self, freq_hz: float, q: float = 0.7071, fs: float | None = None, **kw: Any
+        self,
+        freq_hz: float,
+        q: float = 0.7071,
+        fs: float | None = None,
+        *,
+        learnable: bool = False,
+        label: str | None = None,
     ) -> None:
-        super().__init__(freq_hz, gain_db=0.0, q=q, fs=fs, **kw)
+        super().__init__(freq_hz, gain_db=0.0, q=q, fs=fs, learnable=learnable, label=label)
 
 
 # ------------------------------------------------------------------ FIR
