@@ -1,14 +1,8 @@
-"""The forward FIR filter without autograd: direct (banded Toeplitz GEMM) or FFT.
-
-:func:`firfilt` computes ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` in
-float64, either by direct convolution (explicit K-term sums) or by overlap-save
-FFT convolution (:func:`torch.fft.rfft`; on CPU tensors the frames are assembled
-by NumPy in small reused buffers, see :func:`_fft_cpu`). The state is the input history (the
-last ``K - 1`` input samples), so chunked calls that carry ``zf`` into the
-next call's ``zi`` equal one call on the whole signal. float32 signals on CUDA
-devices with at most :data:`AUTO_TRITON_MAX_TAPS` taps go by default through the
-Triton kernel of :mod:`fxcli.dsp.fir.triton` (float32 arithmetic on tensor cores,
-3xTF32) when triton is available.
+"""The forward FIR filter without autograd: direct (banded Toeplitz GEMM) or
+overlap-save FFT (on CPU the frames are assembled by NumPy in small reused buffers,
+see :func:`_fft_cpu`); float32 CUDA signals with at most
+:data:`AUTO_TRITON_MAX_TAPS` taps take the Triton kernel of :mod:`fxcli.dsp.fir.triton`.
+The semantics are :func:`fxcli.dsp.firfilt`'s.
 """
 
 from __future__ import annotations
