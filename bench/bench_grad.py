@@ -3,7 +3,7 @@
 
 The seed IIR chain (``presets/iir_chain.yaml``: Butterworth HP 1 kHz, LP 5 kHz,
 Chebyshev-I HP 1.5 kHz, LP 1.8 kHz, order 2), designed with
-``fxcli.preset.build.build_chain`` and fused with ``fxcli.steps.fuse`` into one (4, 6)
+``fxcli.preset.build.build_chain`` and fused with ``fxcli.steps.fusion`` into one (4, 6)
 cascade, on normalized float32 noise (8 channels x 60 s at 44.1 kHz by default).
 Loss = sum of squares of the output. Rows (median of ``--reps`` timed runs after a
 warm-up; the kernels are compiled/loaded by the warm-up):

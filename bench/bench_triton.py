@@ -6,7 +6,7 @@ at 44.1 kHz by default, already on the GPU (host transfers are not timed). Chain
 seed IIR chain (``presets/iir_chain.yaml``: Butterworth HP 1 kHz, LP 5 kHz,
 Chebyshev-I HP 1.5 kHz, LP 1.8 kHz, order 2), designed with
 ``fxcli.preset.loader.load_preset`` + ``fxcli.preset.build.build_step`` and fused with
-``fxcli.steps.fuse`` into one 4-section cascade.
+``fxcli.steps.fusion`` into one 4-section cascade.
 
 Backends (one row each, the CSV columns of ``bench/bench_kernels.py`` / ``fxcli bench``):
 

@@ -146,3 +146,29 @@ def test_no_importlib_work_arounds_in_the_package() -> None:
         if "importlib.import_module(" in p.read_text(encoding="utf-8")
     ]
     assert users == []
+
+
+def test_no_package_attribute_shadows_a_submodule() -> None:
+    """``fxcli.dsp.sosfilt`` was both a module and (in ``fxcli.dsp``) the function it
+    exports, so the module could only be reached through importlib: every submodule
+    must be what its package's attribute of that name is."""
+    import importlib
+    import pkgutil
+
+    import fxcli
+
+    shadowed = []
+
+    def walk(pkg: object) -> None:
+        for m in pkgutil.iter_modules(pkg.__path__):  # type: ignore[attr-defined]
+            if m.name == "__main__":
+                continue
+            full = f"{pkg.__name__}.{m.name}"  # type: ignore[attr-defined]
+            mod = importlib.import_module(full)
+            if getattr(pkg, m.name, None) is not mod:
+                shadowed.append(full)
+            if m.ispkg:
+                walk(mod)
+
+    walk(fxcli)
+    assert shadowed == []

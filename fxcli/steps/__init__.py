@@ -13,11 +13,11 @@ line in :mod:`fxcli.preset.build`.
 - :mod:`~fxcli.steps.edit`: ``Fade``, ``Trim``, ``Pad``, ``Remix``;
 - :mod:`~fxcli.steps.delay`, :mod:`~fxcli.steps.resample`, :mod:`~fxcli.steps.space`
   (``Convolve``, ``Reverb``);
-- :mod:`~fxcli.steps.fuse`: merging of IIR/gain and FIR runs.
+- :mod:`~fxcli.steps.fusion`: merging of IIR/gain and FIR runs.
 """
 
 from fxcli.steps.base import FIR, IIR, Step, chain_output
-from fxcli.steps.fuse import fuse
+from fxcli.steps.fusion import fuse
 from fxcli.steps.gain import Gain, Normalize, Polarity
 
 __all__ = ["FIR", "IIR", "Gain", "Normalize", "Polarity", "Step", "chain_output", "fuse"]

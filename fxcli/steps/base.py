@@ -22,7 +22,7 @@ shape, dtype and device. Coefficients are float64 buffers, so ``.to(device)``
 moves them and ``state_dict()`` holds them.
 
 :func:`fxcli.preset.build.build_step` turns a validated preset step into one of
-these for a sample rate; :func:`fxcli.steps.fuse.fuse` merges consecutive IIR steps
+these for a sample rate; :func:`fxcli.steps.fusion.fuse` merges consecutive IIR steps
 and gains into one cascade.
 """
 

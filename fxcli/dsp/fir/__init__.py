@@ -17,7 +17,7 @@ import torch
 
 from fxcli.dsp.checks import needs_grad
 from fxcli.dsp.fir.autograd import FirfiltFunction, firfilt_autograd
-from fxcli.dsp.fir.forward import AUTO_FFT_MIN_TAPS, AUTO_TRITON_MAX_TAPS, forward
+from fxcli.dsp.fir.dispatch import AUTO_FFT_MIN_TAPS, AUTO_TRITON_MAX_TAPS, forward
 
 __all__ = [
     "AUTO_FFT_MIN_TAPS",

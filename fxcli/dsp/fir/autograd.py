@@ -13,7 +13,7 @@ import torch
 
 from fxcli.dsp.checks import needs_grad
 from fxcli.dsp.fir.args import check_taps
-from fxcli.dsp.fir.forward import forward
+from fxcli.dsp.fir.dispatch import forward
 
 __all__ = ["FirfiltFunction", "firfilt_autograd"]
 

@@ -9,7 +9,7 @@ Modules: :mod:`~fxcli.dsp.iir.cpu` (the numba kernel), :mod:`~fxcli.dsp.iir.scan
 (the time-parallel torch algorithm), :mod:`~fxcli.dsp.iir.triton` (its Triton
 kernels), :mod:`~fxcli.dsp.iir.autograd` (gradients), :mod:`~fxcli.dsp.iir.adjoint`
 (the numba backward), :mod:`~fxcli.dsp.iir.timevarying` (per-sample coefficients),
-:mod:`~fxcli.dsp.iir.forward` (backend choice) and :mod:`~fxcli.dsp.iir.args`
+:mod:`~fxcli.dsp.iir.dispatch` (backend choice) and :mod:`~fxcli.dsp.iir.args`
 (argument validation).
 
 Two backends compute it:
@@ -51,7 +51,7 @@ import torch
 from fxcli.dsp.checks import check_signal, needs_grad
 from fxcli.dsp.iir.autograd import SosfiltFunction, sosfilt_autograd
 from fxcli.dsp.iir.cpu import numba_available
-from fxcli.dsp.iir.forward import forward
+from fxcli.dsp.iir.dispatch import forward
 from fxcli.dsp.iir.timevarying import TvSosfiltFunction, tvsosfilt
 
 __all__ = [

@@ -76,7 +76,7 @@ import torch
 from fxcli.dsp.checks import check_signal, needs_grad
 from fxcli.dsp.iir.adjoint import numba_ok, sos_backward_numba, sosfilt_ckpt
 from fxcli.dsp.iir.args import sos_to_numpy
-from fxcli.dsp.iir.forward import BACKENDS, forward
+from fxcli.dsp.iir.dispatch import BACKENDS, forward
 
 __all__ = ["SosfiltFunction", "sosfilt_autograd"]
 
