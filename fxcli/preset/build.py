@@ -45,6 +45,8 @@ def _filter_step(cfg: StepConfig, fs: float, label: str) -> Step:
             ("lowpass", "linkwitz_riley"): F.LoLinkwitzRiley,
         }
         cls = named[(t, p["design"])]
+        if p["design"] == "linkwitz_riley":  # no ripple or stopband to set
+            return cls(p["cutoff_hz"], p["order"], fs=fs, label=label)
         return cls(
             p["cutoff_hz"],
             order=p["order"],
