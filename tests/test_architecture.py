@@ -172,3 +172,38 @@ def test_no_package_attribute_shadows_a_submodule() -> None:
 
     walk(fxcli)
     assert shadowed == []
+
+
+def test_every_error_class_has_the_one_root() -> None:
+    """Nine unrelated exception classes with four message formats became one root:
+    every exception class the package defines derives from ``FxcliError`` (control
+    flow signals such as a cancelled run excepted)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import fxcli
+    from fxcli.errors import FxcliError
+
+    allowed = {"Cancelled"}  # a cancelled run: control flow, not an error to report
+    outside = []
+
+    def walk(pkg: object) -> None:
+        for m in pkgutil.iter_modules(pkg.__path__):  # type: ignore[attr-defined]
+            if m.name == "__main__":
+                continue
+            mod = importlib.import_module(f"{pkg.__name__}.{m.name}")  # type: ignore[attr-defined]
+            for name, obj in vars(mod).items():
+                if (
+                    inspect.isclass(obj)
+                    and issubclass(obj, BaseException)
+                    and obj.__module__ == mod.__name__
+                    and not issubclass(obj, FxcliError)
+                    and name not in allowed
+                ):
+                    outside.append(f"{mod.__name__}.{name}")
+            if m.ispkg:
+                walk(mod)
+
+    walk(fxcli)
+    assert outside == []

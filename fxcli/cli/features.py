@@ -64,6 +64,7 @@ from fxcli.cli.options import (
     fail,
 )
 from fxcli.cli.report import Reporter
+from fxcli.errors import UsageError
 from fxcli.io.atomic import atomic_path
 
 KINDS = ("spectrogram", "mel", "logmel", "mfcc")
@@ -274,7 +275,7 @@ def features(
     raise typer.Exit(code)
 
 
-class FeatureUsageError(Exception):
+class FeatureUsageError(UsageError):
     """An option value is not allowed (exit 2, before any file is touched)."""
 
 

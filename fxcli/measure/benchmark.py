@@ -131,7 +131,7 @@ class BenchError(FxcliError, ValueError):
     """A usage problem (bad argument, unknown chain, missing plot extra): one line."""
 
 
-class Unsupported(Exception):
+class Unsupported(FxcliError):
     """A backend cannot run this chain (the message says why); it is skipped."""
 
 
