@@ -197,7 +197,7 @@ def bench_end_to_end(audio: np.ndarray, args, rows: list[dict]) -> None:
     import librosa
     import soundfile as sf
 
-    from fxcli.cli.features import FeatureParams, run_features
+    from fxcli.cli.features import FeatureOptions, FeatureParams, run_features
 
     fs = args.sample_rate
     audio_s = args.files * args.seconds
@@ -217,12 +217,11 @@ def bench_end_to_end(audio: np.ndarray, args, rows: list[dict]) -> None:
                 np.save(out / f"{path.stem}.npy", db[None])
 
         def run_fxcli() -> None:
-            code = run_features(
-                [str(src)], tmp / "fxcli", params=FeatureParams(), preset_name=None,
-                out_fmt="npy", image=False, device="cpu", chunk_seconds=None,
-                overwrite="overwrite", json_mode=False, quiet=True, progress="never",
-                input_list=None, jobs=args.threads,
+            opts = FeatureOptions(
+                params=FeatureParams(), out_fmt="npy", device="cpu", overwrite="overwrite",
+                quiet=True, progress="never", jobs=args.threads,
             )  # fmt: skip
+            code = run_features([str(src)], tmp / "fxcli", opts)
             assert code == 0
 
         cases = [("e2e-librosa", run_librosa), ("e2e-fxcli-features", run_fxcli)]

@@ -253,9 +253,7 @@ def features(
         lifter=lifter,
     )
     try:
-        code = run_features(
-            paths[:-1],
-            Path(paths[-1]),
+        opts = FeatureOptions(
             params=params,
             preset_name=preset,
             out_fmt=fmt.value,
@@ -270,6 +268,7 @@ def features(
             jobs=jobs,
             nonfinite=nonfinite.value,
         )
+        code = run_features(paths[:-1], Path(paths[-1]), opts)
     except (UsageError, PresetError, FeatureUsageError) as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -864,26 +863,36 @@ def index_entry(res: FeatureResult, params: FeatureParams, module: Any, root: Pa
 
 
 # ---------------------------------------------------------------------------- run
-def run_features(
-    inputs: list[str],
-    output: Path,
-    *,
-    params: FeatureParams,
-    preset_name: str | None,
-    out_fmt: str,
-    image: bool,
-    device: str,
-    chunk_seconds: float | None,
-    overwrite: str,
-    json_mode: bool,
-    quiet: bool,
-    progress: str,
-    input_list: str | None,
-    jobs: int | None = None,
-    nonfinite: str = "error",
-) -> int:
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Everything a ``features`` run is asked for besides its inputs and OUTPUT.
+
+    ``params``: what to compute (:class:`FeatureParams`); ``preset_name``: a chain to
+    run first (or None); ``out_fmt``: ``npy`` | ``npz`` | ``pt``; ``image``: also a
+    PNG per file; ``overwrite``: ``refuse`` | ``overwrite`` | ``skip``."""
+
+    params: FeatureParams = field(default_factory=lambda: FeatureParams())
+    preset_name: str | None = None
+    out_fmt: str = "npy"
+    image: bool = False
+    device: str = "auto"
+    chunk_seconds: float | None = None
+    overwrite: str = "refuse"
+    json_mode: bool = False
+    quiet: bool = False
+    progress: str = "auto"
+    input_list: str | None = None
+    jobs: int | None = None
+    nonfinite: str = "error"
+
+
+def run_features(inputs: list[str], output: Path, opts: FeatureOptions) -> int:
     """Returns the exit code; raises UsageError/PresetError/FeatureUsageError (exit 2)
     before any file is touched."""
+    params, preset_name, out_fmt, image = opts.params, opts.preset_name, opts.out_fmt, opts.image
+    device, chunk_seconds, overwrite = opts.device, opts.chunk_seconds, opts.overwrite
+    json_mode, quiet, progress = opts.json_mode, opts.quiet, opts.progress
+    input_list, jobs, nonfinite = opts.input_list, opts.jobs, opts.nonfinite
     from fxcli.io.paths import Job, UsageError, collect, inputs_and_list
     from fxcli.preset.loader import Preset, load_preset
 
