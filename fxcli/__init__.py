@@ -15,7 +15,7 @@ from typing import Any
 
 from fxcli._version import __version__
 
-__all__ = ["Wave", "__version__", "dsp", "effect", "filter"]
+__all__ = ["Wave", "__version__", "dsp", "effect", "features", "filter"]
 
 
 def __getattr__(name: str) -> Any:

@@ -493,3 +493,23 @@ def test_cli_signal_exit_code_no_partial_and_index_of_finished(
     index = [json.loads(x) for x in (out / "index.jsonl").read_text().splitlines()]
     assert sorted(str(out / e["output"]) for e in index) == done
     assert leftovers(out) == []
+
+
+def test_shard_splits_the_corpus_like_process(tmp_path: Path) -> None:
+    """``features --shard K/N``: the shards are disjoint and together the whole corpus
+    (sorted by output path, every N-th from K, as ``process``); a bad spec is a usage
+    error naming the flag, before any file is touched."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        write_audio(src / f"f{i}.wav", noise(1, 4000, seed=i), 16000)
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        r = run("features", str(src), str(out), "--shard", f"{k}/2", "--quiet")
+        assert r.exit_code == 0, r.output
+        outs.append(sorted(p.name for p in out.glob("*.npy")))
+    assert outs == [["f0.npy", "f2.npy", "f4.npy"], ["f1.npy", "f3.npy"]]
+    r = run("features", str(src), str(tmp_path / "bad"), "--shard", "2/2")
+    assert r.exit_code == 2 and "--shard" in r.output
+    assert not (tmp_path / "bad").exists()

@@ -193,6 +193,10 @@ def features(
     nonfinite: Annotated[
         NonFinite, typer.Option(help="NaN/Inf input samples: error or zero.")
     ] = NonFinite.error,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: compute only shard K (0..N-1) of the sorted input list."),
+    ] = None,
 ) -> None:
     """Compute spectrograms, mel/log-mel spectrograms or MFCCs; one array per file.
 
@@ -267,6 +271,7 @@ def features(
             input_list=input_list,
             jobs=jobs,
             nonfinite=nonfinite.value,
+            shard=shard,
         )
         code = run_features(paths[:-1], Path(paths[-1]), opts)
     except (UsageError, PresetError, FeatureUsageError) as exc:
@@ -869,7 +874,8 @@ class FeatureOptions:
 
     ``params``: what to compute (:class:`FeatureParams`); ``preset_name``: a chain to
     run first (or None); ``out_fmt``: ``npy`` | ``npz`` | ``pt``; ``image``: also a
-    PNG per file; ``overwrite``: ``refuse`` | ``overwrite`` | ``skip``."""
+    PNG per file; ``overwrite``: ``refuse`` | ``overwrite`` | ``skip``; ``shard``
+    ``"K/N"``: only every N-th file of the list sorted by output path, from K."""
 
     params: FeatureParams = field(default_factory=lambda: FeatureParams())
     preset_name: str | None = None
@@ -884,15 +890,20 @@ class FeatureOptions:
     input_list: str | None = None
     jobs: int | None = None
     nonfinite: str = "error"
+    shard: str | None = None
 
 
 def run_features(inputs: list[str], output: Path, opts: FeatureOptions) -> int:
     """Returns the exit code; raises UsageError/PresetError/FeatureUsageError (exit 2)
     before any file is touched."""
+    from fxcli.batch.shard import parse_shard
+    from fxcli.batch.shard import shard as take_shard
+
     params, preset_name, out_fmt, image = opts.params, opts.preset_name, opts.out_fmt, opts.image
     device, chunk_seconds, overwrite = opts.device, opts.chunk_seconds, opts.overwrite
     json_mode, quiet, progress = opts.json_mode, opts.quiet, opts.progress
     input_list, jobs, nonfinite = opts.input_list, opts.jobs, opts.nonfinite
+    shard_kn = parse_shard(opts.shard) if opts.shard is not None else None
     from fxcli.io.paths import Job, UsageError, collect, inputs_and_list
     from fxcli.preset.loader import Preset, load_preset
 
@@ -919,6 +930,8 @@ def run_features(inputs: list[str], output: Path, opts: FeatureOptions) -> int:
     else:
         collected = collect(inputs, output, listed, ext)
         job_list, ignored, root = collected.jobs, collected.ignored, output
+    if shard_kn is not None:  # the same rule as process: sorted by output, every N-th
+        job_list = take_shard(job_list, *shard_kn, key=lambda j: str(j.dest))
     indexed, index_unterminated = read_index(root)
 
     from fxcli.engine.device import default_jobs, resolve_device  # imports torch
