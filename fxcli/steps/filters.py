@@ -308,38 +308,29 @@ class LoBessel(Lowpass):
     fixed_design = "bessel"
 
 
-class HiLinkwitzRiley(Highpass):
+class _LinkwitzRiley(_Pass):
+    """The Linkwitz-Riley signature: even ``order`` (default 4), no ripple or stopband."""
+
+    fixed_design = "linkwitz_riley"
+
+    def __init__(
+        self,
+        cutoff: float | None = None,
+        order: int = 4,
+        *,
+        fs: float | None = None,
+        cutoff_hz: float | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(cutoff, order, fs=fs, cutoff_hz=cutoff_hz, label=label)
+
+
+class HiLinkwitzRiley(_LinkwitzRiley, Highpass):
     """Linkwitz-Riley highpass: even ``order`` (default 4), Butterworth order/2 squared."""
 
-    fixed_design = "linkwitz_riley"
 
-    def __init__(
-        self,
-        cutoff: float | None = None,
-        order: int = 4,
-        *,
-        fs: float | None = None,
-        cutoff_hz: float | None = None,
-        label: str | None = None,
-    ) -> None:
-        super().__init__(cutoff, order, fs=fs, cutoff_hz=cutoff_hz, label=label)
-
-
-class LoLinkwitzRiley(Lowpass):
+class LoLinkwitzRiley(_LinkwitzRiley, Lowpass):
     """Linkwitz-Riley lowpass: even ``order`` (default 4), Butterworth order/2 squared."""
-
-    fixed_design = "linkwitz_riley"
-
-    def __init__(
-        self,
-        cutoff: float | None = None,
-        order: int = 4,
-        *,
-        fs: float | None = None,
-        cutoff_hz: float | None = None,
-        label: str | None = None,
-    ) -> None:
-        super().__init__(cutoff, order, fs=fs, cutoff_hz=cutoff_hz, label=label)
 
 
 class _Band(DesignedIIR):
