@@ -92,7 +92,8 @@ def run_analyze(
     if not paths:
         named = items + ([input_list] if input_list else [])
         raise UsageError(f"no audio files in {', '.join(named)}")
-    dev = resolve_device(device)
+    # --device cpu measures with numpy and the compiled kernels: torch is not loaded
+    dev: object = "cpu" if device.strip().lower() == "cpu" else resolve_device(device)
     rep = AnalyzeReporter(json_mode=json_mode)
     stop = Stop()
     rep.on_stdout_closed = stop.stdout_closed

@@ -17,10 +17,24 @@ Nothing here imports anything above :mod:`fxcli.dsp` (steps, presets, engine, CL
   :mod:`fxcli.dsp.delayline`: the kernels behind the effects.
 
 GPU kernels (Triton) keep a pure-torch path of every algorithm, so all of them
-are testable on CPU.
+are testable on CPU. The functions are loaded on first use, so the numpy-facing
+CPU kernels (e.g. :mod:`fxcli.dsp.iir.cpu`) import without torch.
 """
 
-from fxcli.dsp.fir import firfilt
-from fxcli.dsp.iir import sosfilt, tvsosfilt
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["firfilt", "sosfilt", "tvsosfilt"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "firfilt":
+        from fxcli.dsp.fir import firfilt
+
+        return firfilt
+    if name in ("sosfilt", "tvsosfilt"):
+        from fxcli.dsp import iir
+
+        return getattr(iir, name)
+    raise AttributeError(f"module 'fxcli.dsp' has no attribute {name!r}")

@@ -73,11 +73,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from fxcli.dsp.iir import sosfilt
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MeterState",
@@ -205,9 +206,9 @@ class MeterState:
     channels: int
     fs: float
     weights: tuple[float, ...]
-    sos: torch.Tensor
-    zi: torch.Tensor
-    partial: torch.Tensor
+    sos: Any  # numpy arrays (device None) or torch tensors on the meter's device
+    zi: Any
+    partial: Any
     frames: int
     n_sub: int
     log: _Log
@@ -235,15 +236,16 @@ class MeterState:
 def meter_init(
     channels: int,
     fs: float,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = "cpu",
     *,
     weights: Sequence[float] | None = None,
 ) -> MeterState:
     """A fresh meter for ``channels`` channels at ``fs`` Hz on ``device``.
 
-    ``weights``: per-channel BS.1770 weights (default: :func:`channel_weights`).
-    Raises :class:`ValueError` for ``channels < 1``, ``fs < 4000`` or weights of
-    the wrong length or negative.
+    ``device=None``: a numpy meter (chunks are numpy arrays; torch is not imported);
+    otherwise torch tensors on that device. ``weights``: per-channel BS.1770 weights
+    (default: :func:`channel_weights`). Raises :class:`ValueError` for
+    ``channels < 1``, ``fs < 4000`` or weights of the wrong length or negative.
     """
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
@@ -257,14 +259,24 @@ def meter_init(
                 f"weights: need {channels} finite values >= 0 (one per channel), got {list(w)}"
             )
     num, den = Fraction(float(fs)).limit_denominator(1 << 20).as_integer_ratio()
-    dev = torch.device(device)
+    if device is None:
+        sos_a: Any = np.ascontiguousarray(sos, dtype=np.float64)
+        zi: Any = np.zeros((2, channels, 2))
+        partial: Any = np.zeros(channels)
+    else:
+        import torch
+
+        dev = torch.device(device)
+        sos_a = torch.as_tensor(sos, dtype=torch.float64, device=dev)
+        zi = torch.zeros((2, channels, 2), dtype=torch.float64, device=dev)
+        partial = torch.zeros(channels, dtype=torch.float64, device=dev)
     return MeterState(
         channels=channels,
         fs=float(fs),
         weights=w,
-        sos=torch.as_tensor(sos, dtype=torch.float64, device=dev),
-        zi=torch.zeros((2, channels, 2), dtype=torch.float64, device=dev),
-        partial=torch.zeros(channels, dtype=torch.float64, device=dev),
+        sos=sos_a,
+        zi=zi,
+        partial=partial,
         frames=0,
         n_sub=0,
         log=_Log(channels),
@@ -273,43 +285,64 @@ def meter_init(
     )
 
 
-def meter_update(x: torch.Tensor, state: MeterState) -> MeterState:
+def meter_update(x: Any, state: MeterState) -> MeterState:
     """Fold one chunk into the meter; returns the new state (``state`` is unchanged).
 
     Args:
-        x: ``(channels, n)`` float32 or float64 (``(n,)`` for a mono meter), on
-            any device; moved to the meter's device if needed. Full scale is 1.0.
+        x: ``(channels, n)`` float32 or float64 (``(n,)`` for a mono meter): a numpy
+            array for a numpy meter, else a tensor on any device (moved to the
+            meter's device if needed). Full scale is 1.0.
         state: from :func:`meter_init` or a previous update.
     """
     if x.ndim == 1 and state.channels == 1:
-        x = x.unsqueeze(0)
+        x = x[None, :]
     if x.ndim != 2 or x.shape[0] != state.channels:
         raise ValueError(f"x must have shape (channels={state.channels}, n), got {tuple(x.shape)}")
     n = int(x.shape[-1])
     if n == 0:
         return state
-    dev = state.zi.device
-    x64 = x.detach().to(device=dev, dtype=torch.float64)
-    y, zi = sosfilt(x64, state.sos, state.zi)
-    sq = y * y
     f0, f1 = state.frames, state.frames + n
     k0 = state.n_sub
     # sub-blocks completed by this chunk: k0 .. k1-1 (those ending at or before f1)
     k1 = ((f1 + 1) * 10 * state.rate_den - 1) // state.rate_num
     m = k1 - k0
-    if m <= 0:
-        return replace(state, zi=zi, partial=state.partial + sq.sum(dim=-1), frames=f1)
     cuts = [state.boundary(k) - f0 for k in range(k0 + 1, k1 + 1)]
+    if isinstance(state.zi, np.ndarray):
+        from fxcli.dsp.iir.cpu import sosfilt_array
+
+        zi = state.zi.copy()
+        y = sosfilt_array(np.asarray(x, dtype=np.float64), state.sos, zi)
+        sq = y * y
+        if m <= 0:
+            return replace(state, zi=zi, partial=state.partial + sq.sum(axis=-1), frames=f1)
+        starts = np.array([0, *cuts], dtype=np.int64)
+        sums = np.zeros((state.channels, m + 1))
+        nonempty = starts < n
+        sums[:, nonempty] = np.add.reduceat(sq, starts[nonempty], axis=1)
+        sums[:, 0] += state.partial
+        done = np.ascontiguousarray(sums[:, :m].T)
+        log, n_sub = state.log.append(state.n_sub, done)
+        return replace(state, zi=zi, partial=sums[:, m].copy(), frames=f1, n_sub=n_sub, log=log)
+    import torch
+
+    from fxcli.dsp.iir import sosfilt
+
+    dev = state.zi.device
+    x64 = x.detach().to(device=dev, dtype=torch.float64)
+    yt, zt = sosfilt(x64, state.sos, state.zi)
+    sqt = yt * yt
+    if m <= 0:
+        return replace(state, zi=zt, partial=state.partial + sqt.sum(dim=-1), frames=f1)
     lengths = torch.tensor(
         np.diff(np.array([0, *cuts, n], dtype=np.int64)), dtype=torch.int64, device=dev
     )
     ids = torch.repeat_interleave(torch.arange(m + 1, device=dev), lengths)
-    sums = torch.zeros((state.channels, m + 1), dtype=torch.float64, device=dev)
-    sums.index_add_(1, ids, sq)
-    sums[:, 0] += state.partial
-    done = sums[:, :m].T.cpu().numpy()
-    log, n_sub = state.log.append(state.n_sub, done)
-    return replace(state, zi=zi, partial=sums[:, m].clone(), frames=f1, n_sub=n_sub, log=log)
+    sumt = torch.zeros((state.channels, m + 1), dtype=torch.float64, device=dev)
+    sumt.index_add_(1, ids, sqt)
+    sumt[:, 0] += state.partial
+    done_t = sumt[:, :m].T.cpu().numpy()
+    log, n_sub = state.log.append(state.n_sub, done_t)
+    return replace(state, zi=zt, partial=sumt[:, m].clone(), frames=f1, n_sub=n_sub, log=log)
 
 
 def _window_powers(state: MeterState, width: int, weights: np.ndarray | None = None) -> np.ndarray:

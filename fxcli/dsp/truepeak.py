@@ -24,12 +24,23 @@ on the whole signal, on any device (CPU or CUDA tensors; no host copy).
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from fxcli.dsp.checks import check_signal
+import numpy as np
 
-__all__ = ["PHASES", "HISTORY", "DELAY_OVERSAMPLED", "oversample4", "true_peak", "init_state"]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+__all__ = [
+    "PHASES",
+    "HISTORY",
+    "DELAY_OVERSAMPLED",
+    "oversample4",
+    "true_peak",
+    "true_peak_array",
+    "init_state",
+]
 
 #: ITU-R BS.1770-4 Annex 2 interpolation filter: 4 phases x 12 taps, as published.
 PHASES: tuple[tuple[float, ...], ...] = (
@@ -99,10 +110,16 @@ DELAY_OVERSAMPLED = 23.5
 
 def init_state(batch_shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:
     """Zero state (silence before the stream): ``(*batch_shape, 11)`` float64 on ``device``."""
+    import torch
+
     return torch.zeros((*batch_shape, HISTORY), dtype=torch.float64, device=device)
 
 
 def _history(x: Tensor, state: Tensor | None) -> Tensor:
+    import torch
+
+    from fxcli.dsp.checks import check_signal
+
     check_signal(x)
     expected = (*x.shape[:-1], HISTORY)
     if state is None:
@@ -129,6 +146,8 @@ def oversample4(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         docstring). ``new_state`` is ``(*batch, 11)`` float64 (exact copies of
         the last 11 samples of ``concat(state, x)``).
     """
+    import torch
+
     hist = _history(x, state)
     n = x.shape[-1]
     xs = torch.cat([hist, x.detach().to(torch.float64)], dim=-1)
@@ -163,19 +182,47 @@ def true_peak(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
         calls carrying the state give the same maximum as one call. Convert with
         ``20 * log10(peak)`` for dBTP.
     """
+    import torch
+
     if x.device.type == "cpu" and x.shape[-1] > 0 and _kernels() is not None:
         hist = _history(x, state)
-        n = x.shape[-1]
-        xs = torch.cat([hist, x.detach().to(torch.float64)], dim=-1)
-        rows = xs.reshape(-1, xs.shape[-1]).contiguous().numpy()
-        peaks = _kernels()[0](rows, _PHASES_NP, HISTORY)  # type: ignore[index]
-        peak = torch.from_numpy(peaks).reshape(x.shape[:-1])
-        return peak, xs[..., n:].clone()
+        peak_np, state_np = true_peak_array(x.detach().numpy(), hist.numpy())
+        return torch.from_numpy(peak_np), torch.from_numpy(state_np)
     y, new_state = oversample4(x, state)
     if x.shape[-1] == 0:
         return torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device), new_state
     peak = torch.maximum(y.abs().amax(dim=-1), x.detach().to(torch.float64).abs().amax(dim=-1))
     return peak, new_state
+
+
+def true_peak_array(x: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`true_peak` on numpy arrays (no torch): ``x`` ``(*batch, n)`` float32 or
+    float64, ``state`` ``(*batch, 11)`` float64 or ``None``; returns ``(peak (*batch,),
+    new_state)`` float64, bit-identical to :func:`true_peak` on a CPU tensor."""
+    if x.ndim < 1:
+        raise ValueError("x must have at least one dimension (the last one is time)")
+    batch, n = x.shape[:-1], x.shape[-1]
+    hist = np.zeros((*batch, HISTORY)) if state is None else np.asarray(state, np.float64)
+    if hist.shape != (*batch, HISTORY):
+        raise ValueError(
+            f"state must have shape (*batch, 11) = {(*batch, HISTORY)}, got {hist.shape}"
+        )
+    xs = np.concatenate([hist, x.astype(np.float64, copy=False)], axis=-1)
+    new_state = np.ascontiguousarray(xs[..., n:])
+    if n == 0:
+        return np.zeros(batch), new_state
+    kernels = _kernels()
+    rows = np.ascontiguousarray(xs.reshape(-1, xs.shape[-1]))
+    if kernels is not None:
+        peaks = kernels[0](rows, _PHASES_NP, HISTORY)
+        return peaks.reshape(batch), new_state
+    # without numba (not a configuration fxcli ships): the same products in numpy
+    ph = np.array(PHASES)
+    acc = np.abs(rows[:, HISTORY:]).max(axis=-1)
+    for taps in ph:
+        y = sum(rows[:, HISTORY - k : HISTORY - k + n] * taps[k] for k in range(len(taps)))
+        acc = np.maximum(acc, np.abs(y).max(axis=-1))
+    return acc.reshape(batch), new_state
 
 
 _PHASES_NP = None

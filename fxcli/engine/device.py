@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from fxcli.io.paths import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_CPU_CHUNK_SECONDS = 10.0
 # Device bytes per (frame x channel) while a chunk is in flight: the float32
@@ -27,6 +29,8 @@ def resolve_device(spec: str) -> torch.device:
 
     Raises :class:`UsageError` (exit 2) for an unknown spec or a missing GPU.
     """
+    import torch
+
     spec = spec.strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -50,7 +54,7 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def chunk_frames(
-    device: torch.device,
+    device: torch.device | str,
     samplerate: int,
     channels: int,
     chunk_seconds: float | None,
@@ -66,7 +70,9 @@ def chunk_frames(
     H200 call cut a 12 ch x 60 s in-memory run into 91 chunks with it: 4.6x slower)."""
     if chunk_seconds is not None:
         return max(1, round(chunk_seconds * samplerate))
-    if device.type == "cuda":
+    if (device if isinstance(device, str) else device.type) == "cuda":
+        import torch
+
         free, _ = torch.cuda.mem_get_info(device)
         frames = int(free // 2 // (_CUDA_BYTES_PER_SAMPLE * max(1, channels)))
         if streaming:

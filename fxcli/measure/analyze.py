@@ -132,58 +132,141 @@ def clip_threshold(subtype: str) -> float:
     return 1.0 - 2.0 ** -(bits - 1) if bits else 1.0
 
 
+class _NumpyOps:
+    """The few array operations of :func:`analyze_file`, on numpy (the CPU path: no torch)."""
+
+    device: Any = None
+
+    def block(self, b: Any) -> Any:
+        return b
+
+    def zeros(self, n: int, integer: bool = False) -> Any:
+        import numpy as np
+
+        return np.zeros(n, dtype=np.int64 if integer else np.float64)
+
+    def f64(self, x: Any) -> Any:
+        import numpy as np
+
+        return x.astype(np.float64)
+
+    def amax(self, a: Any) -> Any:
+        return a.max(axis=-1)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        import numpy as np
+
+        return np.maximum(a, b)
+
+    def first_nonfinite(self, x64: Any) -> tuple[int, int] | None:
+        import numpy as np
+
+        bad = ~np.isfinite(x64)
+        if not bad.any():
+            return None
+        frame = int(np.flatnonzero(bad.any(axis=0))[0])
+        return frame, int(np.flatnonzero(bad[:, frame])[0])
+
+    def tolist(self, a: Any) -> list[Any]:
+        return list(a.tolist())
+
+
+class _TorchOps(_NumpyOps):
+    """The same operations on torch tensors on ``device`` (CUDA)."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.torch, self.device = torch, torch.device(device)
+
+    def block(self, b: Any) -> Any:
+        return self.torch.from_numpy(b).to(self.device)
+
+    def zeros(self, n: int, integer: bool = False) -> Any:
+        t = self.torch
+        return t.zeros(n, dtype=t.int64 if integer else t.float64, device=self.device)
+
+    def f64(self, x: Any) -> Any:
+        return x.to(self.torch.float64)
+
+    def amax(self, a: Any) -> Any:
+        return a.amax(dim=-1)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        return self.torch.maximum(a, b)
+
+    def first_nonfinite(self, x64: Any) -> tuple[int, int] | None:
+        bad = ~self.torch.isfinite(x64)
+        if not bool(bad.any()):
+            return None
+        frame = int(bad.any(dim=0).nonzero()[0])
+        return frame, int(bad[:, frame].nonzero()[0])
+
+    def tolist(self, a: Any) -> list[Any]:
+        return list(a.cpu().tolist())
+
+
 def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = None) -> FileAnalysis:
     """Measure one file, streaming. Raises :class:`fxcli.io.audio.AudioError` (one-line
     reason) when the file cannot be read or holds a NaN or infinite sample (frame
-    and channel, from 0, named as ``fxcli process`` does)."""
-    import torch
+    and channel, from 0, named as ``fxcli process`` does).
+
+    ``device``: ``"cpu"`` (the string) measures with numpy and the compiled CPU
+    kernels, without importing torch; a ``torch.device`` (or ``"cuda[:N]"``) measures
+    with torch tensors on it. On CPU both run the same kernels and give the same
+    figures (tested)."""
+    import numpy as np
 
     from fxcli.dsp import loudness as L
     from fxcli.dsp import truepeak as TP
     from fxcli.engine.device import chunk_frames
     from fxcli.io.audio import AudioError, probe, read_blocks
 
-    dev = torch.device(device)
+    on_cpu = isinstance(device, str) and device.strip().lower() == "cpu"
+    ops = _NumpyOps() if on_cpu else _TorchOps(device)
     info = probe(path)
     ch, fs = info.channels, info.samplerate
     if block_frames is None:
-        block_frames = chunk_frames(dev, fs, ch, None)
-    meter = L.meter_init(ch, fs, dev) if fs >= L.MIN_RATE_HZ else None
-    tp_state = TP.init_state((ch,), dev)
-    zeros = torch.zeros(ch, dtype=torch.float64, device=dev)
+        block_frames = chunk_frames("cpu" if on_cpu else ops.device, fs, ch, None)
+    meter = L.meter_init(ch, fs, ops.device) if fs >= L.MIN_RATE_HZ else None
+    if on_cpu:
+        tp_state: Any = np.zeros((ch, TP.HISTORY))
+        true_peak = TP.true_peak_array
+    else:
+        tp_state = TP.init_state((ch,), ops.device)
+        true_peak = TP.true_peak  # type: ignore[assignment]
+    zeros = ops.zeros(ch)
     peak, tpeak, sumsq, total = zeros, zeros, zeros, zeros
-    clipped = torch.zeros(ch, dtype=torch.int64, device=dev)
+    clipped = ops.zeros(ch, integer=True)
     thr = clip_threshold(info.subtype)
     frames = 0
     for block in read_blocks(info, block_frames):
-        x = torch.from_numpy(block).to(dev)
-        x64 = x.to(torch.float64)
-        a = x64.abs()
-        block_peak = a.amax(dim=-1)
-        if not bool(torch.isfinite(block_peak).all()):
-            bad = ~torch.isfinite(x64)
-            frame = int(bad.any(dim=0).nonzero()[0])
-            channel = int(bad[:, frame].nonzero()[0])
+        x = ops.block(block)
+        x64 = ops.f64(x)
+        a = abs(x64)
+        bad = ops.first_nonfinite(x64)
+        if bad is not None:
             raise AudioError(
-                f"non-finite input sample (NaN or Inf) at frame {frames + frame}, channel {channel}"
+                f"non-finite input sample (NaN or Inf) at frame {frames + bad[0]}, channel {bad[1]}"
             )
-        peak = torch.maximum(peak, block_peak)
-        sumsq = sumsq + (x64 * x64).sum(dim=-1)
-        total = total + x64.sum(dim=-1)
-        clipped = clipped + (a >= thr).sum(dim=-1)
-        p, tp_state = TP.true_peak(x, tp_state)
-        tpeak = torch.maximum(tpeak, p)
+        peak = ops.maximum(peak, ops.amax(a))
+        sumsq = sumsq + (x64 * x64).sum(-1)
+        total = total + x64.sum(-1)
+        clipped = clipped + (a >= thr).sum(-1)
+        p, tp_state = true_peak(x, tp_state)
+        tpeak = ops.maximum(tpeak, p)
         if meter is not None:
             meter = L.meter_update(x, meter)
         frames += x.shape[-1]
     # the interpolator's ringing after the last sample (the file followed by silence)
-    p, _ = TP.true_peak(torch.zeros((ch, TP.HISTORY), device=dev), tp_state)
-    tpeak = torch.maximum(tpeak, p)
-    peak_l = peak.cpu().tolist()
-    tpeak_l = tpeak.cpu().tolist()
-    sumsq_l = sumsq.cpu().tolist()
-    total_l = total.cpu().tolist()
-    clipped_l = [int(c) for c in clipped.cpu().tolist()]
+    silence = ops.f64(ops.block(np.zeros((ch, TP.HISTORY))))
+    p, _ = true_peak(silence, tp_state)
+    tpeak = ops.maximum(tpeak, p)
+    peak_l = ops.tolist(peak)
+    tpeak_l = ops.tolist(tpeak)
+    sumsq_l = ops.tolist(sumsq)
+    total_l = ops.tolist(total)
+    clipped_l = [int(c) for c in ops.tolist(clipped)]
     n = max(frames, 1)
     if meter is not None:
         ch_lufs = L.channel_integrated_lufs(meter)

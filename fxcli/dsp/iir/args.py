@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["sos_to_numpy", "zi_rows"]
 
 
 def sos_to_numpy(sos: torch.Tensor | np.ndarray) -> np.ndarray:
     """Validate ``sos`` and return it as a C-contiguous float64 numpy array, a0 = 1."""
-    if isinstance(sos, torch.Tensor):
-        arr = sos.detach().to(device="cpu", dtype=torch.float64).numpy()
+    torch_mod = sys.modules.get("torch")  # a tensor can only exist once torch is loaded
+    if torch_mod is not None and isinstance(sos, torch_mod.Tensor):
+        arr = sos.detach().to(device="cpu", dtype=torch_mod.float64).numpy()
     else:
         arr = np.asarray(sos, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 6 or arr.shape[0] < 1:
@@ -39,6 +45,8 @@ def zi_rows(
     device: torch.device,
 ) -> torch.Tensor:
     """Return the state as a fresh contiguous float64 (S, rows, 2) tensor on ``device``."""
+    import torch
+
     expected = (n_sections, *batch, 2)
     if zi is None:
         return torch.zeros((n_sections, rows, 2), dtype=torch.float64, device=device)

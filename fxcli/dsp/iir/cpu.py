@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from fxcli._jit import njit as _njit
 from fxcli._jit import numba as _numba
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["BLOCK", "LANES", "numba_available", "run_rows", "sosfilt_array", "sosfilt_numba"]
 
@@ -448,8 +452,10 @@ if hasattr(os, "register_at_fork"):
 
 
 def n_threads() -> int:
-    """Threads for the numba backend: torch's intra-op setting, capped by numba's pool."""
-    n = torch.get_num_threads()
+    """Threads for the numba backend: torch's intra-op setting when torch is loaded (the
+    library), else the processor count; capped by numba's pool."""
+    torch_mod = sys.modules.get("torch")
+    n = torch_mod.get_num_threads() if torch_mod is not None else (os.cpu_count() or 1)
     if _numba is not None:
         n = min(n, int(_numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     return max(1, n)
@@ -510,5 +516,7 @@ def sosfilt_numba(
     x2: torch.Tensor, sos_np: np.ndarray, z: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """numba backend on a 2-D (rows, time) CPU tensor; ``z`` (S, rows, 2) float64 is updated."""
+    import torch
+
     y = sosfilt_array(x2.contiguous().numpy(), sos_np, z.numpy())
     return torch.from_numpy(y), z
