@@ -281,3 +281,41 @@ def test_cpu_analysis_runs_without_torch_and_equals_the_torch_path(tmp_path: Pat
     cpu = json.loads(r.stdout)
     with_torch = analyze_file(path, torch.device("cpu")).to_json()
     assert cpu == json.loads(json.dumps(with_torch))
+
+
+def test_auto_is_the_torch_free_cpu_where_no_cuda_device_can_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--device auto`` asks torch about CUDA only where a GPU could be present
+    (Linux: /dev/nvidia*, /dev/dxg under WSL2; never on macOS), so a CPU machine
+    measures without loading torch by default too."""
+    import subprocess
+    import sys
+
+    from fxcli.engine import device as D
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert D.cuda_may_exist() is False
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert D.cuda_may_exist() is True
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(D.os.path, "exists", lambda p: p == "/dev/nvidiactl")
+    assert D.cuda_may_exist() is True
+    monkeypatch.setattr(D.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(D, "_listdir", lambda p: ["null", "tty"])
+    assert D.cuda_may_exist() is False
+    monkeypatch.undo()
+    if D.cuda_may_exist():
+        pytest.skip("this machine may have a CUDA device: auto asks torch")
+    fs = 44100
+    path = write_audio(tmp_path / "a.wav", programme(2, 1.0, fs, seed=1), fs, "PCM_16")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['fxcli', 'analyze', {str(path)!r}, '--json']\n"
+        "from fxcli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.stderr.strip().endswith("False"), r.stderr[-500:]
+    assert '"status": "ok"' in r.stdout

@@ -82,7 +82,7 @@ def run_analyze(
     audio file and an invalid ``device`` raise :class:`fxcli.io.paths.UsageError`
     (exit 2, before any file is read)."""
     from fxcli.cli.signals import Stop
-    from fxcli.engine.device import resolve_device
+    from fxcli.engine.device import cuda_may_exist, resolve_device
     from fxcli.io.audio import AudioError
     from fxcli.io.paths import UsageError, find_inputs, inputs_and_list
     from fxcli.measure.analyze import FileAnalysis, analyze_file
@@ -92,8 +92,11 @@ def run_analyze(
     if not paths:
         named = items + ([input_list] if input_list else [])
         raise UsageError(f"no audio files in {', '.join(named)}")
-    # --device cpu measures with numpy and the compiled kernels: torch is not loaded
-    dev: object = "cpu" if device.strip().lower() == "cpu" else resolve_device(device)
+    # the CPU measures with numpy and the compiled kernels, without loading torch:
+    # --device cpu, or auto on a machine that cannot have a CUDA device
+    spec = device.strip().lower()
+    cpu = spec == "cpu" or (spec == "auto" and not cuda_may_exist())
+    dev: object = "cpu" if cpu else resolve_device(device)
     rep = AnalyzeReporter(json_mode=json_mode)
     stop = Stop()
     rep.on_stdout_closed = stop.stdout_closed

@@ -24,6 +24,28 @@ _CUDA_MAX_CHUNK_FRAMES = 1 << 24
 _CUDA_CHUNK_SAMPLES = 1 << 22
 
 
+def cuda_may_exist() -> bool:
+    """Whether a CUDA device could be present, answered without importing torch: on
+    Linux a GPU shows up as ``/dev/nvidia*`` (or ``/dev/dxg`` under WSL2), macOS has no
+    CUDA, elsewhere the answer is yes (ask torch). False means ``auto`` is the CPU."""
+    import sys
+
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(
+            os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")
+        ) or any(name.startswith("nvidia") for name in _listdir("/dev"))
+    return True
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def resolve_device(spec: str) -> torch.device:
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 
