@@ -32,10 +32,16 @@ class FxcliError(Exception):
 
     @classmethod
     def for_option(cls, option: str, detail: str) -> FxcliError:
-        sep = "" if detail.startswith(":") else " "
-        exc = cls(f"{option}{sep}{detail}")
+        exc = cls()
         exc.option, exc.detail = option, detail
+        exc.args = (exc.naming(option),)
         return exc
+
+    def naming(self, option: str) -> str:
+        """The message of an option error with the option called ``option`` (the
+        library says ``device``, the CLI ``--device``)."""
+        sep = "" if self.detail.startswith(":") else " "
+        return f"{option}{sep}{self.detail}"
 
 
 class ParameterError(FxcliError, ValueError):

@@ -94,14 +94,8 @@ class Wave:
         if self._steps:
             from fxcli.engine.runner import process_array
 
-            if torch.is_grad_enabled() and self._ys.requires_grad:
-                for step in self._steps:
-                    if not step.differentiable:
-                        raise RuntimeError(
-                            f"{type(step).__name__} does not propagate gradients (its output "
-                            "would be detached): pipe wave.ys.detach(), or run under "
-                            "torch.no_grad()"
-                        )
+            for step in self._steps:
+                step.check_gradients(self._ys)
 
             self._ys = process_array(self._steps, self._ys, device=self._ys.device)
             self._steps = []

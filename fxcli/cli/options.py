@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from fxcli.cli import exit_codes
+from fxcli.errors import FxcliError
 from fxcli.io.formats import FORMAT_EXTENSIONS, OUTPUT_SUBTYPES
 
 if TYPE_CHECKING:  # the members are built below from the vocabulary
@@ -69,11 +70,8 @@ MAX_BENCH_SECONDS = 3600.0
 def cli_text(exc: BaseException) -> str:
     """An error's message in CLI words: an error about an option of the run
     (``FxcliError.for_option``) names its flag (``device`` -> ``--device``)."""
-    option = getattr(exc, "option", None)
-    if option:
-        detail = str(getattr(exc, "detail", ""))
-        sep = "" if detail.startswith(":") else " "
-        return f"--{option.replace('_', '-')}{sep}{detail}"
+    if isinstance(exc, FxcliError) and exc.option:
+        return exc.naming("--" + exc.option.replace("_", "-"))
     return str(exc)
 
 

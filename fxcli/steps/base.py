@@ -120,6 +120,16 @@ class Step(nn.Module):
         shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kw.items()]
         return f"{type(self).__name__}({', '.join(shown)}) waiting for {self.late_binding}"
 
+    def check_gradients(self, x: Tensor) -> None:
+        """Raise when ``x`` needs gradients that this step cannot pass on (its output
+        would be silently detached from ``x``)."""
+        if not self.differentiable and torch.is_grad_enabled() and x.requires_grad:
+            raise RuntimeError(
+                f"{type(self).__name__} does not propagate gradients (its output would be "
+                "detached from the input): run it under torch.no_grad() or give it a "
+                "detached tensor"
+            )
+
     def _check_bound(self) -> None:
         if self._late is not None:
             what = "sample rate" if self.late_binding == "fs" else "channel count"
@@ -167,11 +177,7 @@ class Step(nn.Module):
         when called without a state; they cannot stream with one.
         """
         self._check_bound()
-        if not self.differentiable and torch.is_grad_enabled() and x.requires_grad:
-            raise RuntimeError(
-                f"{type(self).__name__} does not propagate gradients (its output would be "
-                "detached from x): run it under torch.no_grad() or pass x.detach()"
-            )
+        self.check_gradients(x)
         if state is None and self.needs_analysis:
             # the whole signal is here: measure it, then apply what the measurement gives
             return self.resolve(self.measure(None, x))(x)
