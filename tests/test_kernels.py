@@ -27,11 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fxcli.dsp.fir import firfilt
-from fxcli.dsp.iir import numba_available, sosfilt
+from fxcli.dsp.iir import sosfilt
 
-HAS_NUMBA = numba_available()
-needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba not importable")
-BACKENDS = [pytest.param("numba", marks=needs_numba), "torch"]
+BACKENDS = ["cpu", "torch"]
 SHAPES = [(), (1,), (2,), (8,), (2, 3)]  # batch shapes; time is appended
 FTYPES = ("butter", "cheby1", "cheby2", "ellip")
 BTYPES = ("lowpass", "highpass", "bandpass", "bandstop")
@@ -165,14 +163,13 @@ def test_sosfilt_fixed_designs_float32_and_float64(name: str, batch, backend: st
     )
 
 
-@needs_numba
 @pytest.mark.parametrize("seed", range(0, 24, 3))
-def test_sosfilt_numba_matches_scipy_closely(seed: int) -> None:
+def test_sosfilt_cpu_matches_scipy_closely(seed: int) -> None:
     # Same operation order as SciPy: on x86-64 this is bit-identical, in general
     # it is within SciPy's own rounding.
     sos = _design(seed)
     x = _signal((2,), 4000, seed)
-    y, _ = sosfilt(torch.from_numpy(x), torch.from_numpy(sos), backend="numba")
+    y, _ = sosfilt(torch.from_numpy(x), torch.from_numpy(sos), backend="cpu")
     np.testing.assert_allclose(
         y.numpy(), sig.sosfilt(sos, x), rtol=0, atol=1e-13 + _roundoff(sos, x)
     )
@@ -207,15 +204,14 @@ def test_sosfilt_zi_from_sosfilt_zi(name: str, backend: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-@needs_numba
 @pytest.mark.parametrize("name", sorted(FIXED))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_sosfilt_numba_chunked_is_bit_identical(name: str, dtype: torch.dtype) -> None:
+def test_sosfilt_cpu_chunked_is_bit_identical(name: str, dtype: torch.dtype) -> None:
     sos = torch.from_numpy(FIXED[name])
     x = torch.from_numpy(_signal((2, 3), 12000, 11)).to(dtype)
     zi = torch.from_numpy(np.random.default_rng(5).normal(size=(len(sos), 2, 3, 2)) * 1e-3)
-    y, zf = sosfilt(x, sos, zi, backend="numba")
-    yc, zfc = _run_chunked_sos(x, sos, "numba", zi)
+    y, zf = sosfilt(x, sos, zi, backend="cpu")
+    yc, zfc = _run_chunked_sos(x, sos, "cpu", zi)
     assert torch.equal(y, yc)
     assert torch.equal(zf, zfc)
 
@@ -239,17 +235,16 @@ def test_sosfilt_torch_chunked_matches_whole(name: str, dtype: torch.dtype) -> N
     np.testing.assert_allclose(zfc.numpy(), zf.numpy(), rtol=0, atol=tol)
 
 
-@needs_numba
 @settings(max_examples=25, deadline=None)
 @given(cuts=st.lists(st.integers(0, 3000), min_size=0, max_size=6), seed=st.integers(0, 23))
-def test_sosfilt_numba_any_split_is_bit_identical(cuts: list[int], seed: int) -> None:
+def test_sosfilt_cpu_any_split_is_bit_identical(cuts: list[int], seed: int) -> None:
     sos = torch.from_numpy(_design(seed))
     x = torch.from_numpy(_signal((2,), 3000, seed)).float()
-    y, zf = sosfilt(x, sos, backend="numba")
+    y, zf = sosfilt(x, sos, backend="cpu")
     bounds = [0, *sorted(cuts), 3000]
     ys, z = [], None
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        yy, z = sosfilt(x[:, a:b], sos, z, backend="numba")
+        yy, z = sosfilt(x[:, a:b], sos, z, backend="cpu")
         ys.append(yy)
     assert torch.equal(torch.cat(ys, dim=-1), y)
     assert torch.equal(z, zf)
@@ -260,20 +255,19 @@ def test_sosfilt_numba_any_split_is_bit_identical(cuts: list[int], seed: int) ->
 # ---------------------------------------------------------------------------
 
 
-@needs_numba
 @pytest.mark.parametrize("seed", [1, 2, 5, 8, 13, 21])
-def test_sosfilt_numba_and_torch_agree(seed: int) -> None:
+def test_sosfilt_cpu_and_torch_agree(seed: int) -> None:
     sos = _design(seed)
     x = _signal((2, 2), 5000, seed)
     zi = np.random.default_rng(seed).normal(size=(len(sos), 2, 2, 2)) * 1e-3
     args = (torch.from_numpy(x), torch.from_numpy(sos), torch.from_numpy(zi))
-    yn, zn = sosfilt(*args, backend="numba")
+    yn, zn = sosfilt(*args, backend="cpu")
     yt, zt = sosfilt(*args, backend="torch")
     tol = 1e-10 + 100 * _roundoff(sos, x, zi)
     np.testing.assert_allclose(yt.numpy(), yn.numpy(), rtol=0, atol=tol)
     np.testing.assert_allclose(zt.numpy(), zn.numpy(), rtol=0, atol=tol)
     # float32 in/out
-    yn32, _ = sosfilt(args[0].float(), *args[1:], backend="numba")
+    yn32, _ = sosfilt(args[0].float(), *args[1:], backend="cpu")
     yt32, _ = sosfilt(args[0].float(), *args[1:], backend="torch")
     np.testing.assert_allclose(
         yt32.numpy(), yn32.numpy(), rtol=0, atol=1e-5 * max(1.0, yn.abs().max().item())
@@ -282,14 +276,11 @@ def test_sosfilt_numba_and_torch_agree(seed: int) -> None:
 
 def test_sosfilt_torch_long_signal_16_sections() -> None:
     # 10^7 samples, 16 sections: many slabs, deep scans; compare to the
-    # bit-exact-to-scipy numba backend when present (scipy otherwise).
+    # bit-exact-to-scipy compiled CPU backend.
     sos = sig.butter(32, 3000, fs=48000, output="sos")
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, 10_000_000).astype(np.float32))
     y, zf = sosfilt(x, torch.from_numpy(sos), backend="torch")
-    if HAS_NUMBA:
-        ref, ref_zf = (t.numpy() for t in sosfilt(x, torch.from_numpy(sos), backend="numba"))
-    else:  # pragma: no cover
-        ref, ref_zf = sig.sosfilt(sos, x.double().numpy(), zi=np.zeros((len(sos), 2)))
+    ref, ref_zf = (t.numpy() for t in sosfilt(x, torch.from_numpy(sos), backend="cpu"))
     np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=1e-5)
     np.testing.assert_allclose(zf.numpy(), ref_zf, rtol=0, atol=1e-10)
 
@@ -458,7 +449,7 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
         yf_gpu, _ = firfilt(x.cuda(), h, method=method)
         np.testing.assert_allclose(yf_gpu.cpu().numpy(), yf_cpu.numpy(), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="CPU tensor"):
-        sosfilt(x.cuda(), sos, backend="numba")
+        sosfilt(x.cuda(), sos, backend="cpu")
 
 
 # ---------------------------------------------------------------------------
@@ -468,7 +459,6 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
 BATCHES = st.sampled_from([(), (1,), (3,), (2, 2), (5,), (8,), (3, 3)])
 
 
-@needs_numba
 @settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -477,7 +467,7 @@ BATCHES = st.sampled_from([(), (1,), (3,), (2, 2), (5,), (8,), (3, 3)])
     split=st.floats(0.0, 1.0),
     f32=st.booleans(),
 )
-def test_sosfilt_numba_property_vs_scipy(seed: int, batch, n: int, split: float, f32: bool) -> None:
+def test_sosfilt_cpu_property_vs_scipy(seed: int, batch, n: int, split: float, f32: bool) -> None:
     """Random stable designs (orders 1-16): SciPy's result, zi round trip, any split."""
     sos = _design(seed)
     rng = np.random.default_rng(seed)
@@ -487,7 +477,7 @@ def test_sosfilt_numba_property_vs_scipy(seed: int, batch, n: int, split: float,
     zi = rng.uniform(-0.5, 0.5, (sos.shape[0], *batch, 2))
     ref, ref_zf = sig.sosfilt(sos, x.astype(np.float64), axis=-1, zi=zi)
     xt = torch.from_numpy(x)
-    y, zf = sosfilt(xt, torch.from_numpy(sos), torch.from_numpy(zi), backend="numba")
+    y, zf = sosfilt(xt, torch.from_numpy(sos), torch.from_numpy(zi), backend="cpu")
     assert y.dtype == xt.dtype and y.shape == xt.shape and zf.shape == zi.shape
     if f32:
         assert np.array_equal(y.numpy(), ref.astype(np.float32))
@@ -496,8 +486,8 @@ def test_sosfilt_numba_property_vs_scipy(seed: int, batch, n: int, split: float,
     assert np.array_equal(zf.numpy(), ref_zf)
     # chunked with the state carried: bit-identical to one call
     cut = int(round(split * n))
-    y1, z1 = sosfilt(xt[..., :cut], torch.from_numpy(sos), torch.from_numpy(zi), backend="numba")
-    y2, z2 = sosfilt(xt[..., cut:], torch.from_numpy(sos), z1, backend="numba")
+    y1, z1 = sosfilt(xt[..., :cut], torch.from_numpy(sos), torch.from_numpy(zi), backend="cpu")
+    y2, z2 = sosfilt(xt[..., cut:], torch.from_numpy(sos), z1, backend="cpu")
     assert torch.equal(torch.cat((y1, y2), dim=-1), y)
     assert torch.equal(z2, zf)
 
@@ -557,3 +547,16 @@ def test_firfilt_fft_long_signal_many_slabs(k: int, dtype) -> None:
         ys.append(yy)
     np.testing.assert_allclose(torch.cat(ys, dim=-1).numpy(), y.numpy(), rtol=0, atol=atol)
     assert torch.equal(z, zf)
+
+
+def test_numba_backend_name_is_a_deprecated_alias_of_cpu() -> None:
+    """Guards: code written for the numba kernel (backend="numba") keeps working, with
+    the same bits, and says the name changed."""
+    sos = torch.from_numpy(sig.butter(4, 1000, fs=48000, output="sos"))
+    x = torch.randn(2, 3000, dtype=torch.float64)
+    with pytest.warns(DeprecationWarning, match='backend="cpu"'):
+        y, zf = sosfilt(x, sos, backend="numba")
+    y2, zf2 = sosfilt(x, sos, backend="cpu")
+    assert torch.equal(y, y2) and torch.equal(zf, zf2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        sosfilt(x, sos, backend="nope")

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from fxcli._jit import njit as _njit
-from fxcli.dsp.iir.cpu import numba_available
+from fxcli.dsp.iir._numba_cpu import numba_available
 from fxcli.dsp.truepeak import HISTORY, PHASES, oversample4
 
 __all__ = [

@@ -5,21 +5,21 @@ same ``zi``/``zf`` state layout and semantics) and streams exactly: filtering a
 signal in chunks while carrying ``zf`` into the next call's ``zi`` gives the
 same result as one call on the whole signal.
 
-Modules: :mod:`~fxcli.dsp.iir.cpu` (the numba kernel), :mod:`~fxcli.dsp.iir.scan`
+Modules: :mod:`~fxcli.dsp.iir.cpu` (the compiled CPU kernel), :mod:`~fxcli.dsp.iir.scan`
 (the time-parallel torch algorithm), :mod:`~fxcli.dsp.iir.triton` (its Triton
 kernels), :mod:`~fxcli.dsp.iir.autograd` (gradients), :mod:`~fxcli.dsp.iir.adjoint`
-(the numba backward), :mod:`~fxcli.dsp.iir.timevarying` (per-sample coefficients),
+(the CPU backward), :mod:`~fxcli.dsp.iir.timevarying` (per-sample coefficients),
 :mod:`~fxcli.dsp.iir.dispatch` (backend choice) and :mod:`~fxcli.dsp.iir.args`
 (argument validation).
 
 Two backends compute it:
 
-``"numba"`` (CPU only)
-    A fused, compiled cascade. For each sample all sections run with their
-    coefficients and states in local variables (registers); the batch is
-    flattened to rows (channels) that are spread over numba's threads, and
-    groups of 4 rows are filtered together with 4-wide SIMD vectors on a
-    time-major copy (see ``_LANES``). The
+``"cpu"`` (CPU only)
+    A fused cascade compiled ahead of time (``csrc/iir.cpp``). For each sample
+    all sections run with their coefficients and states in registers; the batch
+    is flattened to rows (channels) that are spread over threads
+    (:func:`fxcli.dsp.native.threads`), and groups of 4 rows are filtered
+    together with 4-wide SIMD vectors on a time-major copy. The
     arithmetic is operation for operation SciPy's transposed direct form II
     (no FMA contraction), so on x86-64 float64 results equal
     ``scipy.signal.sosfilt`` bit for bit, and chunked calls always equal one
@@ -50,7 +50,6 @@ from typing import Any
 __all__ = [
     "SosfiltFunction",
     "TvSosfiltFunction",
-    "numba_available",
     "sosfilt",
     "sosfilt_autograd",
     "tvsosfilt",
@@ -59,10 +58,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # loaded on first use: the torch API (api) is not imported for the numpy kernels
-    if name == "numba_available":
-        from fxcli.dsp.iir.cpu import numba_available
-
-        return numba_available
     if name in __all__:
         from fxcli.dsp.iir import api
 

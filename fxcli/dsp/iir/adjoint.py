@@ -14,7 +14,7 @@ import torch
 from fxcli._jit import njit as _njit
 from fxcli._jit import numba as _numba
 from fxcli.dsp.iir.args import sos_to_numpy, zi_rows
-from fxcli.dsp.iir.cpu import BLOCK, I64, LANES, VEC, group, run_rows, splat, tile_group
+from fxcli.dsp.iir._numba_cpu import BLOCK, I64, LANES, VEC, group, run_rows, splat, tile_group
 
 __all__ = ["numba_ok", "sos_backward_numba", "sosfilt_ckpt"]
 
@@ -536,7 +536,7 @@ if _numba is not None:
 
 
 def numba_ok(x: torch.Tensor, backend: str) -> bool:
-    return x.device.type == "cpu" and _numba is not None and backend in ("auto", "numba")
+    return x.device.type == "cpu" and _numba is not None and backend in ("auto", "cpu", "numba")
 
 
 def sosfilt_ckpt(

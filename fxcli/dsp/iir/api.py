@@ -9,14 +9,12 @@ import torch
 
 from fxcli.dsp.checks import check_signal, needs_grad
 from fxcli.dsp.iir.autograd import SosfiltFunction, sosfilt_autograd
-from fxcli.dsp.iir.cpu import numba_available
-from fxcli.dsp.iir.dispatch import forward
+from fxcli.dsp.iir.dispatch import check_backend, forward
 from fxcli.dsp.iir.timevarying import TvSosfiltFunction, tvsosfilt
 
 __all__ = [
     "SosfiltFunction",
     "TvSosfiltFunction",
-    "numba_available",
     "sosfilt",
     "sosfilt_autograd",
     "tvsosfilt",
@@ -49,17 +47,16 @@ def sosfilt(
             direct form II delay states of section ``s``, so values from
             :func:`scipy.signal.sosfilt_zi` (times the first sample) work. Used
             as float64 on ``x``'s device; never modified.
-        backend: ``"numba"`` (CPU tensors only: fused compiled cascade,
-            rows threaded over up to ``torch.get_num_threads()`` threads,
-            SciPy's arithmetic; the first call per dtype compiles or loads
-            the kernels, seconds when no numba cache exists yet), ``"torch"``
+        backend: ``"cpu"`` (CPU tensors only: the fused cascade of the compiled
+            core, rows threaded over :func:`fxcli.dsp.native.threads` threads,
+            SciPy's arithmetic; ``"numba"``, its former name, still works with a
+            DeprecationWarning), ``"torch"``
             (time-parallel block algorithm, any device; matrices cached per
             (sos, L, device), a new ``sos`` costs ~1-100 ms of set-up on the
             CPU), ``"triton"`` (the same block algorithm as Triton kernels:
             CUDA, or CPU under ``TRITON_INTERPRET=1``; see
-            :mod:`fxcli.dsp.iir.triton`) or ``"auto"`` (numba for CPU tensors
-            when numba is importable; Triton for CUDA tensors when triton is
-            installed, else torch).
+            :mod:`fxcli.dsp.iir.triton`) or ``"auto"`` (cpu for CPU tensors;
+            Triton for CUDA tensors when triton is installed, else torch).
 
     Returns:
         ``(y, zf)``: ``y`` has ``x``'s shape, dtype and device; ``zf`` is the
@@ -73,7 +70,7 @@ def sosfilt(
     Gradients: when autograd is recording and ``x``, ``sos`` or ``zi`` requires
     grad, the call goes through :class:`fxcli.dsp.iir.SosfiltFunction`
     (same forward numbers; backward w.r.t. ``x``, ``sos`` and ``zi`` from
-    ``y`` and ``zf``, on the numba kernels on CPU, differentiable again for
+    ``y`` and ``zf``, on the compiled kernels on CPU, differentiable again for
     double backward; see :mod:`fxcli.dsp.iir.autograd`). Otherwise it runs without
     autograd.
 
@@ -97,6 +94,7 @@ def sosfilt(
     True
     """
     check_signal(x)
+    backend = check_backend(backend)
     if getattr(sos, "ndim", np.ndim(sos)) >= 3:
         return tvsosfilt(x, sos, zi, backend=backend)
     if needs_grad(x, sos, zi):

@@ -56,4 +56,5 @@ def zi_rows(
         raise ValueError(
             f"zi must have shape (n_sections, *batch, 2) = {expected}, got {tuple(zi.shape)}"
         )
-    return zi.detach().to(device=device, dtype=torch.float64).reshape(n_sections, rows, 2).clone()
+    z = zi.detach().to(device=device, dtype=torch.float64).reshape(n_sections, rows, 2)
+    return z.clone(memory_format=torch.contiguous_format)

@@ -1,0 +1,13 @@
+// fxcli._core: the compiled CPU kernels. One file per kernel family; each
+// defines register_<name>(module) and is listed here.
+#include "common.hpp"
+
+namespace fx {
+void register_iir(py::module_& m);
+}  // namespace fx
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fxcli's compiled CPU kernels (numpy arrays in and out, GIL released)";
+    m.attr("LANES") = fx::LANES;
+    fx::register_iir(m);
+}
