@@ -22,11 +22,11 @@ command, interpreter start-up included):
   fxcli's I/O floor
 
 Start-up (``--startup-reps N``, default 3, 0 skips it): ``fxcli process`` on a
-1-second 2 ch 24-bit WAV (one warm-up run, then N timed), next to SoX and FFmpeg on
-the same file, ``python -c "import torch"``, the same plus numba's first call of a
-cached kernel (``python-torch-numba-kernel``) and ``fxcli --version`` (the CLI
-alone); written to ``startup.csv`` beside the main CSV (columns ``what, reps,
-min_s, median_s, max_s, cpu_s``).
+5-second 2 ch 24-bit WAV (one warm-up run, then N timed), next to SoX and FFmpeg on
+the same file, the first run after an install (empty design cache), the torch engine
+on the same file, ``fxcli --help``, ``fxcli presets`` and ``python -c "import
+torch"``; written to ``startup.csv`` beside the main CSV (columns ``what, reps,
+min_s, median_s, max_s, cpu_s, peak_rss_mib``).
 
 All 6 filters are order-2 **Butterworth** here (the seed's api chain has Chebyshev-I
 highpasses): SoX's and FFmpeg's ``highpass``/``lowpass`` default to 2-pole filters
@@ -86,7 +86,7 @@ PRESET = (
 
 EXTRA = ["speedup_vs_sox", "speedup_vs_ffmpeg", "max_abs_diff_vs_fxcli", "cpu_s"]
 IO_ONLY = ("soundfile-io", "fxcli-io-inprocess")
-STARTUP_COLUMNS = ["what", "reps", "min_s", "median_s", "max_s", "cpu_s"]
+STARTUP_COLUMNS = ["what", "reps", "min_s", "median_s", "max_s", "cpu_s", "peak_rss_mib"]
 
 IO_SCRIPT = """
 import sys, soundfile as sf
@@ -241,40 +241,62 @@ def markdown(rows: list[dict]) -> str:
     return B.markdown_table(rows, cols)
 
 
+def _run_measured(cmd: list[str], env: dict[str, str] | None) -> tuple[float, float, float, int]:
+    """(wall s, cpu s, peak RSS MiB, return code) of one command, from its own rusage."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+        raise RuntimeError(f"{cmd[0]} failed: {err.strip()[-500:]}")
+    if p.stderr:
+        p.stderr.close()
+    return dt, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, p.returncode
+
+
 def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Namespace) -> None:
-    """Wall time of ``fxcli process`` on a 1-second file (warm: one run first), with SoX,
-    FFmpeg and a bare ``import torch`` on the same machine for scale."""
-    src = work / "one_second.wav"
-    sf.write(str(src), 0.5 * B.make_noise(2, a.sample_rate).T, a.sample_rate, subtype="PCM_24")
-    out = work / "one_second_out.wav"
-    cmds = {
+    """One call per file, as in a shell loop or CI: ``fxcli process`` on a 5 s stereo
+    24-bit WAV through the chain (warm: one run first), next to SoX and FFmpeg on the
+    same file; the first run after an install (``fxcli-process-cold``: an empty design
+    cache every time, nothing else is compiled at first use); the torch engine on the
+    same file (``FXCLI_CPU_ENGINE=torch``: the CPU path before it went torch-free);
+    ``fxcli --help``, ``fxcli presets`` and a bare ``import torch`` for scale. Wall and
+    CPU seconds and the peak RSS of each command (its own rusage)."""
+    src = work / "five_seconds.wav"
+    sf.write(str(src), 0.5 * B.make_noise(2, 5 * a.sample_rate).T, a.sample_rate, subtype="PCM_24")
+    out = work / "five_seconds_out.wav"
+    base = {
         k: v
         for k, v in commands(src, out, preset).items()
         if k in ("fxcli-process", "sox", "ffmpeg")
     }
-    cmds["python-import-torch"] = [sys.executable, "-c", "import torch"]
-    cmds["python-torch-numba-kernel"] = [
-        sys.executable,
-        "-c",
-        "import torch, numpy as np; from fxcli.io import wavfast; "
-        "wavfast.decode(np.zeros(6, np.uint8), 'PCM_24', 2, np.float32)",
+    env = {k: v for k, v in os.environ.items() if k not in ("FXCLI_CPU_ENGINE", "FXCLI_CACHE_DIR")}
+    cases: list[tuple[str, list[str] | None, dict[str, str] | None]] = [
+        ("fxcli-process", base["fxcli-process"], env),
+        ("fxcli-process-cold", base["fxcli-process"], None),  # env set per run below
+        ("fxcli-process-torch-engine", base["fxcli-process"], {**env, "FXCLI_CPU_ENGINE": "torch"}),
+        ("sox", base["sox"], env),
+        ("ffmpeg", base["ffmpeg"], env),
+        ("fxcli-help", [*fxcli_cmd(), "--help"], env),
+        ("fxcli-presets", [*fxcli_cmd(), "presets"], env),
+        ("python-import-torch", [sys.executable, "-c", "import torch"], env),
     ]
-    cmds["fxcli-version"] = [*fxcli_cmd(), "--version"]
     rows = []
-    for name, cmd in cmds.items():
+    for name, cmd, run_env in cases:
         if cmd is None:
             continue
-        ts, cs = [], []
+        ts, cs, rss = [], [], []
         for i in range(reps + 1):
-            c0 = cpu_seconds()
-            t0 = time.perf_counter()
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            dt = time.perf_counter() - t0
-            if p.returncode != 0:
-                raise RuntimeError(f"{name} failed: {p.stderr.strip()[-500:]}")
+            e = run_env
+            if e is None:  # a fresh, empty design cache: the first run after an install
+                e = {**env, "FXCLI_CACHE_DIR": str(work / f"cold-cache-{i}")}
+            dt, cpu, mib, _ = _run_measured(cmd, e)
             if i:
                 ts.append(dt)
-                cs.append(cpu_seconds() - c0)
+                cs.append(cpu)
+                rss.append(mib)
         rows.append(
             {
                 "what": name,
@@ -283,10 +305,12 @@ def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Nam
                 "median_s": round(statistics.median(ts), 3),
                 "max_s": round(max(ts), 3),
                 "cpu_s": round(statistics.median(cs), 3),
+                "peak_rss_mib": round(statistics.median(rss), 1),
             }
         )
         print(
-            f"start-up {name}: min {min(ts):.3f} s, median {statistics.median(ts):.3f} s",
+            f"start-up {name}: median {statistics.median(ts):.3f} s, "
+            f"peak RSS {statistics.median(rss):.0f} MiB",
             file=sys.stderr,
         )
     with open(csv_path, "w", newline="") as f:

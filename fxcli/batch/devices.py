@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from fxcli.engine.device import default_jobs, resolve_device
+
+if TYPE_CHECKING:
+    import torch
 from fxcli.io.paths import UsageError
 
 
@@ -19,6 +21,8 @@ def parse_devices(spec: str) -> list[torch.device]:
     Raises :class:`UsageError` (exit 2) for unknown or missing devices."""
     spec = spec.strip().lower()
     if spec == "cuda:all":
+        import torch
+
         if not torch.cuda.is_available() or torch.cuda.device_count() == 0:
             raise UsageError.for_option("device", "cuda:all: no CUDA device is visible; use cpu")
         return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fxcli.cli.options import InputListOpt, fail
+from fxcli.cli.options import InputListOpt, ThreadsOpt, apply_threads, fail
 from fxcli.cli.report import Reporter
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def analyze(
         bool, typer.Option("--json", help="One JSON object per file on stdout (no table).")
     ] = False,
     input_list: InputListOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Measure loudness (LUFS, LRA), peaks (dBFS, dBTP), RMS, DC and clipping per file.
 
@@ -43,6 +44,7 @@ def analyze(
     """
     from fxcli.io.paths import UsageError
 
+    apply_threads(threads)
     if not files and not input_list:
         fail("give at least one INPUT (a file, folder, glob, - or --input-list)")
     try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fxcli.cli import exit_codes
-from fxcli.cli.options import MAX_BENCH_SECONDS, fail
+from fxcli.cli.options import MAX_BENCH_SECONDS, ThreadsOpt, apply_threads, fail
 
 if TYPE_CHECKING:
     from fxcli.measure.benchmark import CsvSink
@@ -66,6 +66,7 @@ def bench(
     json_mode: Annotated[
         bool, typer.Option("--json", help="One JSON object per result row on stdout (no table).")
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Time a chain over durations x channel counts x backends; check outputs; write CSV.
 
@@ -87,6 +88,7 @@ def bench(
     """
     from fxcli.measure import benchmark as B
 
+    apply_threads(threads)
     try:
         durs = B.parse_durations(durations) if durations is not None else None
         if durs is not None and max(durs) > MAX_BENCH_SECONDS:

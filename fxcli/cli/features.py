@@ -58,6 +58,8 @@ from fxcli.cli.options import (
     ProgressOpt,
     QuietOpt,
     SkipExistingOpt,
+    ThreadsOpt,
+    apply_threads,
     check_inputs_and_output,
     check_number,
     cli_text,
@@ -197,6 +199,7 @@ def features(
         str | None,
         typer.Option(help="K/N: compute only shard K (0..N-1) of the sorted input list."),
     ] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Compute spectrograms, mel/log-mel spectrograms or MFCCs; one array per file.
 
@@ -213,6 +216,8 @@ def features(
     Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted.
     """
     from fxcli.io.paths import UsageError
+
+    apply_threads(threads)
     from fxcli.preset.loader import PresetError
 
     policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)

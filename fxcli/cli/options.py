@@ -61,10 +61,19 @@ InputListOpt = Annotated[
     str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
 ]
 
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Threads of the CPU kernels, per file in flight (default: $FXCLI_THREADS, "
+        "else the CPUs this process may use). 1 suits busy shared machines.",
+    ),
+]
+
 #: upper bounds of numeric options (beyond them a value is a typo, not a request)
 MAX_CHUNK_SECONDS = 86400.0
 MAX_SPOOL_GB = 1e6
 MAX_BENCH_SECONDS = 3600.0
+MAX_THREADS = 1024
 
 
 def cli_text(exc: BaseException) -> str:
@@ -120,3 +129,16 @@ def check_inputs_and_output(
     if overwrite and skip_existing:
         fail("--overwrite and --skip-existing exclude each other")
     return "overwrite" if overwrite else "skip" if skip_existing else "refuse"
+
+
+def apply_threads(threads: int | None) -> None:
+    """``--threads`` (and ``FXCLI_THREADS``) checked and set for the CPU kernels; a bad
+    value is a usage error (exit 2) naming the option or the variable."""
+    check_number("--threads", threads, at_least=1, at_most=MAX_THREADS)
+    from fxcli.dsp import native
+
+    try:
+        native.set_threads(threads)
+        native.threads()  # reads FXCLI_THREADS when --threads is not given
+    except ValueError as exc:
+        fail(str(exc))

@@ -23,6 +23,8 @@ from fxcli.cli.options import (
     QuietOpt,
     SkipExistingOpt,
     Subtype,
+    ThreadsOpt,
+    apply_threads,
     check_inputs_and_output,
     check_number,
     cli_text,
@@ -142,6 +144,7 @@ def process(
             "/proc, /sys, /dev).",
         ),
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -159,6 +162,7 @@ def process(
     from fxcli.io.paths import UsageError
     from fxcli.preset.loader import PresetError
 
+    apply_threads(threads)
     policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)
     check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
     check_number("--spool-gb", spool_gb, above=0, at_most=MAX_SPOOL_GB)
@@ -187,6 +191,41 @@ def process(
     except (UsageError, PresetError) as exc:
         fail(exc)
     raise typer.Exit(code)
+
+
+#: ``FXCLI_CPU_ENGINE=torch`` keeps CPU runs on the torch engine (to compare the two)
+ENV_CPU_ENGINE = "FXCLI_CPU_ENGINE"
+
+
+def cpu_path_without_torch(preset: Any, device: str) -> bool:
+    """Whether this run takes the torch-free CPU path, and if so switch the steps to it.
+
+    Taken when the device is the CPU (``cpu``, or ``auto`` where no CUDA device can
+    exist), every step type of the preset runs on numpy
+    (:data:`fxcli.preset.spec.NUMPY_STEP_TYPES`), ``FXCLI_CPU_ENGINE`` is not
+    ``torch`` and no step class has been imported with torch in this process yet."""
+    import os
+    import sys
+
+    from fxcli.engine.device import cuda_may_exist
+    from fxcli.preset.spec import NUMPY_STEP_TYPES
+
+    spec = device.strip().lower()
+    if not (spec == "cpu" or (spec == "auto" and not cuda_may_exist())):
+        return False
+    engine = os.environ.get(ENV_CPU_ENGINE, "numpy").strip().lower()
+    if engine not in ("numpy", "torch"):
+        from fxcli.io.paths import UsageError
+
+        raise UsageError(f"{ENV_CPU_ENGINE}={engine!r}: allowed: numpy, torch")
+    if engine == "torch" or not all(s.type in NUMPY_STEP_TYPES for s in preset.steps):
+        return False
+    from fxcli.steps import module
+
+    if "fxcli.steps.base" in sys.modules and not module.torch_free():
+        return False  # this process (a test, a library caller) already runs torch steps
+    module.use_arrays()
+    return True
 
 
 def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> int:
@@ -227,9 +266,13 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     if shard_kn is not None:
         tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
 
-    from fxcli.batch.devices import files_per_device, parse_devices  # imports torch
+    from fxcli.batch.devices import files_per_device, parse_devices
 
-    if opts.executor == "ray":
+    if opts.executor == "local" and cpu_path_without_torch(preset, opts.device):
+        from fxcli.engine.device import HOST
+
+        devices: list[Any] = [HOST]
+    elif opts.executor == "ray":
         # the driver needs no GPU: Ray places the tasks on the cluster's devices
         if opts.device.strip().lower() not in ("auto", "cpu", "cuda"):
             raise UsageError(

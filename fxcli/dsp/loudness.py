@@ -325,7 +325,7 @@ def meter_update(x: Any, state: MeterState) -> MeterState:
         return replace(state, zi=zi, partial=sums[:, m].copy(), frames=f1, n_sub=n_sub, log=log)
     import torch
 
-    from fxcli.dsp.iir import sosfilt
+    from fxcli.dsp.iir.api import sosfilt
 
     dev = state.zi.device
     x64 = x.detach().to(device=dev, dtype=torch.float64)

@@ -25,7 +25,7 @@ ENV_THREADS = "FXCLI_THREADS"
 
 def _load() -> ModuleType:
     try:
-        from fxcli import _core
+        import fxcli._core as _core  # the extension, not the package's __init__
     except ImportError as exc:  # pragma: no cover - a broken install
         raise ImportError(
             "fxcli's compiled core (fxcli._core) is missing or cannot be loaded "

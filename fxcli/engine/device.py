@@ -46,6 +46,23 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
+class HostDevice:
+    """The CPU as the torch-free engine's device (what it uses of ``torch.device``)."""
+
+    type = "cpu"
+    index = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+    def __repr__(self) -> str:
+        return "HostDevice()"
+
+
+#: the device of the torch-free CPU path (steps on numpy arrays, no torch loaded)
+HOST = HostDevice()
+
+
 def resolve_device(spec: str) -> torch.device:
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 

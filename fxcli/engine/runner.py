@@ -10,14 +10,14 @@ loudness) get a measuring pass over the chain up to them before the writing pass
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fxcli.engine.chain import (
     NonFiniteError,
@@ -43,6 +43,11 @@ from fxcli.io.paths import Job, skip_existing_output
 from fxcli.preset.build import build_chain
 from fxcli.preset.loader import Preset, PresetError
 from fxcli.steps import Gain, Step, chain_output, fuse
+from fxcli.steps.base import concat
+from fxcli.steps.module import torch_free
+
+if TYPE_CHECKING:
+    import torch
 
 ProgressFn = Callable[[int], None]
 MIN_RETRY_FRAMES = 1024
@@ -120,7 +125,7 @@ class Engine:
         self._lock = threading.Lock()
         self._fused: dict[int, list[Step]] = {}  # by id() of a cached chain_for() list
         self.cancel = threading.Event()
-        self.transfer = ChunkTransfer(torch.device(device))
+        self.transfer = ChunkTransfer(device)
 
     # ------------------------------------------------------------------ chain
     def chain_for(self, samplerate: int, channels: int) -> list[Step]:
@@ -152,13 +157,15 @@ class Engine:
             half = n // 2
             y1, s1 = self.run_chunk(steps, x[..., :half], states, offset, run)
             y2, s2 = self.run_chunk(steps, x[..., half:], s1, offset + half, run)
-            return torch.cat([y1, y2], dim=-1), s2
+            return concat([y1, y2]), s2
         try:
             return run_chain_checked(steps, x, states, offset)
-        except torch.OutOfMemoryError:
+        except out_of_memory():
             if n <= MIN_RETRY_FRAMES:
                 raise
-            if x.device.type == "cuda":
+            if not isinstance(x, np.ndarray) and x.device.type == "cuda":
+                import torch
+
                 torch.cuda.empty_cache()
             run.max_frames = n // 2
             note = "out of device memory: chunks retried in smaller parts from the saved state"
@@ -255,7 +262,7 @@ class Engine:
                 res.status, res.error = "failed", str(exc)
         except (AudioError, PresetError, NonFiniteError) as exc:
             res.status, res.error = "failed", str(exc)
-        except torch.OutOfMemoryError:
+        except out_of_memory():
             res.status, res.error = (
                 "failed",
                 (f"out of device memory even for chunks of {MIN_RETRY_FRAMES} frames"),
@@ -366,7 +373,19 @@ def default_dither(subtype: str) -> str:
     return "tpdf" if bits is not None and bits <= 16 else "none"
 
 
-def info_dtype(info: AudioInfo) -> torch.dtype:
+def out_of_memory() -> tuple[type[BaseException], ...]:
+    """The device out-of-memory errors to catch: torch's where torch is loaded (the
+    torch-free CPU path has none; host memory errors are not retried)."""
+    torch_mod = sys.modules.get("torch")
+    return (torch_mod.OutOfMemoryError,) if torch_mod is not None else ()
+
+
+def info_dtype(info: AudioInfo) -> Any:
+    """The compute dtype of a file's samples: numpy's on the torch-free path."""
+    if torch_free():
+        return info.compute_dtype
+    import torch
+
     return torch.float64 if info.compute_dtype == np.float64 else torch.float32
 
 
@@ -422,6 +441,8 @@ def process_array(
     """Run designed steps over a whole ``(channels, frames)`` array in chunks of
     ``chunk`` frames (None: one chunk). Analysis steps are resolved first.
     Used by tests and the library to check chunked == whole-file processing."""
+    import torch
+
     t = torch.as_tensor(x).to(device)
 
     def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:

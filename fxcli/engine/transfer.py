@@ -12,9 +12,12 @@ directions are plain views (``torch.from_numpy`` / ``.numpy()``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 HostArray = Callable[[], np.ndarray]
 
@@ -23,10 +26,17 @@ class ChunkTransfer:
     """Uploads (reader thread) and downloads (main thread, waited on by the writer)
     for one device. One object may serve several files (``--jobs`` threads)."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: Any) -> None:
+        from fxcli.engine.device import HostDevice
+
         self.device = device
+        self.host = isinstance(device, HostDevice)  # torch-free: numpy arrays throughout
         self.cuda = device.type == "cuda"
-        self._stream = torch.cuda.Stream(device) if self.cuda else None
+        self._stream = None
+        if self.cuda:
+            import torch
+
+            self._stream = torch.cuda.Stream(device)
 
     def upload(self, block: np.ndarray) -> torch.Tensor:
         """``block`` (channels, frames) numpy -> tensor on the device, copy finished.
@@ -34,6 +44,10 @@ class ChunkTransfer:
         Call from the reader thread: on CUDA it blocks that thread (not the main one)
         until the side-stream copy is done, so the consumer may use the tensor on any
         stream; the consumer calls :meth:`adopt` on it."""
+        if self.host:
+            return block  # type: ignore[return-value]
+        import torch
+
         t = torch.from_numpy(block)
         if not self.cuda:
             return t
@@ -56,9 +70,13 @@ class ChunkTransfer:
     def download(self, y: torch.Tensor) -> HostArray:
         """Start copying ``y`` to the host; the returned callable waits for the copy
         and gives the numpy array (call it from the writer thread)."""
+        if isinstance(y, np.ndarray):
+            return lambda: y  # type: ignore[return-value]
         if y.device.type != "cuda":
             arr = y.detach().cpu().numpy()
             return lambda: arr
+        import torch
+
         host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
         host.copy_(y.detach(), non_blocking=True)
         done = torch.cuda.Event()

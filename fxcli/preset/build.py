@@ -3,6 +3,10 @@
 :func:`build_step` designs one preset step for the rate and channel count it will
 run at; :func:`build_chain` designs a whole chain (a filter after ``resample`` is
 designed at the new rate).
+
+The filter and gain steps are imported here; the other step modules (which import
+torch) only when a preset uses them, so a filter chain on the torch-free CPU path
+never loads torch (:mod:`fxcli.steps.module`).
 """
 
 from __future__ import annotations
@@ -13,13 +17,7 @@ from fxcli.dsp import design as D
 from fxcli.preset.loader import PresetError, StepConfig
 from fxcli.steps import filters as F
 from fxcli.steps.base import FIR, Step
-from fxcli.steps.delay import Delay
-from fxcli.steps.dynamics import Compressor, Expander, Gate, Limiter
-from fxcli.steps.edit import Fade, Pad, Remix, Trim
 from fxcli.steps.gain import Gain, Normalize, Polarity
-from fxcli.steps.loudness import Loudness
-from fxcli.steps.resample import Resample
-from fxcli.steps.space import Convolve, Reverb
 
 __all__ = ["build_chain", "build_step"]
 
@@ -86,21 +84,38 @@ def _filter_step(cfg: StepConfig, fs: float, label: str) -> Step:
     raise AssertionError(t)  # pragma: no cover
 
 
-# step type -> class of the effect steps
-_EFFECTS: dict[str, type[Step]] = {
-    "compressor": Compressor,
-    "limiter": Limiter,
-    "gate": Gate,
-    "expander": Expander,
-    "loudness": Loudness,
-    "fade": Fade,
-    "trim": Trim,
-    "pad": Pad,
-    "delay": Delay,
-    "resample": Resample,
-    "convolve": Convolve,
-    "reverb": Reverb,
-}
+def _effect_class(t: str) -> type[Step] | None:
+    """The class of an effect step type (its module imported on first use), or None."""
+    if t in ("compressor", "limiter", "gate", "expander"):
+        from fxcli.steps import dynamics
+
+        return {
+            "compressor": dynamics.Compressor,
+            "limiter": dynamics.Limiter,
+            "gate": dynamics.Gate,
+            "expander": dynamics.Expander,
+        }[t]
+    if t == "loudness":
+        from fxcli.steps.loudness import Loudness
+
+        return Loudness
+    if t in ("fade", "trim", "pad"):
+        from fxcli.steps import edit
+
+        return {"fade": edit.Fade, "trim": edit.Trim, "pad": edit.Pad}[t]
+    if t == "delay":
+        from fxcli.steps.delay import Delay
+
+        return Delay
+    if t == "resample":
+        from fxcli.steps.resample import Resample
+
+        return Resample
+    if t in ("convolve", "reverb"):
+        from fxcli.steps import space
+
+        return space.Convolve if t == "convolve" else space.Reverb
+    return None
 
 
 def build_step(cfg: StepConfig, fs: float, channels: int | None = None) -> Step:
@@ -122,11 +137,14 @@ def build_step(cfg: StepConfig, fs: float, channels: int | None = None) -> Step:
         if cfg.type == "dc_block":
             return F.DCBlock(p["cutoff_hz"], fs, label=label)
         if cfg.type == "remix":
+            from fxcli.steps.edit import Remix
+
             if channels is None:
                 raise ValueError("remix needs the input channel count")
             return Remix(p["matrix"], p["to"], channels=channels, label=label)
-        if cfg.type in _EFFECTS:
-            step: Step = _EFFECTS[cfg.type](**p, fs=fs, label=label)
+        effect = _effect_class(cfg.type)
+        if effect is not None:
+            step: Step = effect(**p, fs=fs, label=label)
             return step
         return _filter_step(cfg, fs, label)
     except (D.DesignError, ValueError) as exc:

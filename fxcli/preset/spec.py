@@ -382,6 +382,28 @@ STEPS: dict[str, StepSpec] = {
     ]
 }
 
+#: Step types whose classes also run on numpy arrays (the torch-free CPU path of
+#: ``fxcli process``: compiled kernels, no torch import). A chain made only of these
+#: runs without torch on the CPU; any other step type puts the run on the torch
+#: engine (same results: the two paths are tested equal per type).
+NUMPY_STEP_TYPES = frozenset(
+    {
+        "highpass",
+        "lowpass",
+        "bandpass",
+        "bandstop",
+        "peaking",
+        "lowshelf",
+        "highshelf",
+        "notch",
+        "allpass",
+        "dc_block",
+        "gain",
+        "polarity",
+        "normalize",
+    }
+)
+
 DITHER = ("none", "tpdf")  # default: tpdf for PCM of 16 bits or fewer, else none
 TOP_LEVEL_KEYS = ("version", "description", "output", "chain")
 OUTPUT_KEYS = ("subtype", "dither")

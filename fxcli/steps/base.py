@@ -31,17 +31,81 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, ClassVar
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
-from fxcli.dsp.fir import firfilt
-from fxcli.dsp.iir import sosfilt
 from fxcli.errors import ParameterError
+from fxcli.steps import module
 
-__all__ = ["FIR", "IIR", "Step", "chain_output", "check_fs"]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+    from torch.nn import Module as _Base
+else:
+    _Base = module.base()
+
+__all__ = [
+    "FIR",
+    "IIR",
+    "Step",
+    "as_numpy",
+    "chain_output",
+    "check_fs",
+    "coefficients",
+    "concat",
+    "is_tensor",
+    "zeros",
+]
+
+
+def is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (answered without importing torch)."""
+    torch_mod = sys.modules.get("torch")
+    return torch_mod is not None and isinstance(x, torch_mod.Tensor)
+
+
+def zeros(shape: tuple[int, ...], device: Any) -> Any:
+    """A float64 zero state: a numpy array for the torch-free steps, else a tensor on
+    ``device``."""
+    if module.torch_free():
+        return np.zeros(shape)
+    import torch
+
+    return torch.zeros(shape, dtype=torch.float64, device=device)
+
+
+def coefficients(values: Any, like: Any = None) -> Any:
+    """Coefficients as float64: a numpy array for the torch-free steps, else a tensor
+    (on ``like``'s device when given)."""
+    if module.torch_free():
+        return np.asarray(values, dtype=np.float64)
+    import torch
+
+    device = like.device if like is not None else None
+    return torch.as_tensor(
+        np.asarray(values) if not is_tensor(values) else values, dtype=torch.float64, device=device
+    )
+
+
+def concat(parts: list[Any]) -> Any:
+    """Frames joined along the last axis (numpy arrays or tensors, not mixed)."""
+    if len(parts) == 1:
+        return parts[0]
+    if is_tensor(parts[0]):
+        import torch
+
+        return torch.cat(parts, dim=-1)
+    return np.concatenate(parts, axis=-1)
+
+
+def as_numpy(t: Any) -> np.ndarray:
+    """A coefficient buffer (tensor or array) as a float64 numpy array (a copy for
+    tensors on another device)."""
+    if is_tensor(t):
+        return np.asarray(t.detach().cpu().numpy(), dtype=np.float64)
+    return np.asarray(t, dtype=np.float64)
 
 
 def check_fs(fs: Any) -> float:
@@ -55,7 +119,7 @@ def check_fs(fs: Any) -> float:
     return v
 
 
-class Step(nn.Module):
+class Step(_Base):
     """Base class of chain steps (see the module docstring for the protocol).
 
     Late binding (one mechanism for every step): a class that sets
@@ -86,7 +150,7 @@ class Step(nn.Module):
             if type(self) is cls:
                 bound = sig.bind_partial(self, *args, **kw).arguments
                 if bound.get(need) is None:
-                    nn.Module.__init__(self)
+                    _Base.__init__(self)
                     kw.pop(need, None)
                     self._late = (args, kw)
                     self.label = kw.get("label", cls.__name__.lower())
@@ -123,6 +187,10 @@ class Step(nn.Module):
     def check_gradients(self, x: Tensor) -> None:
         """Raise when ``x`` needs gradients that this step cannot pass on (its output
         would be silently detached from ``x``)."""
+        if not is_tensor(x):
+            return
+        import torch
+
         if not self.differentiable and torch.is_grad_enabled() and x.requires_grad:
             raise RuntimeError(
                 f"{type(self).__name__} does not propagate gradients (its output would be "
@@ -182,9 +250,15 @@ class Step(nn.Module):
             # the whole signal is here: measure it, then apply what the measurement gives
             return self.resolve(self.measure(None, x))(x)
         if state is None:
-            y, st = self.process(x, self.init_state(tuple(x.shape[:-1]), x.device))
+            y, st = self.process(x, self.init_state(tuple(x.shape[:-1]), _device(x)))
             tail, _ = self.flush(st)
-            return y if tail is None else torch.cat([y, tail.to(y.dtype)], dim=-1)
+            return (
+                y
+                if tail is None
+                else concat(
+                    [y, tail.astype(y.dtype) if isinstance(tail, np.ndarray) else tail.to(y.dtype)]
+                )
+            )
         return self.process(x, state)
 
 
@@ -198,13 +272,20 @@ class IIR(Step):
 
     def __init__(self, sos: np.ndarray | Tensor, label: str = "iir") -> None:
         super().__init__()
-        self.register_buffer("sos", torch.as_tensor(np.asarray(sos), dtype=torch.float64))
+        self.register_buffer("sos", coefficients(sos))
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-        return torch.zeros((self.sos.shape[0], *batch_shape, 2), dtype=torch.float64, device=device)
+        return zeros((self.sos.shape[0], *batch_shape, 2), device)
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        if isinstance(x, np.ndarray):
+            from fxcli.dsp.iir.args import sos_to_numpy
+            from fxcli.dsp.iir.cpu import sosfilt_np
+
+            return sosfilt_np(x, sos_to_numpy(self.sos), state)  # type: ignore[return-value]
+        from fxcli.dsp.iir.api import sosfilt
+
         return sosfilt(x, self.sos, state)
 
 
@@ -218,15 +299,21 @@ class FIR(Step):
 
     def __init__(self, taps: np.ndarray | Tensor, label: str = "fir") -> None:
         super().__init__()
-        self.register_buffer("taps", torch.as_tensor(np.asarray(taps), dtype=torch.float64))
+        self.register_buffer("taps", coefficients(taps))
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Tensor:
         k = self.taps.shape[0]
-        return torch.zeros((*batch_shape, k - 1), dtype=torch.float64, device=device)
+        return zeros((*batch_shape, k - 1), device)
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        from fxcli.dsp.fir import firfilt
+
         return firfilt(x, self.taps, state)
+
+
+def _device(x: Any) -> Any:
+    return x.device if is_tensor(x) else "cpu"
 
 
 def chain_output(steps: list[Step], fs: float, channels: int) -> tuple[float, int]:

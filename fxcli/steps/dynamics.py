@@ -24,7 +24,7 @@ from fxcli.dsp.dynamics import (
     limiter_init_state,
     limiter_latency,
 )
-from fxcli.dsp.iir import sosfilt
+from fxcli.dsp.iir.api import sosfilt
 from fxcli.preset.spec import check
 from fxcli.steps.base import Step, check_fs
 

@@ -22,17 +22,18 @@ design their section in torch on every call, so gradients reach them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from fxcli.dsp import design as D
-from fxcli.dsp.iir import sosfilt
 from fxcli.errors import ParameterError
 from fxcli.preset.spec import check
-from fxcli.steps.base import FIR, IIR
+from fxcli.steps.base import FIR, IIR, coefficients, is_tensor
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = [
     "DCBlock",
@@ -104,7 +105,7 @@ class DesignedIIR(IIR):
         values = []
         for k in self.design_keys:
             v = getattr(self, k)
-            values.append(float(v.detach()) if isinstance(v, Tensor) else v)
+            values.append(float(v.detach()) if is_tensor(v) else v)
         return (self.fs, *values)
 
     def compute_coefficients(self) -> None:
@@ -112,7 +113,7 @@ class DesignedIIR(IIR):
         if self.fs is None:
             return
         sos = self.design(self.fs)  # DesignError (a ValueError) names the parameter
-        self.sos = torch.as_tensor(sos, dtype=torch.float64, device=self.sos.device)
+        self.sos = coefficients(sos, like=self.sos)
         self._designed_for = self._design_params()
 
     def set_fs(self, fs: float) -> None:
@@ -422,14 +423,16 @@ class _Biquad(DesignedIIR):
         values = {"freq_hz": float(freq_hz), "gain_db": float(gain_db), "q": q}
         for name, value in values.items():
             if self.learnable and value is not None and (name != "gain_db" or self.has_gain):
-                setattr(self, name, nn.Parameter(torch.tensor(value, dtype=torch.float64)))
+                import torch
+
+                setattr(self, name, torch.nn.Parameter(torch.tensor(value, dtype=torch.float64)))
             else:
                 setattr(self, name, value)
         self.compute_coefficients()
 
     def _value(self, name: str) -> Any:
         v = getattr(self, name)
-        return float(v.detach()) if isinstance(v, Tensor) else v
+        return float(v.detach()) if is_tensor(v) else v
 
     def design(self, fs: float) -> np.ndarray:
         return D.rbj(
@@ -455,6 +458,8 @@ class _Biquad(DesignedIIR):
         if not self.learnable:
             return super().process(x, state)
         self._ready()
+        from fxcli.dsp.iir.api import sosfilt
+
         return sosfilt(x, self.torch_sos().to(x.device), state)
 
     def extra_repr(self) -> str:
@@ -622,7 +627,7 @@ class DesignableFIR(FIR):
         if self.fs is None:
             return
         taps = D.fir_window(self.num_taps, self.cutoff, self.fs, self.pass_type, self.window)
-        self.taps = torch.as_tensor(taps, dtype=torch.float64, device=self.taps.device)
+        self.taps = coefficients(taps, like=self.taps)
         self._designed_for = self._design_params()
 
     def set_fs(self, fs: float) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxcli.steps.base import FIR, IIR, Step
+from fxcli.steps.base import FIR, IIR, Step, as_numpy
 from fxcli.steps.gain import Gain
 
 __all__ = ["fuse"]
@@ -17,7 +17,7 @@ def _fusable(step: Step) -> bool:
     fusing goes through float64 numpy copies of the coefficients."""
     if any(p.requires_grad for p in step.parameters()):
         return False
-    return not any(b.requires_grad for b in step.buffers())
+    return not any(getattr(b, "requires_grad", False) for b in step.buffers())
 
 
 def fuse(steps: list[Step]) -> list[Step]:
@@ -35,17 +35,17 @@ def fuse(steps: list[Step]) -> list[Step]:
             out[-1] = Gain.factor(prev.gain * step.gain, label=label)
         elif isinstance(step, (IIR, Gain)) and isinstance(prev, (IIR, Gain)):
             if isinstance(prev, IIR) and isinstance(step, IIR):
-                sos = np.concatenate([prev.sos.cpu().numpy(), step.sos.cpu().numpy()])
+                sos = np.concatenate([as_numpy(prev.sos), as_numpy(step.sos)])
             elif isinstance(prev, IIR) and isinstance(step, Gain):
-                sos = prev.sos.cpu().numpy().copy()
+                sos = as_numpy(prev.sos).copy()
                 sos[-1, :3] *= step.gain
             else:
                 assert isinstance(prev, Gain) and isinstance(step, IIR)
-                sos = step.sos.cpu().numpy().copy()
+                sos = as_numpy(step.sos).copy()
                 sos[0, :3] *= prev.gain
             out[-1] = IIR(sos, label=label)
         elif isinstance(step, FIR) and isinstance(prev, FIR):
-            taps = np.convolve(prev.taps.cpu().numpy(), step.taps.cpu().numpy())
+            taps = np.convolve(as_numpy(prev.taps), as_numpy(step.taps))
             out[-1] = FIR(taps, label=label)
         else:
             out.append(step)

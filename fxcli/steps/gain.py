@@ -7,14 +7,16 @@ gain factor itself is a plain float (not learnable).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from fxcli.errors import ParameterError
 from fxcli.preset.spec import check
 from fxcli.steps.base import Step
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["GAIN_TYPES", "Gain", "Normalize", "Polarity"]
 
@@ -94,6 +96,10 @@ class Gain(Step):
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         if self.gain == 1.0:
             return x, state
+        if isinstance(x, np.ndarray):
+            return (x.astype(np.float64) * self.gain).astype(x.dtype), state
+        import torch
+
         return (x.to(torch.float64) * self.gain).to(x.dtype), state
 
     def extra_repr(self) -> str:
@@ -153,6 +159,14 @@ class Normalize(Step):
 
     def measure(self, acc: tuple[float, int] | None, y: Tensor) -> tuple[float, int]:
         prev, count = acc if acc is not None else (0.0, 0)
+        if isinstance(y, np.ndarray):
+            if not y.size:
+                return prev, count
+            if self.rms_db is None:
+                return max(prev, float(np.abs(y).max())), count + y.size
+            return prev + float(np.sum(y.astype(np.float64) ** 2)), count + y.size
+        import torch
+
         if not y.numel():
             return prev, count
         y = y.detach()

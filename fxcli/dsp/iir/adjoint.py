@@ -13,8 +13,8 @@ import torch
 
 from fxcli._jit import njit as _njit
 from fxcli._jit import numba as _numba
-from fxcli.dsp.iir.args import sos_to_numpy, zi_rows
 from fxcli.dsp.iir._numba_cpu import BLOCK, I64, LANES, VEC, group, run_rows, splat, tile_group
+from fxcli.dsp.iir.args import sos_to_numpy, zi_rows
 
 __all__ = ["numba_ok", "sos_backward_numba", "sosfilt_ckpt"]
 

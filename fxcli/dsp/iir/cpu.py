@@ -54,3 +54,26 @@ def sosfilt_cpu(
 
     y = sosfilt_array(x2.contiguous().numpy(), sos_np, z.numpy())
     return torch.from_numpy(y), z
+
+
+def sosfilt_np(
+    x: np.ndarray, sos_np: np.ndarray, zi: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fxcli.dsp.sosfilt` for numpy arrays: ``x`` (*batch, time) float32/float64,
+    ``sos_np`` (S, 6) float64 with a0 = 1, ``zi`` (S, *batch, 2) float64 or ``None``
+    (zeros; never modified). Returns ``(y, zf)`` as the torch function does, with the
+    same bits. CPU only, no torch."""
+    n_sec = sos_np.shape[0]
+    batch = x.shape[:-1]
+    rows = int(np.prod(batch)) if batch else 1
+    if zi is None:
+        z = np.zeros((n_sec, rows, 2))
+    else:
+        if zi.shape != (n_sec, *batch, 2):
+            raise ValueError(
+                f"zi must have shape (n_sections, *batch, 2) = {(n_sec, *batch, 2)}, "
+                f"got {tuple(zi.shape)}"
+            )
+        z = np.array(zi, dtype=np.float64, order="C").reshape(n_sec, rows, 2)
+    y = sosfilt_array(x.reshape(rows, x.shape[-1]), sos_np, z)
+    return y.reshape(x.shape), z.reshape(n_sec, *batch, 2)

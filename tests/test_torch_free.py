@@ -1,0 +1,232 @@
+"""The torch-free CPU path of ``fxcli process`` (issues 14 and 15).
+
+A chain made only of step types with a numpy implementation
+(``fxcli.preset.spec.NUMPY_STEP_TYPES``) runs on the CPU without importing torch
+(nor numba or scipy): the step classes derive from the stand-in base of
+``fxcli.steps.module`` and filter numpy arrays with the compiled core. Each test runs
+the CLI in a fresh interpreter, because the choice of the base class is made once per
+process. Guards: one call per file cost ~1 s of ``import torch`` and ~150 MiB
+before the audio work of ~50 ms began.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fxcli.preset.spec import NUMPY_STEP_TYPES, STEPS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# one preset line per numpy step type (parameters chosen so every code path runs)
+CHAIN = {
+    "highpass": "{type: highpass, cutoff_hz: 120, order: 4}",
+    "lowpass": "{type: lowpass, cutoff_hz: 9000, order: 3, design: chebyshev1}",
+    "bandpass": "{type: bandpass, low_hz: 200, high_hz: 4000, order: 2, design: elliptic}",
+    "bandstop": "{type: bandstop, low_hz: 900, high_hz: 1100, order: 2}",
+    "peaking": "{type: peaking, freq_hz: 2500, gain_db: 3, q: 1.2}",
+    "lowshelf": "{type: lowshelf, freq_hz: 150, gain_db: -2}",
+    "highshelf": "{type: highshelf, freq_hz: 8000, gain_db: 1.5, slope: 1}",
+    "notch": "{type: notch, freq_hz: 60, q: 8}",
+    "allpass": "{type: allpass, freq_hz: 700, q: 0.9}",
+    "dc_block": "{type: dc_block, cutoff_hz: 10}",
+    "gain": "{type: gain, gain_db: -4.5}",
+    "polarity": "{type: polarity}",
+    "normalize": "{type: normalize, peak_db: -1.5}",
+}
+
+RUN = """
+import os, sys
+from fxcli.cli.app import main
+sys.argv = ["fxcli", *sys.argv[1:]]
+def report():
+    loaded = [m for m in ("torch", "numba", "scipy") if m in sys.modules]
+    print("LOADED", ",".join(loaded) or "-", file=sys.stderr, flush=True)
+exit_now = os._exit
+def _exit(code):  # the CLI leaves with os._exit once torch is loaded
+    report()
+    exit_now(code)
+os._exit = _exit
+try:
+    main()
+except SystemExit:
+    report()
+    raise
+"""
+
+
+def _cli(*args: str, engine: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "FXCLI_CPU_ENGINE"}
+    env["PYTHONPATH"] = str(ROOT)
+    if engine is not None:
+        env["FXCLI_CPU_ENGINE"] = engine
+    return subprocess.run(
+        [sys.executable, "-c", RUN, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def _loaded(r: subprocess.CompletedProcess[str]) -> str:
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("LOADED ")]
+    assert line, r.stderr
+    return line[-1].split(" ", 1)[1]
+
+
+def _input(tmp: Path, name: str = "in.wav", channels: int = 3, seconds: float = 1.3) -> Path:
+    rng = np.random.default_rng(7)
+    n = int(44100 * seconds)
+    x = rng.standard_normal((n, channels)) * 0.1 + 0.01  # some DC for dc_block
+    path = tmp / name
+    sf.write(path, x, 44100, subtype="FLOAT")
+    return path
+
+
+def test_every_numpy_step_type_has_a_case_here() -> None:
+    assert set(CHAIN) == set(NUMPY_STEP_TYPES)
+    assert NUMPY_STEP_TYPES <= set(STEPS)
+
+
+@pytest.mark.parametrize("step_type", sorted(NUMPY_STEP_TYPES))
+def test_numpy_path_equals_torch_path_bit_for_bit(tmp_path: Path, step_type: str) -> None:
+    """Each numpy step type, after a highpass (so fusion runs too), streamed in small
+    chunks: the torch-free output equals the torch engine's, and torch, numba and
+    scipy were never imported on the torch-free path (the torch run goes first and
+    leaves the designs in the design cache; a design that is not cached yet imports
+    scipy, see fxcli.dsp.design_cache)."""
+    src = _input(tmp_path)
+    preset = tmp_path / "p.yaml"
+    preset.write_text(
+        "version: 1\nchain:\n  - {type: highpass, cutoff_hz: 40}\n  - " + CHAIN[step_type] + "\n"
+    )
+    outs = {}
+    for engine in ("torch", "numpy"):
+        out = tmp_path / f"{engine}.wav"
+        r = _cli(
+            "process",
+            str(src),
+            str(out),
+            "-p",
+            str(preset),
+            "--device",
+            "cpu",
+            "--chunk-seconds",
+            "0.1",
+            "--allow-preset-paths",
+            "--quiet",
+            engine=engine,
+        )
+        assert r.returncode == 0, r.stderr
+        outs[engine] = sf.read(out, dtype="float64")[0]
+        if engine == "numpy":
+            assert _loaded(r) == "-", f"torch-free path imported {_loaded(r)}"
+        else:
+            assert "torch" in _loaded(r)
+    np.testing.assert_array_equal(outs["numpy"], outs["torch"])
+
+
+def test_bundled_iir_preset_is_torch_free_and_chunk_invariant(tmp_path: Path) -> None:
+    src = _input(tmp_path, channels=2, seconds=2.0)
+    whole, tiny = tmp_path / "whole.wav", tmp_path / "tiny.wav"
+    for _ in range(2):  # the first run may design (scipy) and cache; the second only reads
+        r = _cli(
+            "process",
+            str(src),
+            str(whole),
+            "-p",
+            "iir_chain",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--overwrite",
+        )
+        assert r.returncode == 0 and _loaded(r) in ("-", "scipy"), r.stderr
+    assert _loaded(r) == "-"
+    r = _cli(
+        "process",
+        str(src),
+        str(tiny),
+        "-p",
+        "iir_chain",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--chunk-seconds",
+        "0.0005",
+    )
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(sf.read(whole)[0], sf.read(tiny)[0])
+
+
+def test_other_step_types_take_the_torch_engine(tmp_path: Path) -> None:
+    """A chain with a step that has no numpy implementation runs on the torch engine
+    (loaded only then), with the same JSON report."""
+    src = _input(tmp_path, channels=2)
+    out = tmp_path / "o.wav"
+    r = _cli("process", str(src), str(out), "-p", "voice", "--device", "cpu", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "torch" in _loaded(r)
+    assert json.loads(r.stdout.splitlines()[0])["status"] == "ok"
+
+
+def test_bad_cpu_engine_variable_is_a_usage_error(tmp_path: Path) -> None:
+    src = _input(tmp_path, channels=1, seconds=0.2)
+    r = _cli("process", str(src), str(tmp_path / "o.wav"), "-p", "iir_chain", engine="jax")
+    assert r.returncode == 2
+    assert "FXCLI_CPU_ENGINE='jax': allowed: numpy, torch" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_array_steps_refuse_other_devices() -> None:
+    """The stand-in base runs on the CPU only: moving a torch-free step to CUDA fails
+    loudly instead of silently staying on the CPU."""
+    code = (
+        "from fxcli.steps import module; module.use_arrays()\n"
+        "from fxcli.steps.gain import Gain\n"
+        "g = Gain(gain_db=-3)\n"
+        "assert type(g).__mro__[-2] is module.ArrayModule, type(g).__mro__\n"
+        "g.to('cpu')\n"
+        "try:\n    g.to('cuda')\nexcept RuntimeError as e:\n    print('REFUSED', e)\n"
+        "import sys; print('TORCH', 'torch' in sys.modules)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "REFUSED torch-free steps run on the CPU only" in r.stdout
+    assert "TORCH False" in r.stdout
+
+
+def test_threads_option_and_variable(tmp_path: Path) -> None:
+    """``--threads`` / ``FXCLI_THREADS`` bound the CPU kernels' threads (issue 15: a
+    steady run on busy shared machines); results do not depend on them; bad values are
+    usage errors naming the option or the variable."""
+    src = _input(tmp_path, channels=8, seconds=2.0)
+    outs = []
+    for n in ("1", "2", "3"):
+        out = tmp_path / f"t{n}.wav"
+        r = _cli("process", str(src), str(out), "-p", "iir_chain", "--threads", n, "--quiet")
+        assert r.returncode == 0, r.stderr
+        outs.append(sf.read(out)[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    r = _cli("process", str(src), str(tmp_path / "x.wav"), "-p", "iir_chain", "--threads", "0")
+    assert r.returncode == 2 and "--threads" in r.stderr and "Traceback" not in r.stderr
+    env_bad = subprocess.run(
+        [sys.executable, "-c", RUN, "analyze", str(src)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), FXCLI_THREADS="many"),
+        timeout=120,
+    )
+    assert env_bad.returncode == 2, env_bad.stderr
+    assert "FXCLI_THREADS must be an integer >= 1, got 'many'" in env_bad.stderr
