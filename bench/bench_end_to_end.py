@@ -241,19 +241,31 @@ def markdown(rows: list[dict]) -> str:
     return B.markdown_table(rows, cols)
 
 
-def _run_measured(cmd: list[str], env: dict[str, str] | None) -> tuple[float, float, float, int]:
-    """(wall s, cpu s, peak RSS MiB, return code) of one command, from its own rusage."""
+GNU_TIME = "/usr/bin/time"
+
+
+def _run_measured(cmd: list[str], env: dict[str, str] | None) -> tuple[float, float, float]:
+    """(wall s, cpu s, peak RSS MiB) of one command. The peak RSS comes from GNU time
+    (Debian's ``time`` package), which forks the command itself: the rusage of a child
+    of this process would report this process's own (large) peak, because Python
+    spawns with vfork and Linux carries the parent's high-water mark across exec.
+    Without GNU time the RSS is NaN (not measured)."""
+    rss_file = Path(tempfile.mkstemp(prefix="rss-")[1])
+    wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if Path(GNU_TIME).exists() else cmd
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-        raise RuntimeError(f"{cmd[0]} failed: {err.strip()[-500:]}")
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
     if p.stderr:
         p.stderr.close()
-    return dt, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, p.returncode
+    if os.waitstatus_to_exitcode(status) != 0:
+        rss_file.unlink(missing_ok=True)
+        raise RuntimeError(f"{cmd[0]} failed: {err.strip()[-500:]}")
+    text = rss_file.read_text().strip().splitlines() if rss_file.exists() else []
+    rss_file.unlink(missing_ok=True)
+    mib = int(text[-1]) / 1024.0 if text and text[-1].isdigit() else float("nan")
+    return dt, ru.ru_utime + ru.ru_stime, mib
 
 
 def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Namespace) -> None:
@@ -292,7 +304,7 @@ def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Nam
             e = run_env
             if e is None:  # a fresh, empty design cache: the first run after an install
                 e = {**env, "FXCLI_CACHE_DIR": str(work / f"cold-cache-{i}")}
-            dt, cpu, mib, _ = _run_measured(cmd, e)
+            dt, cpu, mib = _run_measured(cmd, e)
             if i:
                 ts.append(dt)
                 cs.append(cpu)

@@ -36,10 +36,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "QUALITIES",
@@ -150,12 +152,16 @@ def poly_state(
 ) -> dict[str, Any]:
     """Zero state: ``buf`` ``(*batch, W)`` float64 zeros (the input before the stream),
     ``n_in``/``n_out`` frames consumed/produced so far, ``dtype`` of the input."""
+    import torch
+
     buf = torch.zeros((*batch_shape, bank.half_taps), dtype=torch.float64, device=device)
     return {"buf": buf, "n_in": 0, "n_out": 0, "dtype": None}
 
 
 def _periods(buf: torch.Tensor, bank: PolyphaseBank, count: int) -> torch.Tensor:
     """Outputs of ``count`` periods from ``buf`` (starting at a period's first frame)."""
+    import torch
+
     batch = tuple(buf.shape[:-1])
     if count <= 0:
         return buf.new_zeros((*batch, 0))
@@ -173,6 +179,8 @@ def poly_resample(
     Returns ``(y, new_state)``: ``y`` ``(*batch, m)`` in ``x``'s dtype/device, whole
     periods of ``up`` frames only (the rest is held back); ``state`` is not modified.
     """
+    import torch
+
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     with torch.no_grad():
@@ -192,6 +200,8 @@ def poly_resample(
 def poly_flush(bank: PolyphaseBank, state: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
     """End of stream: the remaining ``out_length(n_in) - n_out`` frames
     (input after the end counts as zeros), in the dtype of the last input."""
+    import torch
+
     with torch.no_grad():
         buf = state["buf"]
         total = out_length(state["n_in"], bank.down, bank.up)
@@ -226,7 +236,9 @@ class SoxrState:
     Each :func:`soxr_resample` call advances the shared stream, so the state it was
     given is *consumed*: calling again with it raises :class:`RuntimeError` (it is
     detected, never silently wrong). The engine only retries a chunk after a CUDA
-    out-of-memory error, and this backend only runs on CPU tensors.
+    out-of-memory error, and this backend only runs on CPU tensors or numpy arrays.
+    ``dtype`` is the stream's numpy dtype name once started; ``tensors`` whether it
+    was fed torch tensors (its flush then returns one).
     """
 
     fs_in: float
@@ -235,17 +247,25 @@ class SoxrState:
     batch_shape: tuple[int, ...]
     handle: _SoxrHandle = field(default_factory=_SoxrHandle)
     calls: int = 0
-    dtype: torch.dtype | None = None
+    dtype: str | None = None
+    tensors: bool = False
 
 
 def soxr_state(
-    batch_shape: tuple[int, ...], fs_in: float, fs_out: float, recipe: str = "HQ"
+    batch_shape: tuple[int, ...],
+    fs_in: float,
+    fs_out: float,
+    recipe: str = "HQ",
+    *,
+    tensors: bool = True,
 ) -> SoxrState:
-    """A fresh soxr state (the stream is created at the first call, for its dtype)."""
-    return SoxrState(float(fs_in), float(fs_out), recipe, tuple(batch_shape))
+    """A fresh soxr state (the stream is created at the first call, for its dtype);
+    ``tensors``: what a flush of a stream that never got a chunk returns (a tensor or
+    a numpy array; once fed, the kind of the chunks decides)."""
+    return SoxrState(float(fs_in), float(fs_out), recipe, tuple(batch_shape), tensors=tensors)
 
 
-def _advance(state: SoxrState, x_np: np.ndarray | None, last: bool, dtype: Any) -> np.ndarray:
+def _advance(state: SoxrState, x_np: np.ndarray | None, last: bool, dtype: str) -> np.ndarray:
     import soxr
 
     h = state.handle
@@ -255,7 +275,7 @@ def _advance(state: SoxrState, x_np: np.ndarray | None, last: bool, dtype: Any) 
             "(a libsoxr stream cannot be copied, so a chunk cannot be retried from it)"
         )
     rows = math.prod(state.batch_shape)
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    np_dtype = np.dtype(dtype)
     if h.stream is None:
         h.stream = soxr.ResampleStream(
             state.fs_in, state.fs_out, rows, dtype=np_dtype, quality=state.recipe
@@ -267,53 +287,62 @@ def _advance(state: SoxrState, x_np: np.ndarray | None, last: bool, dtype: Any) 
     return y
 
 
-def soxr_resample(x: torch.Tensor, state: SoxrState) -> tuple[torch.Tensor, SoxrState]:
-    """Resample one chunk ``x`` ``(*batch, n)`` float32/float64 on the CPU with libsoxr.
+def _rows_out(y: np.ndarray, state: SoxrState, tensors: bool) -> Any:
+    """soxr's (frames, rows) output as ``(*batch, frames)``, a tensor or an array."""
+    out = np.ascontiguousarray(y.T).reshape(*state.batch_shape, y.shape[0])
+    if not tensors:
+        return out
+    import torch
 
-    Returns ``(y, new_state)``, ``y`` ``(*batch, m)`` in ``x``'s dtype; ``state`` is
-    consumed (see :class:`SoxrState`).
+    return torch.from_numpy(out)
+
+
+def _next(state: SoxrState, dtype: str | None, tensors: bool) -> SoxrState:
+    return SoxrState(
+        state.fs_in,
+        state.fs_out,
+        state.recipe,
+        state.batch_shape,
+        state.handle,
+        state.calls + 1,
+        dtype,
+        tensors,
+    )
+
+
+def soxr_resample(x: Any, state: SoxrState) -> tuple[Any, SoxrState]:
+    """Resample one chunk ``x`` ``(*batch, n)`` float32/float64 on the CPU with libsoxr:
+    a CPU tensor, or a numpy array (no torch involved).
+
+    Returns ``(y, new_state)``, ``y`` ``(*batch, m)`` of ``x``'s kind and dtype;
+    ``state`` is consumed (see :class:`SoxrState`).
     """
-    if x.device.type != "cpu":
+    tensors = not isinstance(x, np.ndarray)
+    if tensors and x.device.type != "cpu":
         raise ValueError(f"the soxr backend needs CPU tensors, got {x.device}")
-    if x.dtype not in (torch.float32, torch.float64):
+    name = str(x.dtype).replace("torch.", "")
+    if name not in ("float32", "float64"):
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     if tuple(x.shape[:-1]) != state.batch_shape:
         raise ValueError(f"x has batch shape {tuple(x.shape[:-1])}, the state {state.batch_shape}")
-    if state.dtype is not None and x.dtype != state.dtype:
+    if state.dtype is not None and name != state.dtype:
         raise TypeError(f"x is {x.dtype} but this stream was started with {state.dtype}")
     rows = math.prod(state.batch_shape)
     n = x.shape[-1]
     if rows == 0:
-        return x.new_zeros((*state.batch_shape, 0)), state
-    x_np = np.ascontiguousarray(x.detach().reshape(rows, n).numpy().T)
-    y = _advance(state, x_np, False, x.dtype)
-    out = torch.from_numpy(np.ascontiguousarray(y.T)).reshape(*state.batch_shape, y.shape[0])
-    return out, SoxrState(
-        state.fs_in,
-        state.fs_out,
-        state.recipe,
-        state.batch_shape,
-        state.handle,
-        state.calls + 1,
-        x.dtype,
-    )
+        empty = np.zeros((*state.batch_shape, 0), dtype=name)
+        return (x.new_zeros((*state.batch_shape, 0)) if tensors else empty), state
+    x2 = x.detach().reshape(rows, n).numpy() if tensors else x.reshape(rows, n)
+    y = _advance(state, np.ascontiguousarray(x2.T), False, name)
+    return _rows_out(y, state, tensors), _next(state, name, tensors)
 
 
-def soxr_flush(state: SoxrState) -> tuple[torch.Tensor, SoxrState]:
-    """End of stream: the frames libsoxr still holds (``(*batch, k)``)."""
+def soxr_flush(state: SoxrState) -> tuple[Any, SoxrState]:
+    """End of stream: the frames libsoxr still holds (``(*batch, k)``), a tensor if the
+    stream was fed tensors, else a numpy array."""
     rows = math.prod(state.batch_shape)
-    dtype = state.dtype or torch.float64
+    dtype = state.dtype or "float64"
     if rows == 0 or state.handle.stream is None:
-        return torch.zeros((*state.batch_shape, 0), dtype=dtype), state
+        return _rows_out(np.zeros((0, max(rows, 0)), dtype=dtype), state, state.tensors), state
     y = _advance(state, None, True, dtype)
-    out = torch.from_numpy(np.ascontiguousarray(y.T)).reshape(*state.batch_shape, y.shape[0])
-    new = SoxrState(
-        state.fs_in,
-        state.fs_out,
-        state.recipe,
-        state.batch_shape,
-        state.handle,
-        state.calls + 1,
-        state.dtype,
-    )
-    return out, new
+    return _rows_out(y, state, state.tensors), _next(state, dtype, state.tensors)

@@ -401,6 +401,10 @@ NUMPY_STEP_TYPES = frozenset(
         "gain",
         "polarity",
         "normalize",
+        "remix",
+        "resample",
+        "trim",
+        "pad",
     }
 )
 

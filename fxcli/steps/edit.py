@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from fxcli.preset.spec import FADE_SHAPES, REMIX_SHORTHANDS, check
-from fxcli.steps.base import Step, check_fs
+from fxcli.steps.base import Step, check_fs, coefficients, concat, is_tensor, zeros
+from fxcli.steps.module import torch_free
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 
 def fade_curve(t: Tensor, shape: str) -> Tensor:
@@ -26,6 +31,8 @@ def fade_curve(t: Tensor, shape: str) -> Tensor:
     exactly 0 at the start and 1 at the end); ``cosine``: ``(1 - cos(pi t)) / 2``
     (an S-curve with zero slope at both ends).
     """
+    import torch
+
     if shape == "linear":
         return t
     if shape == "exp":
@@ -49,14 +56,14 @@ class EditState:
 
 
 def _empty(batch_shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-    return torch.zeros((*batch_shape, 0), dtype=torch.float64, device=device)
+    return zeros((*batch_shape, 0), device)  # type: ignore[no-any-return]
 
 
 def _hold(held: Tensor, y: Tensor, keep: int) -> tuple[Tensor, Tensor]:
     """Append ``y`` to ``held``; return (frames released, last ``keep`` frames held)."""
     if keep == 0:
         return y, held
-    both = torch.cat([held.to(y.dtype), y], dim=-1)
+    both = concat([held.to(y.dtype) if is_tensor(held) else held.astype(y.dtype), y])  # type: ignore[attr-defined]
     cut = max(both.shape[-1] - keep, 0)
     return both[..., :cut], both[..., cut:]
 
@@ -95,6 +102,8 @@ class Fade(Step):
     def process(self, x: Tensor, state: EditState) -> tuple[Tensor, EditState]:
         n = x.shape[-1]
         if self.n_in and state.pos < self.n_in and n:
+            import torch
+
             k = torch.arange(state.pos, state.pos + n, dtype=torch.float64, device=x.device)
             g = fade_curve(torch.clamp(k / self.n_in, max=1.0), self.shape)
             x = (x.to(torch.float64) * g).to(x.dtype)
@@ -106,6 +115,8 @@ class Fade(Step):
         if not self.n_out:
             return None, state
         m = held.shape[-1]
+        import torch
+
         d = torch.arange(m - 1, -1, -1, dtype=torch.float64, device=held.device)
         g = fade_curve(torch.clamp(d / self.n_out, max=1.0), self.shape)
         tail = (held.to(torch.float64) * g).to(held.dtype)
@@ -148,8 +159,8 @@ class Trim(Step):
 class PadState:
     started: bool
     batch_shape: tuple[int, ...]
-    device: torch.device | str
-    dtype: torch.dtype = torch.float32
+    device: Any
+    dtype: Any = None  # the first chunk's dtype (float32 before any chunk)
 
 
 class Pad(Step):
@@ -174,14 +185,19 @@ class Pad(Step):
         return PadState(False, tuple(batch_shape), device)
 
     def _zeros(self, n: int, state: PadState) -> Tensor:
-        return torch.zeros((*state.batch_shape, n), dtype=state.dtype, device=state.device)
+        if torch_free():
+            return np.zeros((*state.batch_shape, n), dtype=state.dtype or np.float32)  # type: ignore[return-value]
+        import torch
+
+        dtype = state.dtype if state.dtype is not None else torch.float32
+        return torch.zeros((*state.batch_shape, n), dtype=dtype, device=state.device)
 
     def process(self, x: Tensor, state: PadState) -> tuple[Tensor, PadState]:
         if state.started or x.shape[-1] == 0:
             return x, state
         st = replace(state, started=True, dtype=x.dtype)
         if self.n_start:
-            x = torch.cat([self._zeros(self.n_start, st), x], dim=-1)
+            x = concat([self._zeros(self.n_start, st), x])
         return x, st
 
     def flush(self, state: PadState) -> tuple[Tensor | None, PadState]:
@@ -245,12 +261,12 @@ class Remix(Step):
             raise ValueError("give exactly one of matrix, to")
         m = remix_matrix(to, channels) if to is not None else matrix
         assert m is not None
-        mat = torch.tensor(m, dtype=torch.float64)
+        mat = np.asarray(m, dtype=np.float64)
         if mat.ndim != 2 or mat.shape[1] != channels:
             raise ValueError(
                 f"matrix: has {mat.shape[-1]} columns but the input has {channels} channels"
             )
-        self.register_buffer("matrix", mat)
+        self.register_buffer("matrix", coefficients(mat))
         self.label = label
 
     def output_channels(self, channels: int) -> int:
@@ -262,5 +278,15 @@ class Remix(Step):
                 f"{self.label}: input has {x.shape[-2]} channels, "
                 f"the matrix expects {self.matrix.shape[1]}"
             )
-        y = torch.matmul(self.matrix.to(x.device), x.to(torch.float64))
-        return y.to(x.dtype), state
+        # y[..., o, :] = sum over c, in order, of m[o, c] * x[..., c, :] (float64): the
+        # same operations on numpy arrays and tensors, so both give the same bits
+        if isinstance(x, np.ndarray):
+            m, x64 = self.matrix, x.astype(np.float64)
+        else:
+            import torch
+
+            m, x64 = self.matrix.to(x.device), x.to(torch.float64)
+        y = m[:, 0:1] * x64[..., 0:1, :]
+        for c in range(1, m.shape[1]):
+            y = y + m[:, c : c + 1] * x64[..., c : c + 1, :]
+        return (y.astype(x.dtype) if isinstance(y, np.ndarray) else y.to(x.dtype)), state

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from fxcli.dsp import resample as R
 from fxcli.preset.spec import check
 from fxcli.steps.base import Step, check_fs
+from fxcli.steps.module import torch_free
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["Resample"]
 
@@ -85,7 +89,7 @@ class Resample(Step):
 
     def _use_soxr(self, device: torch.device | str) -> bool:
         if self.backend == "auto":
-            return torch.device(device).type == "cpu"
+            return str(getattr(device, "type", device)).split(":")[0] == "cpu"
         return self.backend == "soxr"
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
@@ -93,14 +97,16 @@ class Resample(Step):
             return None
         if self._use_soxr(device):
             recipe = R.QUALITIES[self.quality][0]
-            return R.soxr_state(batch_shape, self.fs, self.rate_hz, recipe)
+            return R.soxr_state(
+                batch_shape, self.fs, self.rate_hz, recipe, tensors=not torch_free()
+            )
         return R.poly_state(batch_shape, self._get_bank(), device)
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         if self.fs == self.rate_hz:
             return x, state
         if isinstance(state, R.SoxrState):
-            if x.device.type != "cpu":
+            if not isinstance(x, np.ndarray) and x.device.type != "cpu":
                 raise ValueError(
                     f"{self.label}: this state was made for the soxr (CPU) backend, x is on "
                     f"{x.device}"
