@@ -4,10 +4,18 @@
 
 namespace fx {
 void register_iir(py::module_& m);
+void register_loudness(py::module_& m);
+void register_reverb(py::module_& m);
+void register_truepeak(py::module_& m);
+void register_wav(py::module_& m);
 }  // namespace fx
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fxcli's compiled CPU kernels (numpy arrays in and out, GIL released)";
     m.attr("LANES") = fx::LANES;
     fx::register_iir(m);
+    fx::register_loudness(m);
+    fx::register_reverb(m);
+    fx::register_truepeak(m);
+    fx::register_wav(m);
 }

@@ -250,7 +250,8 @@ def test_unwritable_numba_cache_location_does_not_crash_import(tmp_path: Path) -
     # and the package itself imports and runs its kernels that way
     r = subprocess.run(
         [sys.executable, "-c", "import numpy as np; from fxcli.io import wavfast; "
-         "out = np.zeros((1, 2)); wavfast._dec_copy(np.ones(2), out); print(out.sum())"],
+         "out = wavfast.decode(np.ones(2).view(np.uint8), 'DOUBLE', 1, 'float64'); "
+         "print(out.sum())"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env=dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(blocker / "sub"),
                  NUMBA_CACHE_LOCATOR_CLASSES="_UserProvidedCacheLocator"),

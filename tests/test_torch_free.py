@@ -40,6 +40,7 @@ CHAIN = {
     "gain": "{type: gain, gain_db: -4.5}",
     "polarity": "{type: polarity}",
     "normalize": "{type: normalize, peak_db: -1.5}",
+    "loudness": "{type: loudness, target_lufs: -20, max_true_peak_db: -2}",
     "remix": "{type: remix, matrix: [[0.5, 0.25, 0.25], [0.1, 0.7, 0.2]]}",
     "resample": "{type: resample, rate_hz: 32000}",
     "trim": "{type: trim, start_s: 0.11, end_s: 0.23}",

@@ -312,17 +312,7 @@ def meter_update(x: Any, state: MeterState) -> MeterState:
 
         zi = state.zi.copy()
         y = sosfilt_array(np.asarray(x, dtype=np.float64), state.sos, zi)
-        sq = y * y
-        if m <= 0:
-            return replace(state, zi=zi, partial=state.partial + sq.sum(axis=-1), frames=f1)
-        starts = np.array([0, *cuts], dtype=np.int64)
-        sums = np.zeros((state.channels, m + 1))
-        nonempty = starts < n
-        sums[:, nonempty] = np.add.reduceat(sq, starts[nonempty], axis=1)
-        sums[:, 0] += state.partial
-        done = np.ascontiguousarray(sums[:, :m].T)
-        log, n_sub = state.log.append(state.n_sub, done)
-        return replace(state, zi=zi, partial=sums[:, m].copy(), frames=f1, n_sub=n_sub, log=log)
+        return _fold_squares(state, y, cuts, m, zi, f1)
     import torch
 
     from fxcli.dsp.iir.api import sosfilt
@@ -330,6 +320,10 @@ def meter_update(x: Any, state: MeterState) -> MeterState:
     dev = state.zi.device
     x64 = x.detach().to(device=dev, dtype=torch.float64)
     yt, zt = sosfilt(x64, state.sos, state.zi)
+    if dev.type == "cpu":  # the compiled sums: the same bits as the numpy meter
+        part = state.partial
+        folded = _fold_squares(replace(state, partial=part.numpy()), yt.numpy(), cuts, m, zt, f1)
+        return replace(folded, partial=torch.from_numpy(folded.partial))
     sqt = yt * yt
     if m <= 0:
         return replace(state, zi=zt, partial=state.partial + sqt.sum(dim=-1), frames=f1)
@@ -343,6 +337,26 @@ def meter_update(x: Any, state: MeterState) -> MeterState:
     done_t = sumt[:, :m].T.cpu().numpy()
     log, n_sub = state.log.append(state.n_sub, done_t)
     return replace(state, zi=zt, partial=sumt[:, m].clone(), frames=f1, n_sub=n_sub, log=log)
+
+
+def _fold_squares(
+    state: MeterState, y: np.ndarray, cuts: list[int], m: int, zi: Any, f1: int
+) -> MeterState:
+    """Fold the K-weighted chunk ``y`` (channels, n) float64 into the sub-block sums
+    (CPU, compiled: sums of squares in time order, one definition for both meters):
+    ``cuts`` are the chunk offsets where sub-blocks end, ``m`` how many end here."""
+    from fxcli.dsp.native import core
+
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    starts = np.array([0, *cuts], dtype=np.int64)
+    sums = np.empty((state.channels, m + 1 if m > 0 else 1))
+    core.square_sums(y, starts if m > 0 else starts[:1], sums)
+    if m <= 0:
+        return replace(state, zi=zi, partial=state.partial + sums[:, 0], frames=f1)
+    sums[:, 0] += state.partial
+    done = np.ascontiguousarray(sums[:, :m].T)
+    log, n_sub = state.log.append(state.n_sub, done)
+    return replace(state, zi=zi, partial=sums[:, m].copy(), frames=f1, n_sub=n_sub, log=log)
 
 
 def _window_powers(state: MeterState, width: int, weights: np.ndarray | None = None) -> np.ndarray:

@@ -19,10 +19,10 @@ Two ideas, both "reverb":
     (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617 frames at 44.1 kHz) into 4
     series allpasses (556, 441, 341, 225), lengths ``int(fs) * n // 44100``; the
     right channel of a stereo pair uses lengths ``+ 23`` (stereo spread). The
-    recurrence is a compiled numba kernel (``@njit(cache=True)``) over float64
-    buffers; CUDA (or other device) inputs are copied to the CPU for it and the
-    result copied back (the state always lives on the CPU). Without numba the same
-    kernel runs as plain Python (correct, very slow).
+    recurrence is the compiled core's ``freeverb_rows`` (``csrc/reverb.cpp``) over
+    float64 buffers, rows (channels) spread over :func:`fxcli.dsp.native.threads`
+    threads; CUDA (or other device) inputs are copied to the CPU for it and the
+    result copied back (the state always lives on the CPU).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fxcli._jit import njit as _njit
+from fxcli.dsp.native import core, threads
 
 __all__ = [
     "fft_convolve",
@@ -116,40 +116,41 @@ ALLPASS_TUNINGS = (556, 441, 341, 225)
 STEREO_SPREAD = 23
 
 
-@_njit
 def _freeverb_rows(
-    inp, wet, comb_buf, comb_len, comb_pos, comb_last, ap_buf, ap_len, ap_pos, feedback, damp
-):  # pragma: no cover - compiled
-    """Rows (channels) independently; buffers, positions and lowpass states in place."""
-    rows, n = inp.shape
-    n_comb = comb_buf.shape[1]
-    n_ap = ap_buf.shape[1]
-    damp1 = 1.0 - damp
-    for r in range(rows):
-        for i in range(n):
-            x = inp[r, i]
-            out = 0.0
-            for j in range(n_comb):
-                p = comb_pos[r, j]
-                o = comb_buf[r, j, p]
-                last = o * damp1 + comb_last[r, j] * damp
-                comb_last[r, j] = last
-                comb_buf[r, j, p] = x + last * feedback
-                p += 1
-                if p >= comb_len[r, j]:
-                    p = 0
-                comb_pos[r, j] = p
-                out += o
-            for j in range(n_ap):
-                p = ap_pos[r, j]
-                b = ap_buf[r, j, p]
-                ap_buf[r, j, p] = out + b * 0.5
-                out = b - out
-                p += 1
-                if p >= ap_len[r, j]:
-                    p = 0
-                ap_pos[r, j] = p
-            wet[r, i] = out
+    inp: np.ndarray,
+    wet: np.ndarray,
+    comb_buf: np.ndarray,
+    comb_len: np.ndarray,
+    comb_pos: np.ndarray,
+    comb_last: np.ndarray,
+    ap_buf: np.ndarray,
+    ap_len: np.ndarray,
+    ap_pos: np.ndarray,
+    feedback: float,
+    damp: float,
+) -> None:
+    """Rows (channels) independently; buffers, positions and lowpass states in place.
+
+    Per sample ``x`` of a row (``damp1 = 1 - damp``; the core's order, bit for bit):
+    each comb ``j`` in turn reads ``o = buf[p]``, updates ``last = o * damp1 +
+    last * damp``, stores ``x + last * feedback`` and adds ``o`` to ``out`` (from
+    0.0); each allpass reads ``b = buf[p]``, stores ``out + b * 0.5`` and sets
+    ``out = b - out``; positions wrap at the line lengths. float64 buffers and
+    states, int64 lengths and positions, all C-contiguous."""
+    core.freeverb_rows(
+        inp,
+        wet,
+        comb_buf,
+        comb_len,
+        comb_pos,
+        comb_last,
+        ap_buf,
+        ap_len,
+        ap_pos,
+        float(feedback),
+        float(damp),
+        threads(),
+    )
 
 
 def freeverb_lengths(fs: float, right: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +203,7 @@ def freeverb(
     x = np.ascontiguousarray(inp.detach().to("cpu", torch.float64).reshape(rows, n).numpy())
     if state["comb_buf"].shape[0] != rows:
         raise ValueError(f"state holds {state['comb_buf'].shape[0]} rows, input has {rows}")
-    new = {key: v.clone() for key, v in state.items()}
+    new = {key: v.clone(memory_format=torch.contiguous_format) for key, v in state.items()}
     wet = np.empty_like(x)
     _freeverb_rows(
         x,

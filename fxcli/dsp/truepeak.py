@@ -16,10 +16,15 @@ interpolated instants fall at 1/8, 3/8, 5/8 and 7/8 of each sample period,
 never on the samples themselves, so :func:`true_peak` also takes the maximum
 with ``|x|`` (the sample peak never exceeds the true peak).
 
-Everything is computed in float64 with elementwise tensor operations in a fixed
-order (no reductions whose blocking depends on the length), so chunked calls
-carrying the state give bit-identical oversampled values and peaks to one call
-on the whole signal, on any device (CPU or CUDA tensors; no host copy).
+Everything is computed in float64 in a fixed order (each value summed in tap
+order, no fused multiply-add; no reductions whose blocking depends on the
+length), so chunked calls carrying the state give bit-identical oversampled
+values and peaks to one call on the whole signal, on any device. CPU arrays and
+tensors run the compiled core (``true_peak`` and ``truepeak_oversample`` of
+:mod:`fxcli.dsp.native`, ``csrc/truepeak.cpp``: the same products and sums, bit
+for bit; rows and long stretches of a row over :func:`fxcli.dsp.native.threads`
+threads); other devices run the same arithmetic as tensor operations there (no
+host copy). :func:`true_peak_array` needs no torch.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from fxcli.dsp.native import core, threads
 
 if TYPE_CHECKING:
     import torch
@@ -150,13 +157,15 @@ def oversample4(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
 
     hist = _history(x, state)
     n = x.shape[-1]
+    if x.device.type == "cpu" and n > 0:
+        x_np = x.detach().numpy()
+        x2, h2 = _rows_of(x_np, hist.numpy())
+        out = np.empty((x2.shape[0], 4 * n), dtype=np.float64)
+        core.truepeak_oversample(x2, h2, out, _PHASES_NP, threads())
+        y_cpu = torch.from_numpy(out).reshape(*x.shape[:-1], 4 * n)
+        return y_cpu, torch.from_numpy(_new_state(x_np, hist.numpy()))
     xs = torch.cat([hist, x.detach().to(torch.float64)], dim=-1)
     new_state = xs[..., n:].clone()
-    kernels = _kernels() if x.device.type == "cpu" and n > 0 else None
-    if kernels is not None:
-        rows = xs.reshape(-1, xs.shape[-1]).contiguous().numpy()
-        out = kernels[1](rows, _PHASES_NP, HISTORY)
-        return torch.from_numpy(out).reshape(*x.shape[:-1], 4 * n), new_state
     phases = []
     for taps in PHASES:
         # tap k multiplies x[i - k], i.e. xs[HISTORY + i - k]; summed in tap order
@@ -184,7 +193,7 @@ def true_peak(x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
     """
     import torch
 
-    if x.device.type == "cpu" and x.shape[-1] > 0 and _kernels() is not None:
+    if x.device.type == "cpu" and x.shape[-1] > 0:
         hist = _history(x, state)
         peak_np, state_np = true_peak_array(x.detach().numpy(), hist.numpy())
         return torch.from_numpy(peak_np), torch.from_numpy(state_np)
@@ -207,80 +216,32 @@ def true_peak_array(x: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray
         raise ValueError(
             f"state must have shape (*batch, 11) = {(*batch, HISTORY)}, got {hist.shape}"
         )
-    xs = np.concatenate([hist, x.astype(np.float64, copy=False)], axis=-1)
-    new_state = np.ascontiguousarray(xs[..., n:])
+    new_state = _new_state(x, hist)
     if n == 0:
         return np.zeros(batch), new_state
-    kernels = _kernels()
-    rows = np.ascontiguousarray(xs.reshape(-1, xs.shape[-1]))
-    if kernels is not None:
-        peaks = kernels[0](rows, _PHASES_NP, HISTORY)
-        return peaks.reshape(batch), new_state
-    # without numba (not a configuration fxcli ships): the same products in numpy
-    ph = np.array(PHASES)
-    acc = np.abs(rows[:, HISTORY:]).max(axis=-1)
-    for taps in ph:
-        y = sum(rows[:, HISTORY - k : HISTORY - k + n] * taps[k] for k in range(len(taps)))
-        acc = np.maximum(acc, np.abs(y).max(axis=-1))
-    return acc.reshape(batch), new_state
+    x2, h2 = _rows_of(x, hist)
+    peaks = np.empty(x2.shape[0], dtype=np.float64)
+    core.true_peak(x2, h2, peaks, _PHASES_NP, threads())
+    return peaks.reshape(batch), new_state
 
 
-_PHASES_NP = None
-_KERNELS: list = []
+#: :data:`PHASES` as the (4, 12) float64 array the compiled core takes
+_PHASES_NP = np.array(PHASES, dtype=np.float64)
 
 
-def _kernels():  # type: ignore[no-untyped-def]
-    """``(peak_kernel, oversample_kernel)``: numba kernels computing the same products
-    and sums as the torch loop of :func:`oversample4` (tap order, no fused
-    multiply-add), so results are bit-identical; ~10x faster on CPU (the peak kernel
-    also skips the (*batch, 4 n) intermediate). ``None`` without numba."""
-    global _PHASES_NP
-    if _KERNELS:
-        return _KERNELS[0]
-    from fxcli._jit import available, njit
+def _rows_of(x: np.ndarray, hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as C-contiguous (rows, n) float32/float64 and ``hist`` as (rows, 11)
+    float64, the layouts the compiled core takes."""
+    x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+    if x2.dtype not in (np.float32, np.float64):
+        x2 = x2.astype(np.float64)
+    h2 = np.ascontiguousarray(hist.reshape(-1, HISTORY), dtype=np.float64)
+    return x2, h2
 
-    if not available():  # pragma: no cover - numba is a dependency
-        _KERNELS.append(None)
-        return None
-    import numpy as np
 
-    _PHASES_NP = np.array([[float(t) for t in taps] for taps in PHASES], dtype=np.float64)
-
-    @njit
-    def peak_kernel(rows, phases, hist):  # pragma: no cover - compiled
-        r, length = rows.shape
-        n_taps = phases.shape[1]
-        out = np.zeros(r, dtype=np.float64)
-        for i in range(r):
-            peak = 0.0
-            for j in range(hist, length):
-                v = abs(rows[i, j])
-                if v > peak:
-                    peak = v
-                for p in range(phases.shape[0]):
-                    acc = rows[i, j] * phases[p, 0]
-                    for k in range(1, n_taps):
-                        acc = acc + rows[i, j - k] * phases[p, k]
-                    a = abs(acc)
-                    if a > peak:
-                        peak = a
-            out[i] = peak
-        return out
-
-    @njit
-    def oversample_kernel(rows, phases, hist):  # pragma: no cover - compiled
-        r, length = rows.shape
-        n_taps = phases.shape[1]
-        n_ph = phases.shape[0]
-        out = np.empty((r, (length - hist) * n_ph), dtype=np.float64)
-        for i in range(r):
-            for j in range(hist, length):
-                for p in range(n_ph):
-                    acc = rows[i, j] * phases[p, 0]
-                    for k in range(1, n_taps):
-                        acc = acc + rows[i, j - k] * phases[p, k]
-                    out[i, (j - hist) * n_ph + p] = acc
-        return out
-
-    _KERNELS.append((peak_kernel, oversample_kernel))
-    return _KERNELS[0]
+def _new_state(x: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """The last 11 samples of ``concat(hist, x)`` (float64, C-contiguous)."""
+    n = x.shape[-1]
+    if n >= HISTORY:
+        return x[..., n - HISTORY :].astype(np.float64, order="C")  # a copy, never a view
+    return np.concatenate([hist[..., n:], x.astype(np.float64)], axis=-1)

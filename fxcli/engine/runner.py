@@ -290,7 +290,7 @@ class Engine:
             )
         res.output_sample_rate, res.output_channels = int(rate), channels
         dither = self.preset.dither or default_dither(ofmt.subtype)
-        hint = round(info.frames * rate / info.samplerate)  # lets short files skip numba I/O
+        hint = round(info.frames * rate / info.samplerate)
         with AtomicWriter(
             job.dest,
             int(rate),

@@ -4,8 +4,9 @@ libsndfile (through soundfile) reads 24-bit WAV at about a third of the speed of
 the disk cache, and converting its ``(frames, channels)`` output to the engine's
 ``(channels, frames)`` layout costs another pass. For the plain formats this
 module reads the raw ``data`` chunk with ``readinto`` into one reusable buffer
-and decodes it straight into ``(channels, n)`` with a numba kernel; writing
-quantizes and packs PCM in one kernel and writes a canonical RIFF header.
+and decodes it straight into ``(channels, n)`` with the compiled core
+(``wav_decode``, ``csrc/wav.cpp``); writing quantizes and packs PCM in one call
+(``wav_encode_pcm``) and writes a canonical RIFF header.
 
 What is handled (anything else returns ``None`` / is refused, and the caller
 uses soundfile):
@@ -38,9 +39,8 @@ little-endian two's complement of ``bits`` bits. NaN (which the engine never
 hands over: it refuses non-finite output) is stored as 0.
 
 Kernels run on the CPU with numpy arrays (this is the file layer; tensors on a
-GPU are copied to the host before they get here) and release the GIL
-(``nogil=True``), so the engine's reader and writer threads overlap with
-compute. Without numba, :func:`available` is False and nothing here is used.
+GPU are copied to the host before they get here), on the calling thread, and
+release the GIL, so the engine's reader and writer threads overlap with compute.
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from fxcli import _jit
-from fxcli._jit import njit as _njit
+from fxcli.dsp.native import core
 
 __all__ = [
     "WavLayout",
@@ -86,8 +85,10 @@ RIFF_MAX_DATA = 0xFFFFFFFF - 36 - 1
 
 
 def available() -> bool:
-    """Whether the fast path can run (numba imported)."""
-    return _jit.available()
+    """Whether the fast path can run: always (its kernels are in the compiled core,
+    which fxcli cannot import without). ``FXCLI_WAVFAST=0`` turns the path off, see
+    :func:`fxcli.io.audio.fast_wav_enabled`."""
+    return True
 
 
 @dataclass(frozen=True)
@@ -218,111 +219,22 @@ def _walk(f: BinaryIO, size: int, path: Path) -> WavLayout | None:
 # ---------------------------------------------------------------------------
 
 
-@_njit
-def _dec_i16(buf: np.ndarray, out: np.ndarray) -> None:
-    # the sample in the top bits of an int32 (sign for free), times 2**-31: exact
-    ch, n = out.shape
-    scale = 1.0 / 2147483648.0
-    k = 0
-    for i in range(n):
-        for c in range(ch):
-            v = np.int32((np.int64(buf[k]) << 16) | (np.int64(buf[k + 1]) << 24))
-            out[c, i] = np.float64(v) * scale
-            k += 2
-
-
-@_njit
-def _dec_i24(buf: np.ndarray, out: np.ndarray) -> None:
-    ch, n = out.shape
-    scale = 1.0 / 2147483648.0
-    k = 0
-    for i in range(n):
-        for c in range(ch):
-            v = np.int32(
-                (np.int64(buf[k]) << 8)
-                | (np.int64(buf[k + 1]) << 16)
-                | (np.int64(buf[k + 2]) << 24)
-            )
-            out[c, i] = np.float64(v) * scale
-            k += 3
-
-
-@_njit
-def _dec_i32(buf: np.ndarray, out: np.ndarray) -> None:
-    # buf: the bytes viewed as little-endian int32, (n * ch,)
-    ch, n = out.shape
-    scale = 1.0 / 2147483648.0
-    k = 0
-    for i in range(n):
-        for c in range(ch):
-            out[c, i] = np.float64(buf[k]) * scale
-            k += 1
-
-
-@_njit
-def _dec_copy(buf: np.ndarray, out: np.ndarray) -> None:
-    # buf: the bytes viewed as little-endian float32 or float64, (n * ch,)
-    ch, n = out.shape
-    k = 0
-    for i in range(n):
-        for c in range(ch):
-            out[c, i] = buf[k]
-            k += 1
-
-
-@_njit
-def _enc_pcm(
-    y: np.ndarray, dither: np.ndarray, use_dither: bool, nbytes: int, out: np.ndarray
-) -> int:
-    ch, n = y.shape
-    scale = float(1 << (8 * nbytes - 1))
-    lo = -scale
-    hi = scale - 1.0
-    clipped = 0
-    k = 0
-    for i in range(n):
-        for c in range(ch):
-            v = float(y[c, i]) * scale
-            if use_dither:
-                v += dither[i, c]
-            v = float(np.rint(v))
-            if v < lo:
-                v = lo
-                clipped += 1
-            elif v > hi:
-                v = hi
-                clipped += 1
-            elif v != v:
-                v = 0.0
-            q = np.int64(v)
-            out[k] = q & 0xFF
-            out[k + 1] = (q >> 8) & 0xFF
-            if nbytes >= 3:
-                out[k + 2] = (q >> 16) & 0xFF
-            if nbytes == 4:
-                out[k + 3] = (q >> 24) & 0xFF
-            k += nbytes
-    return clipped
+#: ``core.wav_decode``'s ``kind`` of each subtype, and its bytes per sample
+_KIND = {"PCM_16": 0, "PCM_24": 1, "PCM_32": 2, "FLOAT": 3, "DOUBLE": 4}
+_WIDTH = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 
 def decode(raw: np.ndarray, subtype: str, channels: int, dtype: np.dtype | str) -> np.ndarray:
     """Decode interleaved little-endian samples (``raw``: uint8, whole frames) into a new
     ``(channels, frames)`` C-contiguous array of ``dtype`` (float32 or float64), with
     libsndfile's values (see the module docstring)."""
-    width = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}[subtype]
+    width = _WIDTH[subtype]
     frames = raw.shape[0] // (width * channels)
-    raw = raw[: frames * width * channels]
     out = np.empty((channels, frames), dtype=dtype)
-    if subtype == "PCM_16":
-        _dec_i16(raw, out)
-    elif subtype == "PCM_24":
-        _dec_i24(raw, out)
-    elif subtype == "PCM_32":
-        _dec_i32(raw.view("<i4"), out)
-    elif subtype == "FLOAT":
-        _dec_copy(raw.view("<f4"), out)
-    else:
-        _dec_copy(raw.view("<f8"), out)
+    if out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {out.dtype}")
+    raw = np.ascontiguousarray(raw[: frames * width * channels], dtype=np.uint8)
+    core.wav_decode(raw, _KIND[subtype], out)
     return out
 
 
@@ -338,9 +250,15 @@ def encode_pcm(
     if out.shape[0] < y.size * nbytes:
         raise ValueError("output buffer too small")
     y = np.ascontiguousarray(y)
-    if dither is None:
-        return int(_enc_pcm(y, np.zeros((1, 1)), False, nbytes, out))
-    return int(_enc_pcm(y, np.ascontiguousarray(dither, dtype=np.float64), True, nbytes, out))
+    if y.dtype not in (np.float32, np.float64):
+        y = y.astype(np.float64)
+    if out.dtype != np.uint8 or out.ndim != 1 or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous 1-D uint8 array")
+    if dither is not None:
+        dither = np.ascontiguousarray(dither, dtype=np.float64)
+        if dither.ndim != 2 or dither.shape[0] < y.shape[1] or dither.shape[1] < y.shape[0]:
+            raise ValueError(f"dither must be (n, channels) = {y.shape[::-1]}, got {dither.shape}")
+    return int(core.wav_encode_pcm(y, dither, nbytes, out))
 
 
 # ---------------------------------------------------------------------------

@@ -401,6 +401,7 @@ NUMPY_STEP_TYPES = frozenset(
         "gain",
         "polarity",
         "normalize",
+        "loudness",
         "remix",
         "resample",
         "trim",

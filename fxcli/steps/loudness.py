@@ -9,17 +9,19 @@ never changes the sound otherwise (no limiting): a ceiling that is reached
 leaves the output quieter than the target.
 
 Measuring: :func:`fxcli.dsp.loudness.meter_update` and
-:func:`fxcli.dsp.truepeak.true_peak` on the chunk's device (CPU or CUDA); the
-accumulator is ``(meter state, true-peak state, running true peak)``.
+:func:`fxcli.dsp.truepeak.true_peak` on the chunk's device (CPU or CUDA), or on numpy
+arrays (the torch-free CPU path: a numpy meter and
+:func:`fxcli.dsp.truepeak.true_peak_array`, the same bits); the accumulator is
+``(meter state, true-peak state, running true peak)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+import numpy as np
 
 from fxcli.dsp import loudness as L
 from fxcli.dsp import truepeak as TP
@@ -27,10 +29,13 @@ from fxcli.preset.spec import check
 from fxcli.steps.base import Step, check_fs
 from fxcli.steps.gain import Gain
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 __all__ = ["Loudness", "LoudnessAcc"]
 
 #: ``(meter state, true-peak state or None, max true peak so far, linear)``
-LoudnessAcc = tuple[L.MeterState, Tensor | None, float]
+LoudnessAcc = tuple[L.MeterState, "Tensor | np.ndarray | None", float]
 
 
 class Loudness(Step):
@@ -79,21 +84,25 @@ class Loudness(Step):
         self.fs = fs
         self.label = label
 
-    def measure(self, acc: LoudnessAcc | None, y: Tensor) -> LoudnessAcc:
+    def measure(self, acc: LoudnessAcc | None, y: Any) -> LoudnessAcc:
         """Fold one chunk ``(channels, n)`` (or ``(n,)`` mono) of the chain's output in."""
-        if y.ndim == 1:
-            y = y.unsqueeze(0)
-        y = y.reshape(-1, y.shape[-1])
+        arrays = isinstance(y, np.ndarray)
+        y = y.reshape(-1, y.shape[-1])  # (n,) mono -> (1, n)
         if acc is None:
-            meter = L.meter_init(y.shape[0], self.fs, y.device)
-            tp_state = None
+            meter = L.meter_init(y.shape[0], self.fs, None if arrays else y.device)
+            tp_state: Any = None
             if self.max_true_peak_db is not None:
-                tp_state = TP.init_state((y.shape[0],), y.device)
+                tp_state = (
+                    np.zeros((y.shape[0], TP.HISTORY))
+                    if arrays
+                    else TP.init_state((y.shape[0],), y.device)
+                )
             acc = (meter, tp_state, 0.0)
         meter, tp_state, peak = acc
         meter = L.meter_update(y, meter)
         if tp_state is not None and y.shape[-1]:
-            p, tp_state = TP.true_peak(y, tp_state)
+            p: Any
+            p, tp_state = (TP.true_peak_array if arrays else TP.true_peak)(y, tp_state)
             peak = max(peak, float(p.max()))
         return meter, tp_state, peak
 
@@ -107,6 +116,9 @@ class Loudness(Step):
         _, tp_state, peak = acc
         if tp_state is None:
             return 0.0
+        if isinstance(tp_state, np.ndarray):
+            zeros = np.zeros((*tp_state.shape[:-1], TP.HISTORY))
+            return max(peak, float(TP.true_peak_array(zeros, tp_state)[0].max()))
         tail = tp_state.new_zeros((*tp_state.shape[:-1], TP.HISTORY))
         return max(peak, float(TP.true_peak(tail, tp_state)[0].max()))
 

@@ -184,7 +184,7 @@ class Reverb(Step):
     Freeverb independently (left-side delay lengths).
 
     Arithmetic and state are float64 (JUCE works in float32; the tests compare with
-    pedalboard). The recurrence is a numba kernel on the CPU; inputs on other devices
+    pedalboard). The recurrence runs in the compiled core on the CPU; inputs on other devices
     are copied to the CPU and back, and the state (delay-line buffers, positions,
     comb lowpass states, see :func:`fxcli.dsp.reverb.freeverb_state`) always lives on
     the CPU. Output length equals input length (the tail after the end is not
