@@ -12,7 +12,7 @@ warm-up; the kernels are compiled/loaded by the warm-up):
 - ``forward-recording``: the same call with ``x`` and ``sos`` requiring grad
   (the autograd Function's forward: the same kernels, plus block states)
 - ``backward``: ``y.backward(2 y)`` alone, i.e. the filter's backward for the loss
-  sum(y^2) (gradients w.r.t. ``x`` and ``sos``; the fused numba adjoint on the CPU)
+  sum(y^2) (gradients w.r.t. ``x`` and ``sos``; the compiled fused adjoint on the CPU)
 - ``forward+loss+backward``: one whole training step of that loss (includes torch's
   own elementwise ops for the loss and its gradient)
 - ``backward-composed``: the differentiable backward (the CUDA / double-backward
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 sys.path.insert(0, str(REPO))
 
-from fxcli.dsp import autograd as ag  # noqa: E402
+from fxcli.dsp.iir import autograd as ag  # noqa: E402
 from fxcli.dsp.iir import sosfilt  # noqa: E402
 from fxcli.measure import benchmark as B  # noqa: E402
 from fxcli.preset.build import build_chain  # noqa: E402

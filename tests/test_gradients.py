@@ -23,6 +23,7 @@ from fxcli.dsp.design import iir_pass, rbj
 from fxcli.dsp.design_torch import butterworth_torch, linkwitz_riley_torch, rbj_torch
 from fxcli.dsp.iir import adjoint, tvsosfilt
 from fxcli.dsp.iir import autograd as ag
+from fxcli.dsp.native import core
 
 F64 = torch.float64
 
@@ -68,7 +69,7 @@ def _loss_weights(y, zf, seed=1):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_sosfilt_forward_unchanged_when_recording(dtype, backend):
     """Same y and zf, bit for bit, with and without gradients (x, sos and zi requiring grad)."""
     sos = torch.tensor(_sos(7, 3))
@@ -131,15 +132,15 @@ def test_sosfilt_gradients_match_naive_loop(n_sec):
 
 
 @pytest.mark.parametrize("n_sec", [3, 9])
-def test_sosfilt_numba_backward_equals_composed(n_sec):
-    """The fused numba backward (chunked recompute, n > its chunk) equals the
+def test_sosfilt_cpu_backward_equals_composed(n_sec):
+    """The fused CPU backward (chunked recompute, n > its chunk) equals the
     differentiable composed backward used for CUDA and double backward."""
     sos = torch.tensor(np.concatenate([_sos(2, s + 7) for s in range(n_sec)]))
     x = torch.randn(5, 5000, dtype=F64)
     zi = torch.randn(n_sec, 5, 2, dtype=F64)
     gy = torch.randn(5, 5000, dtype=F64)
     gzf = torch.randn(n_sec, 5, 2, dtype=F64)
-    a = adjoint.sos_backward_numba(x, sos, zi, gy, gzf)
+    a = adjoint.sos_backward_cpu(x, sos, zi, gy, gzf)
     b = ag._sos_backward_composed(x, sos, zi, gy, gzf, "auto")
     for u, v in zip(a, b, strict=True):
         scale = max(1.0, float(v.abs().max()))
@@ -275,10 +276,10 @@ def _tv_loop(x, sos, zi):
     return y, torch.stack((p, q), dim=-1)
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_tvsosfilt_matches_loop_and_constant_sosfilt(backend):
     """Per-sample sections equal a naive loop; constant ones equal sosfilt bit for bit
-    (numba) and carrying zf over chunks equals one call."""
+    (cpu) and carrying zf over chunks equals one call."""
     x = torch.randn(3, 120, dtype=F64)
     sos = _tv_sos(3, 120, n_sec=3)
     zi = torch.randn(3, 3, 2, dtype=F64)
@@ -292,7 +293,7 @@ def test_tvsosfilt_matches_loop_and_constant_sosfilt(backend):
     xc = torch.randn(2, 3000, dtype=torch.float32)
     yc, zc = sosfilt(xc, const.expand(3000, 3, 6), backend=backend)  # dispatch by ndim
     y0, z0 = sosfilt(xc, const, backend=backend)
-    if backend == "numba":
+    if backend == "cpu":
         assert torch.equal(yc, y0) and torch.equal(zc, z0)
     else:
         assert torch.allclose(yc, y0, atol=1e-6) and torch.allclose(zc, z0, atol=1e-9)
@@ -457,11 +458,51 @@ def test_sosfilt_backward_tiles_equal_rows():
     assert np.array_equal(ck[:, 1], z_half.numpy().transpose(1, 0, 2))
     gy = np.random.default_rng(0).standard_normal((4, 4500)).astype(np.float32)
     out = []
-    for n_tiles in (1, 0):
+    for tiles in (True, False):
         gx = np.empty_like(gy)
         lam = np.random.default_rng(1).standard_normal((4, 5, 2))
         acc = np.zeros((4, 5, 5))
-        adjoint._bwd_serial(x.numpy(), gy, gx, sos, ck, lam, acc, n_tiles)
+        core.sos_backward(x.numpy(), gy, gx, sos, ck, lam, acc, threads=1, tiles=tiles)
         out.append((gx, lam, acc))
     for a, b in zip(*out, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_cpu_cascade_kernels_do_not_depend_on_threads():
+    """The compiled kernels spread rows over threads and 4-row SIMD tiles: the
+    checkpointed forward (equal to core.sosfilt), the backward and the time-varying
+    forward give the same bits on 1, 2 and 3 threads, with and without tiles (9 rows x
+    5000 samples: above the size where threads start, 2 tiles + 1 row, 3 blocks); the
+    time-varying kernel also equals the naive per-sample loop."""
+    rng = np.random.default_rng(7)
+    sos = np.concatenate([_sos(2, s) for s in range(6)])
+    n_sec, rows, n_t = sos.shape[0], 9, 5000
+    x = rng.standard_normal((rows, n_t)).astype(np.float32)
+    gy = rng.standard_normal((rows, n_t)).astype(np.float32)
+    zi = rng.standard_normal((n_sec, rows, 2))
+    lam0 = rng.standard_normal((rows, n_sec, 2))
+    jitter = 1 + 1e-3 * rng.standard_normal((rows, n_t, n_sec, 6))
+    tv = np.ascontiguousarray(np.broadcast_to(sos, (rows, n_t, n_sec, 6)) * jitter)
+    tv[..., 3] = 1.0
+    results = []
+    for threads in (1, 2, 3):
+        for tiles in (True, False):
+            y, z, ck = np.empty_like(x), zi.copy(), np.empty((rows, 3, n_sec, 2))
+            core.sosfilt_ckpt(x, y, sos, z, ck, threads=threads, tiles=tiles)
+            y_ref, z_ref = np.empty_like(x), zi.copy()
+            core.sosfilt(x, y_ref, sos, z_ref, threads=threads, tiles=tiles)
+            assert np.array_equal(y, y_ref) and np.array_equal(z, z_ref)
+            gx, lam, acc = np.empty_like(x), lam0.copy(), np.zeros((rows, n_sec, 5))
+            core.sos_backward(x, gy, gx, sos, ck, lam, acc, threads=threads, tiles=tiles)
+            ytv, ztv = np.empty_like(x), zi.copy()
+            core.tvsosfilt(x, tv, ztv, ytv, threads=threads)
+            results.append((y, z, ck, gx, lam, acc, ytv, ztv))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert np.array_equal(a, b)
+    x64 = x[:, :200].astype(np.float64)
+    y64, z64 = np.empty_like(x64), zi.copy()
+    core.tvsosfilt(x64, np.ascontiguousarray(tv[:, :200]), z64, y64, threads=1)
+    yr, zr = _tv_loop(torch.from_numpy(x64), torch.from_numpy(tv[:, :200]), torch.from_numpy(zi))
+    assert np.allclose(y64, yr.numpy(), rtol=0, atol=1e-12)
+    assert np.allclose(z64, zr.numpy(), rtol=0, atol=1e-12)

@@ -48,8 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fxcli._jit import available as numba_available
 from fxcli._jit import njit as _njit
-from fxcli.dsp.iir._numba_cpu import numba_available
 from fxcli.dsp.truepeak import HISTORY, PHASES, oversample4
 
 __all__ = [

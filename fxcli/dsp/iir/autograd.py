@@ -24,23 +24,26 @@ time-reversed, and the coefficient gradients are dot products of that
 backward-filtered gradient with the section's own input/output (seed 002's
 derivation, with ``zi``/``zf`` terms). Two implementations:
 
-``numba`` (CPU tensors, first-order backward: ``create_graph=False``)
-    The Function's forward runs the numba backend's own kernels (fused sections,
-    4-row SIMD tiles, threads over rows; bit-identical ``y`` and ``zf``) block by
-    block and keeps the cascade state at the start of every ``_BLOCK`` (2048)
-    samples (``rows * time / 2048 * S * 2`` float64: ~0.2 % of a float32 signal
-    per section). The backward then goes block by block from the end: the block's
-    section signals are recomputed from the stored state into a cache-resident
-    buffer (same arithmetic as the forward, so they equal the forward's signals)
-    and the adjoint recursion above runs over it with all sections of a group
-    fused per sample, coefficients, adjoint states and the five gradient sums in
-    registers; 4 rows at a time as 4-wide vectors (LLVM IR, like the forward's
-    tiles), remaining rows scalar. The adjoint uses fused multiply-adds
-    (``llvm.fma``, in the same order in the vector and the scalar kernel, so
+``cpu`` (CPU tensors, first-order backward: ``create_graph=False``)
+    The Function's forward runs the compiled core's cascade kernels (fused
+    sections, 4-row SIMD tiles, threads over rows; bit-identical ``y`` and ``zf``)
+    block by block and keeps the cascade state at the start of every ``BLOCK``
+    (2048) samples (``rows * time / 2048 * S * 2`` float64: ~0.2 % of a float32
+    signal per section). The backward then goes block by block from the end: the
+    block's section signals are recomputed from the stored state into a
+    cache-resident buffer (same arithmetic as the forward, so they equal the
+    forward's signals) and the adjoint recursion above runs over it with all
+    sections of a group fused per sample, coefficients, adjoint states and the
+    five gradient sums in registers; 4 rows at a time as 4-wide vectors, remaining
+    rows scalar (``csrc/iir_adjoint.cpp``). The adjoint uses fused multiply-adds
+    (exact ``fma``, in the same order in the vector and the scalar kernel, so
     gradients do not depend on how rows are split into tiles and threads).
-    Nothing of length ``time`` is stored besides ``x`` (saved by reference) and
-    the gradients. Measured on the 2-core dev VM (seed IIR chain, 4 sections,
-    8 ch float32): backward ~2.5-3.5x the forward time (``bench/bench_grad.py``).
+    The sections of a group are skewed by one sample each in the loop (each
+    section's values are unchanged), so the group's sections run in parallel in
+    the pipeline. Nothing of length ``time`` is stored besides ``x`` (saved by
+    reference) and the gradients. Measured on the 2-core dev VM (4 sections,
+    float32, 60 s, one thread): backward ~2.1x the forward time for 8 channels,
+    ~3x for 2 (``bench/bench_grad.py``).
 ``composed`` (CUDA tensors, or ``create_graph=True`` for double backward)
     The same equations with differentiable operations: section signals
     recomputed by :func:`~fxcli.dsp.sosfilt` one section at a time, the
@@ -74,9 +77,9 @@ import math
 import torch
 
 from fxcli.dsp.checks import check_signal, needs_grad
-from fxcli.dsp.iir.adjoint import numba_ok, sos_backward_numba, sosfilt_ckpt
+from fxcli.dsp.iir.adjoint import cpu_ok, sos_backward_cpu, sosfilt_ckpt
 from fxcli.dsp.iir.args import sos_to_numpy
-from fxcli.dsp.iir.dispatch import BACKENDS, forward
+from fxcli.dsp.iir.dispatch import check_backend, forward
 
 __all__ = ["SosfiltFunction", "sosfilt_autograd"]
 
@@ -99,7 +102,7 @@ def _sos_backward_composed(
     gzf: torch.Tensor,
     backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Differentiable backward (any device): same results as the numba one, see the module doc."""
+    """Differentiable backward (any device): same results as the CPU one, see the module doc."""
     n_sec = sos.shape[0]
     n_t = x2.shape[1]
     sig = [x2.to(torch.float64)]
@@ -151,8 +154,8 @@ class SosfiltFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, sos, zi, backend):  # type: ignore[override]
         ctx.ck = None
-        if numba_ok(x, backend) and x.shape[0] and x.shape[1]:
-            # sosfilt's numba arithmetic (bit-identical), keeping block states for backward
+        if cpu_ok(x, backend) and x.shape[0] and x.shape[1]:
+            # sosfilt's CPU arithmetic (bit-identical), keeping block states for backward
             y, zf, ctx.ck = sosfilt_ckpt(x, sos, zi)
         else:
             y, zf = forward(x, sos, zi, backend)
@@ -168,8 +171,8 @@ class SosfiltFunction(torch.autograd.Function):
             gy = torch.zeros_like(x)
         if gzf is None:
             gzf = torch.zeros((sos.shape[0], x.shape[0], 2), dtype=torch.float64, device=x.device)
-        if not torch.is_grad_enabled() and numba_ok(x, backend):
-            gx, gsos, gzi = sos_backward_numba(x, sos, zi, gy, gzf, ctx.ck)
+        if not torch.is_grad_enabled() and cpu_ok(x, backend):
+            gx, gsos, gzi = sos_backward_cpu(x, sos, zi, gy, gzf, ctx.ck)
         else:
             gx, gsos, gzi = _sos_backward_composed(x, sos, zi, gy, gzf, backend)
         return (
@@ -189,8 +192,7 @@ def sosfilt_autograd(
     divided by ``a0`` here, differentiably) and ``zi``, from both ``y`` and ``zf``.
     """
     check_signal(x)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    backend = check_backend(backend)
     sos_np = sos_to_numpy(sos)  # validates shape, finiteness, a0 != 0
     n_sec = sos_np.shape[0]
     batch = tuple(x.shape[:-1])

@@ -11,7 +11,7 @@ coefficients of sample ``t`` used for everything computed at sample ``t``::
 (``w`` a section's input, ``o`` its output, ``(p, q)`` its state, SciPy's
 ``zi``/``zf`` layout). With constant coefficients this is exactly
 :func:`~fxcli.dsp.sosfilt` (the same operations in the same order: equal bit for
-bit on the numba backend), and chunked calls carrying ``zf`` equal one call.
+bit on the CPU backend), and chunked calls carrying ``zf`` equal one call.
 
 Gradients (``x``, ``sos``, ``zi``, from ``y`` and ``zf``) come from
 :class:`TvSosfiltFunction`. Its backward is the adjoint recursion, backward in time,
@@ -29,12 +29,14 @@ hence the one-sample shift of ``a1`` relative to ``a2``; zero outside
 ``0..n-1``). Everything else is tensor ops, so the backward is differentiable
 again (double backward works) and runs on any device.
 
-Backends: ``"numba"`` (CPU; compiled loop, coefficients read per sample) and
-``"torch"`` (any device, the CUDA fallback): a Python loop over time with one
-small batched tensor update per sample and section, i.e. ``time * S`` kernel
-launches: correct but slow (~10-50 us per sample on a GPU); a time-parallel scan
-is not implemented. ``"auto"`` picks numba for CPU tensors when numba is
-importable, else torch. Coefficients, states and arithmetic are float64.
+Backends: ``"cpu"`` (CPU tensors; ``tvsosfilt`` of the compiled core,
+``csrc/iir_tv.cpp``: a loop with coefficients read per sample, rows over
+:func:`fxcli.dsp.native.threads` threads; ``"numba"``, its former name, still
+works with a DeprecationWarning) and ``"torch"`` (any device, the CUDA fallback):
+a Python loop over time with one small batched tensor update per sample and
+section, i.e. ``time * S`` kernel launches: correct but slow (~10-50 us per
+sample on a GPU); a time-parallel scan is not implemented. ``"auto"`` picks cpu
+for CPU tensors, else torch. Coefficients, states and arithmetic are float64.
 
 Memory: the coefficients are broadcast to ``(rows, time, S, 6)`` float64 (a copy
 when batch dims are broadcast); the backward holds ``S + 3`` float64 signals.
@@ -47,36 +49,11 @@ import math
 import numpy as np
 import torch
 
-from fxcli._jit import njit as _njit
-from fxcli._jit import numba as _numba
 from fxcli.dsp.checks import check_signal
+from fxcli.dsp.iir.dispatch import check_backend
+from fxcli.dsp.native import core, threads
 
 __all__ = ["TvSosfiltFunction", "tvsosfilt"]
-
-_BACKENDS = ("auto", "numba", "torch", "triton")
-
-
-@_njit
-def _tv_rows(x, sos, z, y):  # pragma: no cover - compiled
-    """x (R, n) -> y (R, n); sos (R, n, S, 6) (a0 == 1); z (S, R, 2) float64 updated."""
-    rows, n_t = x.shape
-    n_sec = sos.shape[2]
-    for r in range(rows):
-        for t in range(n_t):
-            w = np.float64(x[r, t])
-            for s in range(n_sec):
-                b0 = sos[r, t, s, 0]
-                b1 = sos[r, t, s, 1]
-                b2 = sos[r, t, s, 2]
-                a1 = sos[r, t, s, 4]
-                a2 = sos[r, t, s, 5]
-                p = z[s, r, 0]
-                q = z[s, r, 1]
-                o = b0 * w + p
-                z[s, r, 0] = b1 * w - a1 * o + q
-                z[s, r, 1] = b2 * w - a2 * o
-                w = o
-            y[r, t] = w
 
 
 def _tv_torch(
@@ -112,19 +89,17 @@ def _tv_nograd(
     if z is None:
         zz = torch.zeros((n_sec, rows, 2), dtype=torch.float64, device=x.device)
     else:
-        zz = z.detach().to(torch.float64).clone()
+        zz = z.detach().to(torch.float64).clone(memory_format=torch.contiguous_format)
     if backend == "auto":
-        backend = "numba" if (x.device.type == "cpu" and _numba is not None) else "torch"
-    if backend == "numba":
-        if _numba is None:
-            raise RuntimeError('backend="numba" requested but numba could not be imported')
+        backend = "cpu" if x.device.type == "cpu" else "torch"
+    if backend in ("cpu", "numba"):  # "numba": TvSosfiltFunction.apply called directly
         if x.device.type != "cpu":
-            raise ValueError(f'backend="numba" needs a CPU tensor, x is on {x.device}')
+            raise ValueError(f'backend="cpu" needs a CPU tensor, x is on {x.device}')
         x_np = x.detach().contiguous().numpy()
         y_np = np.empty(x_np.shape, dtype=x_np.dtype)
-        z_np = zz.numpy()
         if n_t and rows:
-            _tv_rows(x_np, sos.detach().contiguous().numpy(), z_np, y_np)
+            sos_np = np.ascontiguousarray(sos.detach().numpy(), dtype=np.float64)
+            core.tvsosfilt(x_np, sos_np, zz.numpy(), y_np, threads())
         return torch.from_numpy(y_np), zz
     with torch.no_grad():
         return _tv_torch(x.detach(), sos.detach(), zz)
@@ -218,7 +193,8 @@ def tvsosfilt(
             :class:`ValueError`; stability is not checked.
         zi: Initial state ``(S, *batch, 2)`` (``batch`` the broadcast batch
             shape), SciPy layout, or ``None`` for zeros; never modified.
-        backend: ``"auto"``, ``"numba"`` (CPU) or ``"torch"`` (any device: a
+        backend: ``"auto"``, ``"cpu"`` (CPU tensors, the compiled core;
+            ``"numba"`` is its deprecated alias) or ``"torch"`` (any device: a
             Python loop over time, the CUDA fallback; ``"triton"`` means torch
             here).
 
@@ -228,8 +204,7 @@ def tvsosfilt(
         and ``zi`` from ``y`` and ``zf`` when autograd is recording.
     """
     check_signal(x)
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    backend = check_backend(backend)
     if backend == "triton":
         backend = "torch"
     if not isinstance(sos, torch.Tensor):

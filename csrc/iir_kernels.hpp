@@ -1,0 +1,164 @@
+// The biquad-cascade building blocks shared by the forward (iir.cpp) and the
+// checkpointing forward / adjoint (iir_adjoint.cpp): one copy of the fused section
+// loops, so the autograd forward gives sosfilt's bits by construction.
+//
+// Per section the operations are SciPy's transposed direct form II, in SciPy's
+// order (sosfilt's inner loop):
+//     o = b0*w + p;  p = b1*w - a1*o + q;  q = b2*w - a2*o
+//
+// Everything here has internal linkage (an unnamed namespace): each including
+// file gets its own copy, so the target_clones functions never meet across files.
+#pragma once
+
+#include "common.hpp"
+
+#include <cstring>
+
+namespace fx {
+namespace {
+
+// samples per block of the scratch buffers (and per checkpoint of the adjoint)
+constexpr std::ptrdiff_t BLOCK = 2048;
+
+struct Coef {
+    double b0, b1, b2, a1, a2;
+};
+
+inline Coef coef_of(const double* sos, std::ptrdiff_t s) {
+    const double* c = sos + 6 * s;
+    return {c[0], c[1], c[2], c[4], c[5]};
+}
+
+// M sections (g..g+M-1) of one scalar row: u[0:n] -> v[0:n] (u may equal v).
+// st: pointer to z[g, r, 0]; stride between sections' states is `sstride` doubles.
+template <int M, class In, class Out>
+inline void group_row(const In* u, Out* v, std::ptrdiff_t n, const double* sos, std::ptrdiff_t g,
+                      double* st, std::ptrdiff_t sstride) {
+    Coef c[M];
+    double p[M], q[M];
+    for (int j = 0; j < M; ++j) {
+        c[j] = coef_of(sos, g + j);
+        p[j] = st[j * sstride];
+        q[j] = st[j * sstride + 1];
+    }
+    for (std::ptrdiff_t t = 0; t < n; ++t) {
+        double w = static_cast<double>(u[t]);
+        for (int j = 0; j < M; ++j) {
+            double o = c[j].b0 * w + p[j];
+            p[j] = c[j].b1 * w - c[j].a1 * o + q[j];
+            q[j] = c[j].b2 * w - c[j].a2 * o;
+            w = o;
+        }
+        v[t] = static_cast<Out>(w);
+    }
+    for (int j = 0; j < M; ++j) {
+        st[j * sstride] = p[j];
+        st[j * sstride + 1] = q[j];
+    }
+}
+
+template <class In, class Out>
+inline void group_row_m(int m, const In* u, Out* v, std::ptrdiff_t n, const double* sos,
+                        std::ptrdiff_t g, double* st, std::ptrdiff_t sstride) {
+    switch (m) {
+        case 4: group_row<4>(u, v, n, sos, g, st, sstride); break;
+        case 3: group_row<3>(u, v, n, sos, g, st, sstride); break;
+        case 2: group_row<2>(u, v, n, sos, g, st, sstride); break;
+        default: group_row<1>(u, v, n, sos, g, st, sstride); break;
+    }
+}
+
+// balanced group size of group k (of n_groups) starting at section g
+inline int group_size(std::ptrdiff_t n_sec, std::ptrdiff_t g, std::ptrdiff_t n_groups,
+                      std::ptrdiff_t k) {
+    return static_cast<int>((n_sec - g + n_groups - k - 1) / (n_groups - k));
+}
+
+#if FX_HAVE_VEC
+// Vectors are loaded from and stored to plain double buffers with memcpy
+// (unaligned moves): no over-aligned allocations, no aliasing questions.
+inline v4d load4(const double* p) {
+    v4d v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void store4(double* p, v4d v) { std::memcpy(p, &v, sizeof v); }
+inline v4d splat4(double x) { return v4d{x, x, x, x}; }
+
+// M sections on a time-major tile buffer of LANES rows (buf[4t + c]), in place.
+// st[4 (2j + i) + c]: state i of section g+j, lane c.
+template <int M>
+FX_CLONES void group_tile(double* buf, std::ptrdiff_t n, const double* sos, std::ptrdiff_t g,
+                          double* st) {
+    v4d b0[M], b1[M], b2[M], a1[M], a2[M], p[M], q[M];
+    for (int j = 0; j < M; ++j) {
+        Coef c = coef_of(sos, g + j);
+        b0[j] = v4d{c.b0, c.b0, c.b0, c.b0};
+        b1[j] = v4d{c.b1, c.b1, c.b1, c.b1};
+        b2[j] = v4d{c.b2, c.b2, c.b2, c.b2};
+        a1[j] = v4d{c.a1, c.a1, c.a1, c.a1};
+        a2[j] = v4d{c.a2, c.a2, c.a2, c.a2};
+        p[j] = load4(st + LANES * (2 * j));
+        q[j] = load4(st + LANES * (2 * j + 1));
+    }
+    for (std::ptrdiff_t t = 0; t < n; ++t) {
+        v4d w = load4(buf + LANES * t);
+        for (int j = 0; j < M; ++j) {
+            v4d o = b0[j] * w + p[j];
+            p[j] = b1[j] * w - a1[j] * o + q[j];
+            q[j] = b2[j] * w - a2[j] * o;
+            w = o;
+        }
+        store4(buf + LANES * t, w);
+    }
+    for (int j = 0; j < M; ++j) {
+        store4(st + LANES * (2 * j), p[j]);
+        store4(st + LANES * (2 * j + 1), q[j]);
+    }
+}
+
+inline void group_tile_m(int m, double* buf, std::ptrdiff_t n, const double* sos,
+                         std::ptrdiff_t g, double* st) {
+    switch (m) {
+        case 4: group_tile<4>(buf, n, sos, g, st); break;
+        case 3: group_tile<3>(buf, n, sos, g, st); break;
+        case 2: group_tile<2>(buf, n, sos, g, st); break;
+        default: group_tile<1>(buf, n, sos, g, st); break;
+    }
+}
+#endif
+
+// A tile of 4 rows takes about 2.2 single rows' time on one thread (measured
+// with the previous kernel; the same shape holds here): with several threads and
+// few rows, single rows on every thread can finish first.
+constexpr double TILE_COST = 2.2;
+// below this many samples in all, threads cost more than they save
+constexpr std::ptrdiff_t PAR_MIN_SAMPLES = 1 << 15;
+
+// The row policy of every cascade kernel: the first n_tiles work items are tiles
+// of LANES rows (SIMD, when use_tiles and where they pay), the remaining rows one
+// item each, spread over up to `threads` threads (one thread for small inputs).
+// tile(r0) runs rows r0..r0+LANES-1, row(r) runs row r; items touch disjoint rows.
+template <class TileFn, class RowFn>
+void run_rows(std::ptrdiff_t rows, std::ptrdiff_t n_t, int threads, bool use_tiles,
+              const TileFn& tile, const RowFn& row) {
+    std::ptrdiff_t n_tiles = FX_HAVE_VEC && use_tiles ? rows / LANES : 0;
+    int th = static_cast<int>(std::min<std::ptrdiff_t>(std::max(threads, 1), rows));
+    if (rows * n_t < PAR_MIN_SAMPLES) th = 1;
+    if (th > 1 && n_tiles) {
+        std::ptrdiff_t rem = rows - LANES * n_tiles;
+        double tiled = std::max(TILE_COST, (TILE_COST * n_tiles + rem) / th);
+        if (tiled >= static_cast<double>((rows + th - 1) / th)) n_tiles = 0;
+    }
+    std::ptrdiff_t items = n_tiles + rows - LANES * n_tiles;
+    parallel_for(items, th, [&](std::ptrdiff_t i) {
+        if (i < n_tiles) {
+            tile(LANES * i);
+            return;
+        }
+        row(LANES * n_tiles + (i - n_tiles));
+    });
+}
+
+}  // namespace
+}  // namespace fx
