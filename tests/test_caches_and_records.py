@@ -1,4 +1,4 @@
-"""Caches are caches (design cache, numba's cache), --manifest validation and
+"""Caches are caches (the design cache; the compiled kernels need none), --manifest validation and
 records, numeric options, a closed stdout, and features' index.jsonl."""
 
 from __future__ import annotations
@@ -191,72 +191,37 @@ def test_concurrent_writers_leave_a_valid_cache(tmp_path: Path) -> None:
     assert not list(cache.glob("*.tmp")) and not list(cache.glob("*.corrupt-*"))
 
 
-# ---------------------------------------------------------------------------- numba cache
-KERNEL = """
-from fxcli._jit import njit
-
-@njit
-def add1(x):
-    return x + 1
-
-print(add1(41))
-"""
-
-
-def _kernel(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    e = dict(os.environ, PYTHONPATH=str(ROOT), **env)
-    return subprocess.run(
-        [sys.executable, str(tmp_path / "kmod.py")],
-        capture_output=True, text=True, timeout=120, env=e, cwd=tmp_path,
-    )  # fmt: skip
-
-
-def test_corrupt_numba_cache_recompiles(tmp_path: Path) -> None:
-    """Guards: corrupt .nbi / .nbc files (numba raises `invalid load key` naming no
-    path) are set aside and the kernel recompiled, with one line naming the folder."""
-    pytest.importorskip("numba")
-    (tmp_path / "kmod.py").write_text(KERNEL)
-    cache = tmp_path / "nbcache"
-    r = _kernel(tmp_path, NUMBA_CACHE_DIR=str(cache))
-    assert r.returncode == 0 and r.stdout.strip() == "42", r.stderr
-    files = [p for p in cache.rglob("*") if p.suffix in (".nbi", ".nbc")]
-    assert {p.suffix for p in files} == {".nbi", ".nbc"}
-    for target in (".nbc", ".nbi"):
-        for p in files:
-            if p.suffix == target:
-                p.write_bytes(b"\x00garbage not a pickle")
-        r = _kernel(tmp_path, NUMBA_CACHE_DIR=str(cache))
-        assert r.returncode == 0 and r.stdout.strip() == "42", r.stderr
-        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 1
-        assert str(cache) in r.stderr
-    r = _kernel(tmp_path, NUMBA_CACHE_DIR=str(cache))  # rebuilt: a clean hit
-    assert r.returncode == 0 and r.stdout.strip() == "42" and r.stderr == "", r.stderr
-
-
-def test_unwritable_numba_cache_location_does_not_crash_import(tmp_path: Path) -> None:
-    """Guards: no writable cache location (numba raises `no locator available` when
-    the function is decorated, i.e. at import): compiled without the cache."""
-    pytest.importorskip("numba")
-    (tmp_path / "kmod.py").write_text(KERNEL)
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    r = _kernel(
-        tmp_path,
-        NUMBA_CACHE_DIR=str(blocker / "sub"),
-        NUMBA_CACHE_LOCATOR_CLASSES="_UserProvidedCacheLocator",
+# ---------------------------------------------------------------------------- kernels
+def test_kernels_need_no_jit_and_no_writable_location(tmp_path: Path) -> None:
+    """Guards the reason numba left (issue 15): its cache sat next to the sources,
+    broke in read-only installs and containers (recompiling every run) and could be
+    corrupted. The compiled core needs nothing written at run time: with no writable
+    home, cache or working folder, every kernel family runs and numba is not loaded."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    code = (
+        "import sys, numpy as np\n"
+        "from fxcli.dsp.iir.cpu import sosfilt_np\n"
+        "from fxcli.dsp.truepeak import true_peak_array\n"
+        "from fxcli.io import wavfast\n"
+        "x = np.random.default_rng(0).standard_normal((2, 5000))\n"
+        "y, _ = sosfilt_np(x, np.array([[0.5, 0.2, 0.1, 1.0, -0.3, 0.1]]), None)\n"
+        "p, _ = true_peak_array(x, None)\n"
+        "d = wavfast.decode(np.ones(2).view(np.uint8), 'DOUBLE', 1, 'float64')\n"
+        "print(round(float(y.sum()), 6) == round(float(y.sum()), 6), p.shape, d.sum())\n"
+        "print('numba' in sys.modules)\n"
     )
-    assert r.returncode == 0 and r.stdout.strip() == "42", r.stderr
-    assert "Traceback" not in r.stderr
-    # and the package itself imports and runs its kernels that way
     r = subprocess.run(
-        [sys.executable, "-c", "import numpy as np; from fxcli.io import wavfast; "
-         "out = wavfast.decode(np.ones(2).view(np.uint8), 'DOUBLE', 1, 'float64'); "
-         "print(out.sum())"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(blocker / "sub"),
-                 NUMBA_CACHE_LOCATOR_CLASSES="_UserProvidedCacheLocator"),
+        [sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=120, cwd=ro,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(ro), XDG_CACHE_HOME=str(ro),
+                 FXCLI_CACHE_DIR="off", PYTHONDONTWRITEBYTECODE="1"),
     )  # fmt: skip
-    assert r.returncode == 0 and r.stdout.strip() == "2.0", r.stderr
+    ro.chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "(2,)", "2.0", "False"], r.stdout
+    assert r.stderr == ""
 
 
 # ---------------------------------------------------------------------------- --manifest

@@ -461,15 +461,117 @@ def test_cuda_equals_cpu(name: str) -> None:
     torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-6, atol=1e-7)
 
 
-def test_pure_python_fallback_matches_numba(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without numba the same kernels run as plain Python: same output, bit for bit."""
-    import fxcli.dsp.dynamics as dyn
+def test_compiled_core_matches_python_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled core (csrc/dynamics.cpp) gives the results of the plain Python
+    kernels (the former numba kernels' loops, tests/_dynamics_reference.py) bit for bit."""
+    import fxcli.steps.dynamics as steps
+    from tests import _dynamics_reference as reference
 
-    if not hasattr(dyn._limiter_kernel, "py_func"):
-        pytest.skip("numba not installed: the fallback is what runs anyway")
     x = _signal(2, 600, torch.float64)
     ref = {name: make()(x) for name, make in STEPS.items()}
-    for fn in ("_dyn_kernel", "_limiter_kernel", "_scale_to_fit", "_excess"):
-        monkeypatch.setattr(dyn, fn, getattr(dyn, fn).py_func)
+    monkeypatch.setattr(steps, "dynamics_gain", reference.dynamics_gain)
+    monkeypatch.setattr(steps, "limit", reference.limit)
     for name, make in STEPS.items():
         assert torch.equal(make()(x), ref[name]), name
+
+
+def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if not a.is_floating_point():
+        return torch.equal(a, b)
+    ints = {torch.float64: torch.int64, torch.float32: torch.int32}[a.dtype]
+    return torch.equal(a.contiguous().view(ints), b.contiguous().view(ints))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dynamics_kernels_match_reference_in_chunks(dtype) -> None:
+    """Compressor / expander gains and limiter outputs with their states, chunk by
+    chunk (2 groups of 2 channels, a NaN and an inf in the input), equal the
+    reference bit for bit."""
+    from fxcli.dsp import dynamics as dyn
+    from tests import _dynamics_reference as reference
+
+    x = torch.cat([_signal(2, 700, torch.float64), -0.7 * _signal(2, 700, torch.float64)])
+    x = x.reshape(2, 2, 700).to(dtype)
+    x[1, 0, 300] = math.nan
+    x[1, 1, 310] = math.inf
+    cuts = [(0, 1), (1, 250), (250, 250), (250, 700)]
+    for kw in (
+        dict(kind="compressor", threshold_db=-30.0, ratio=4.0, knee_db=6.0, detector="rms"),
+        dict(kind="compressor", threshold_db=-20.0, ratio=2.0, makeup_db=3.0, link=False),
+        dict(kind="expander", threshold_db=-25.0, ratio=3.0, hold_ms=1.0),
+    ):
+        s_new = s_ref = None
+        for a, b in cuts:
+            common = dict(fs=FS, attack_ms=1.0, release_ms=20.0, **kw)
+            g_new, s_new = dyn.dynamics_gain(x[..., a:b], s_new, **common)  # type: ignore[arg-type]
+            g_ref, s_ref = reference.dynamics_gain(x[..., a:b], s_ref, **common)  # type: ignore[arg-type]
+            assert _bits_equal(g_new, g_ref), kw
+            assert all(map(_bits_equal, s_new, s_ref)), kw
+    for tp_mode in (True, False):
+        kw = dict(ceiling=0.5, true_peak=tp_mode, lookahead=7, release_ms=2.0, fs=FS)
+        l_new = l_ref = None
+        for a, b in cuts:
+            y_new, l_new = dyn.limit(x[..., a:b], l_new, **kw)  # type: ignore[arg-type]
+            y_ref, l_ref = reference.limit(x[..., a:b], l_ref, **kw)  # type: ignore[arg-type]
+            assert _bits_equal(y_new, y_ref), tp_mode
+            assert all(map(_bits_equal, l_new, l_ref)), tp_mode
+
+
+def test_limiter_exact_check_fallbacks_match_reference() -> None:
+    """From states whose finalized output parts exceed the ceiling the exact check
+    finds no scale for every point (both interval fits fail) and searches the least
+    excess: the compiled core takes the same branches and gives the same bits."""
+    from fxcli.dsp import dynamics as dyn
+    from tests import _dynamics_reference as reference
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        channels = 1 + trial % 2
+        st = dyn.limiter_init_state((channels,), "cpu", 3, True)
+        st = st._replace(
+            pending=torch.tensor(rng.standard_normal(tuple(st.pending.shape)) * 3.0),
+            tpq=torch.tensor(np.abs(rng.standard_normal(tuple(st.tpq.shape)))),
+            req=torch.tensor(rng.uniform(0.05, 1.0, tuple(st.req.shape))),
+            gain=torch.tensor(rng.uniform(0.05, 1.0, tuple(st.gain.shape))),
+            plan=torch.tensor(rng.uniform(0.05, 1.0, tuple(st.plan.shape))),
+            fin=torch.tensor(rng.standard_normal(tuple(st.fin.shape)) * 2.0),
+            unf=torch.tensor(rng.standard_normal(tuple(st.unf.shape)) * 3.0),
+            skip=torch.tensor(2, dtype=torch.int64),
+        )
+        x = torch.tensor(rng.standard_normal((channels, 40)) * 3.0)
+        kw = dict(ceiling=0.6, true_peak=True, lookahead=3, release_ms=1.0, fs=FS)
+        y_new, s_new = dyn.limit(x, st, **kw)  # type: ignore[arg-type]
+        y_ref, s_ref = reference.limit(x, st, **kw)  # type: ignore[arg-type]
+        assert _bits_equal(y_new, y_ref), trial
+        assert all(map(_bits_equal, s_new, s_ref)), trial
+
+
+def test_results_do_not_depend_on_threads_or_blocks() -> None:
+    """Signals long enough for the kernels' threads and blocks of frames: 1 or 3
+    threads, whole or in odd chunks, the same bits."""
+    from fxcli.dsp import dynamics as dyn
+    from fxcli.dsp import native
+
+    n = 50_001
+    x = torch.cat([_signal(2, n, torch.float64), 0.5 * _signal(2, n, torch.float64)])
+    x = x.reshape(2, 2, n).to(torch.float32)
+    comp = dict(kind="compressor", fs=FS, threshold_db=-30.0, ratio=4.0, attack_ms=1.0)
+    comp.update(release_ms=20.0, detector="rms")
+    lim = dict(ceiling=0.5, true_peak=True, lookahead=48, release_ms=5.0, fs=FS)
+    results = []
+    try:
+        for threads, chunk in ((1, n), (3, n), (3, 9_999)):
+            native.set_threads(threads)
+            gains, ys, ds, ls = [], [], None, None
+            for i in range(0, n, chunk):
+                g, ds = dyn.dynamics_gain(x[..., i : i + chunk], ds, **comp)  # type: ignore[arg-type]
+                y, ls = dyn.limit(x[..., i : i + chunk], ls, **lim)  # type: ignore[arg-type]
+                gains.append(g)
+                ys.append(y)
+            results.append((torch.cat(gains, -1), torch.cat(ys, -1), *ds, *ls))
+    finally:
+        native.set_threads(None)
+    for other in results[1:]:
+        assert all(map(_bits_equal, results[0], other))

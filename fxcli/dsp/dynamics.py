@@ -31,12 +31,15 @@ per-sample gain requirements from the sample or true peak (BS.1770-4 Annex 2
 interpolator of :mod:`fxcli.dsp.truepeak`) plus an exact check of every
 interpolated output point whose filter support is still unfinalized.
 
-The per-sample recurrences are numba ``@njit(cache=True)`` kernels on float64
-(plain Python loops when numba is unavailable: same results, much slower).
-They run on the CPU: for CUDA tensors the detector signal is copied to the CPU,
-the recurrence runs there and the gain is returned to the tensor's device,
-where it is applied. Chunked calls carrying the state give bit-identical
-results to one call on the whole signal.
+The per-sample recurrences are kernels of the compiled core
+(:data:`fxcli.dsp.native.core`, ``csrc/dynamics.cpp``) on float64, over
+:func:`fxcli.dsp.native.threads` threads (the level detection, the dB/linear
+conversions, the limiter's requirements and output in blocks of frames; the
+recurrences one thread per gain group). They run on the CPU: for CUDA tensors the
+detector signal (the limiter's input) is copied to the CPU, the recurrence runs
+there and the gain (the limited signal) is returned to the tensor's device, where
+the compressor's gain is applied. Chunked calls carrying the state give
+bit-identical results to one call on the whole signal.
 """
 
 from __future__ import annotations
@@ -48,9 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fxcli._jit import available as numba_available
-from fxcli._jit import njit as _njit
-from fxcli.dsp.truepeak import HISTORY, PHASES, oversample4
+from fxcli.dsp.native import core, threads
+from fxcli.dsp.truepeak import HISTORY, PHASES
 
 __all__ = [
     "RMS_WINDOW_MS",
@@ -65,13 +67,13 @@ __all__ = [
     "limiter_latency",
     "limiter_init_state",
     "limit",
-    "numba_available",
 ]
 
 #: Time constant (ms) of the mean-square smoother of the ``"rms"`` detector.
 RMS_WINDOW_MS = 10.0
 #: Deepest gain (dB, as a positive number) an expander or gate applies.
 MAX_ATTENUATION_DB = 120.0
+#: Level (dB) of a silent detector (the kernel's constant, csrc/dynamics.cpp).
 _LEVEL_FLOOR_DB = -300.0
 
 
@@ -115,80 +117,6 @@ def expander_curve_db(
 # ---------------------------------------------------------------------------
 
 
-@_njit
-def _dyn_kernel(
-    det,
-    rms,
-    a_rms,
-    kind,
-    thr,
-    ratio,
-    knee,
-    a_att,
-    a_rel,
-    hold_n,
-    floor_db,
-    makeup,
-    ms,
-    env,
-    hold,
-    out,
-):  # pragma: no cover - compiled
-    """det (G, C, n) float64 -> out (G, n) linear gain; ms (G, C), env (G,), hold (G,) updated."""
-    n_g, n_c, n = det.shape
-    slope = 1.0 / ratio - 1.0
-    for g in range(n_g):
-        y = env[g]
-        h = hold[g]
-        for t in range(n):
-            if rms:
-                lev = 0.0
-                for c in range(n_c):
-                    d = det[g, c, t]
-                    m = a_rms * ms[g, c] + (1.0 - a_rms) * (d * d)
-                    ms[g, c] = m
-                    if m > lev:
-                        lev = m
-                ldb = 10.0 * math.log10(lev) if lev > 1e-30 else _LEVEL_FLOOR_DB
-            else:
-                lev = 0.0
-                for c in range(n_c):
-                    d = abs(det[g, c, t])
-                    if d > lev:
-                        lev = d
-                ldb = 20.0 * math.log10(lev) if lev > 1e-15 else _LEVEL_FLOOR_DB
-            dx = ldb - thr
-            if kind == 0:  # compressor
-                if 2.0 * dx > knee:
-                    gs = slope * dx
-                elif knee > 0.0 and 2.0 * abs(dx) <= knee:
-                    q = dx + knee / 2.0
-                    gs = slope * q * q / (2.0 * knee)
-                else:
-                    gs = 0.0
-                if gs < y:
-                    y = a_att * y + (1.0 - a_att) * gs
-                else:
-                    y = a_rel * y + (1.0 - a_rel) * gs
-            else:  # downward expander / gate
-                if dx < 0.0:
-                    gs = (ratio - 1.0) * dx
-                    if gs < floor_db:
-                        gs = floor_db
-                else:
-                    gs = 0.0
-                if gs >= y:
-                    h = hold_n
-                    y = a_att * y + (1.0 - a_att) * gs
-                elif h > 0:
-                    h -= 1
-                else:
-                    y = a_rel * y + (1.0 - a_rel) * gs
-            out[g, t] = 10.0 ** ((y + makeup) / 20.0)
-        env[g] = y
-        hold[g] = h
-
-
 class DynamicsState(NamedTuple):
     """State of :func:`dynamics_gain` for ``G`` gain groups of ``C`` detector channels.
 
@@ -207,6 +135,15 @@ def _groups(batch_shape: tuple[int, ...], link: bool) -> tuple[int, int]:
     if link and len(batch_shape) >= 1 and batch_shape[-1] > 0:
         return rows // batch_shape[-1], batch_shape[-1]
     return rows, 1
+
+
+def _cpu_array(x: Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` as a C-contiguous CPU numpy array of ``shape``, float32 or float64 (the
+    compiled core's input; other dtypes become float64, exactly)."""
+    x = x.detach()
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        x = x.to("cpu", torch.float64)
+    return np.ascontiguousarray(x.reshape(shape).numpy())
 
 
 def dynamics_init_state(
@@ -265,9 +202,9 @@ def dynamics_gain(
     hold = state.hold.detach().to("cpu", torch.float64).numpy().copy()
     if ms.shape != (n_g, n_c):
         raise ValueError(f"state.ms must have shape {(n_g, n_c)}, got {tuple(ms.shape)}")
-    d = det.detach().to("cpu", torch.float64).reshape(n_g, n_c, n).contiguous().numpy()
+    d = _cpu_array(det, (n_g, n_c, n))
     out = np.empty((n_g, n), dtype=np.float64)
-    _dyn_kernel(
+    core.dynamics_gain(
         d,
         detector == "rms",
         one_pole_coeff(RMS_WINDOW_MS, fs),
@@ -284,6 +221,7 @@ def dynamics_gain(
         env,
         hold,
         out,
+        threads(),
     )
     dev = det.device
     if link and len(batch) >= 1:
@@ -320,188 +258,6 @@ def _margin_db(true_peak: bool) -> float:
 
 # Corrections solve for ceil * _SOLVE so float64 rounding stays under ceil.
 _SOLVE = 1.0 - 1e-12
-
-
-@_njit
-def _excess(fin, un, s, ceil, n_c, n_pts):  # pragma: no cover - compiled
-    """Largest |fin + s un| - ceil over all points (<= 0: none above the ceiling)."""
-    e = -ceil
-    for c in range(n_c):
-        for p in range(4):
-            for j in range(n_pts):
-                v = abs(fin[c, p, j] + s * un[c, p, j]) - ceil
-                if v > e:
-                    e = v
-    return e
-
-
-@_njit
-def _fit_interval(fin, un, ceil, tgt, n_c, n_pts):  # pragma: no cover - compiled
-    """Largest s in [0, 1] with |fin + s un| <= tgt for the points now above ``ceil``
-    and <= ceil for the others, or -1 when there is none."""
-    lo = 0.0
-    hi = 1.0
-    for c in range(n_c):
-        for p in range(4):
-            for j in range(n_pts):
-                f = fin[c, p, j]
-                u = un[c, p, j]
-                # solve for a hair under the bound so rounding cannot land above it
-                bound = (tgt if abs(f + u) > ceil else ceil) * _SOLVE
-                if u == 0.0:
-                    if abs(f) > bound and abs(f) > ceil:
-                        return -1.0
-                    continue
-                a = (bound - f) / u
-                b = (-bound - f) / u
-                if a > b:
-                    a, b = b, a
-                if a > lo:
-                    lo = a
-                if b < hi:
-                    hi = b
-    if lo <= hi and _excess(fin, un, hi, ceil, n_c, n_pts) <= 0.0:
-        return hi
-    return -1.0
-
-
-@_njit
-def _scale_to_fit(fin, un, ceil, tgt, n_c, n_pts):  # pragma: no cover - compiled
-    """Scale s in [0, 1] for the unfinalized contributions ``un``: 1 when no point
-    exceeds the ceiling, else the largest s that brings the points above it to
-    ``tgt`` (the planning target, leaving the margin for later corrections) and
-    keeps the others under the ceiling; else the largest s that keeps every point
-    under the ceiling (each point's feasible set is an interval of s); else the s
-    with the smallest excess among the interval ends."""
-    if _excess(fin, un, 1.0, ceil, n_c, n_pts) <= 0.0:
-        return 1.0
-    s = _fit_interval(fin, un, ceil, tgt, n_c, n_pts)
-    if s >= 0.0:
-        return s
-    s = _fit_interval(fin, un, ceil, ceil, n_c, n_pts)
-    if s >= 0.0:
-        return s
-    # no scale satisfies every point: least excess among the candidates
-    best = 1.0
-    best_e = _excess(fin, un, 1.0, ceil, n_c, n_pts)
-    for c in range(n_c):
-        for p in range(4):
-            for j in range(n_pts):
-                f = fin[c, p, j]
-                u = un[c, p, j]
-                if u == 0.0:
-                    continue
-                for t in ((ceil * _SOLVE - f) / u, (-ceil * _SOLVE - f) / u):
-                    if 0.0 <= t < 1.0:
-                        e = _excess(fin, un, t, ceil, n_c, n_pts)
-                        if e < best_e:
-                            best_e = e
-                            best = t
-    return best
-
-
-@_njit
-def _limiter_kernel(
-    xx, rr, h, ramp, lag, ceil, tgt, a_rel, gp_state, plan_state, fin_state, un_state, out
-):  # pragma: no cover - compiled
-    """Plan, check and finalize the gains of the next n = out.shape[1] samples.
-
-    xx (G, C, D + n): pending + new input (index i = the sample finalized at step i);
-    rr (G, ramp + n): gain requirements, rr[:, i : i + ramp + 1] is the window of
-    the sample planned at step i; gp_state (G,) last planned gain; plan_state
-    (G, lag) planned, unfinalized gains; fin_state / un_state (G, C, 4, lag):
-    finalized / unfinalized parts of the pending output points (updated
-    incrementally); out (G, n) final gains.
-    """
-    n_g, n_c, _ = xx.shape
-    n = out.shape[1]
-    pw = np.empty(lag + 1, dtype=np.float64)
-    fin = np.zeros((n_c, 4, lag + 1), dtype=np.float64)
-    un = np.zeros((n_c, 4, lag + 1), dtype=np.float64)
-    dq = np.empty(ramp + n + 1, dtype=np.int64)  # sliding-window minimum of rr
-    for g in range(n_g):
-        gp = gp_state[g]
-        for q in range(lag):
-            pw[q] = plan_state[g, q]
-            for c in range(n_c):
-                for p in range(4):
-                    fin[c, p, q] = fin_state[g, c, p, q]
-                    un[c, p, q] = un_state[g, c, p, q]
-        head = 0
-        tail = 0
-        for k in range(ramp):
-            while tail > head and rr[g, dq[tail - 1]] >= rr[g, k]:
-                tail -= 1
-            dq[tail] = k
-            tail += 1
-        for i in range(n):
-            k = i + ramp
-            while tail > head and rr[g, dq[tail - 1]] >= rr[g, k]:
-                tail -= 1
-            dq[tail] = k
-            tail += 1
-            if dq[head] < i:
-                head += 1
-            # planner: release (one-pole in dB towards 0 dB: g -> g ** a_rel), then
-            # linear ramps that reach each requirement of the window in time
-            cand = 1.0
-            if gp < 1.0:
-                cand = gp**a_rel
-                if cand > _UNITY_SNAP:
-                    cand = 1.0
-            if rr[g, dq[head]] < cand:  # else no requirement of the window binds
-                for j in range(ramp + 1):
-                    rj = rr[g, i + j]
-                    if rj < cand:
-                        need = gp + (rj - gp) / (j + 1)
-                        if need < cand:
-                            cand = need
-            gp = cand
-            if lag == 0:
-                out[g, i] = cand
-                continue
-            pw[lag] = cand
-            # Output points i + j, j = 0..lag (j = lag enters now, its support is
-            # entirely unfinalized): value = fin + un, exact.
-            for c in range(n_c):
-                for p in range(4):
-                    fin[c, p, lag] = 0.0
-                    u = 0.0
-                    for q in range(lag + 1):
-                        u += h[p, lag - q] * (pw[q] * xx[g, c, i + q])
-                    un[c, p, lag] = u
-            s = _scale_to_fit(fin, un, ceil, tgt, n_c, lag + 1)
-            if s < 1.0:
-                for q in range(lag + 1):
-                    pw[q] *= s
-                for c in range(n_c):
-                    for p in range(4):
-                        for j in range(lag + 1):
-                            un[c, p, j] *= s
-            # finalize sample i: its contribution moves from un to fin
-            gi = pw[0]
-            for c in range(n_c):
-                xi = xx[g, c, i]
-                for p in range(4):
-                    for j in range(lag + 1):
-                        w = h[p, j] * (gi * xi)
-                        fin[c, p, j] += w
-                        un[c, p, j] -= w
-            out[g, i] = gi
-            # point i is complete (its value fin[:, :, 0]); shift the window
-            for q in range(lag):
-                pw[q] = pw[q + 1]
-                for c in range(n_c):
-                    for p in range(4):
-                        fin[c, p, q] = fin[c, p, q + 1]
-                        un[c, p, q] = un[c, p, q + 1]
-        gp_state[g] = gp
-        for q in range(lag):
-            plan_state[g, q] = pw[q]
-            for c in range(n_c):
-                for p in range(4):
-                    fin_state[g, c, p, q] = fin[c, p, q]
-                    un_state[g, c, p, q] = un[c, p, q]
 
 
 class LimiterState(NamedTuple):
@@ -621,70 +377,67 @@ def limit(
     if state is None:
         state = limiter_init_state(batch, "cpu", lookahead, true_peak)
     d = limiter_latency(lookahead, true_peak)
-    lag = HISTORY if true_peak else 0
     if n == 0:
         return x.detach().clone(), state
-    pend = state.pending.detach().to("cpu", torch.float64)
-    if tuple(pend.shape) != (n_g, n_c, d):
-        raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {tuple(pend.shape)}")
-    xn = x.detach().to("cpu", torch.float64).reshape(n_g, n_c, n)
-    xx = torch.cat([pend, xn], dim=-1)  # index k <-> time t0 - d + k
-    tpq_hist = state.tpq.detach().to("cpu", torch.float64)
+
+    def host(t: Tensor) -> np.ndarray:  # a float64 CPU copy of a state tensor
+        return np.array(t.detach().to("cpu", torch.float64).numpy(), dtype=np.float64, order="C")
+
+    pend = host(state.pending)
+    if pend.shape != (n_g, n_c, d):
+        raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {pend.shape}")
+    xn = _cpu_array(x, (n_g, n_c, n))
+    tpq = host(state.tpq)
+    req = host(state.req)
+    gp = host(state.gain)
+    plan = host(state.plan)
+    fin = host(state.fin)
+    unf = host(state.unf)
     ceil = float(ceiling) * _CEILING_GUARD
-    if true_peak:
-        # oversampled peaks of the new frames (support ends at the frame)
-        y4, _ = oversample4(xn, pend[..., d - HISTORY :])
-        tp_new = y4.abs().reshape(n_g, n_c, n, 4).amax(dim=(1, 3))
-        tpq = torch.cat([tpq_hist, tp_new], dim=-1)  # times t0 - 11 .. t0 + n - 1
-        # P[j] for j = t0 - 11 .. t0 + n - 12: max of tpq[j .. j + 11] and |x[j]|
-        win = tpq.unfold(-1, HISTORY + 1, 1).amax(dim=-1)  # (G, n)
-        xa = xx[..., d - HISTORY : d - HISTORY + n].abs().amax(dim=1)
-        peak = torch.maximum(win, xa)
-        new_tpq = tpq[..., n:]
-    else:
-        peak = xn.abs().amax(dim=1)  # (G, n), times t0 .. t0 + n - 1
-        new_tpq = tpq_hist
     # peaks at or under the ceiling need nothing; louder ones are planned to the
     # target (a margin under the ceiling absorbs the effect of gain changes
     # inside the interpolator's support, which the exact check would fix)
     target = ceil * 10.0 ** (-_margin_db(true_peak) / 20.0)
-    req_new = torch.where(peak > ceil, target / peak, torch.ones_like(peak))
-    rr = torch.cat([state.req.detach().to("cpu", torch.float64), req_new], dim=-1)
-    gp = state.gain.detach().to("cpu", torch.float64).numpy().copy()
-    plan = state.plan.detach().to("cpu", torch.float64).numpy().copy()
-    fin = state.fin.detach().to("cpu", torch.float64).contiguous().numpy().copy()
-    unf = state.unf.detach().to("cpu", torch.float64).contiguous().numpy().copy()
-    out = np.empty((n_g, n), dtype=np.float64)
-    xx_np = xx.contiguous().numpy()
-    _limiter_kernel(
-        xx_np,
-        rr.contiguous().numpy(),
+    skip = int(state.skip)
+    drop = min(skip, n)
+    new_pend = np.empty_like(pend)
+    gain = np.empty((n_g, n), dtype=np.float64)
+    y_np = np.empty((n_g, n_c, n - drop), dtype=xn.dtype)
+    core.limiter(
+        xn,
+        pend,
         _H,
-        int(lookahead),
-        lag,
-        ceil,
-        target,
-        one_pole_coeff(release_ms, fs),
+        tpq,
+        req,
         gp,
         plan,
         fin,
         unf,
-        out,
+        new_pend,
+        gain,
+        y_np,
+        drop,
+        bool(true_peak),
+        ceil,
+        target,
+        one_pole_coeff(release_ms, fs),
+        _UNITY_SNAP,
+        _SOLVE,
+        threads(),
     )
-    dev = x.device
-    gain = torch.from_numpy(out).to(dev)  # (G, n)
-    emitted = xx[..., :n].to(dev) * gain[:, None, :]
-    skip = int(state.skip)
-    drop = min(skip, n)
-    y = emitted[..., drop:].reshape(*batch, n - drop).to(x.dtype)
+    y = torch.from_numpy(y_np).reshape(*batch, n - drop).to(x.device, x.dtype)
+
+    def back(a: np.ndarray, like: Tensor) -> Tensor:
+        return torch.from_numpy(a).to(like.device)
+
     new_state = LimiterState(
-        pending=xx[..., n:].to(state.pending.device).clone(),
-        tpq=new_tpq.to(state.tpq.device).clone(),
-        req=rr[..., n:].to(state.req.device).clone(),
-        gain=torch.from_numpy(gp).to(state.gain.device),
-        plan=torch.from_numpy(plan).to(state.plan.device),
-        fin=torch.from_numpy(fin).to(state.fin.device),
-        unf=torch.from_numpy(unf).to(state.unf.device),
+        pending=back(new_pend, state.pending),
+        tpq=back(tpq, state.tpq),
+        req=back(req, state.req),
+        gain=back(gp, state.gain),
+        plan=back(plan, state.plan),
+        fin=back(fin, state.fin),
+        unf=back(unf, state.unf),
         skip=torch.tensor(skip - drop, dtype=torch.int64),
     )
     return y, new_state
