@@ -41,6 +41,11 @@ CHAIN = {
     "polarity": "{type: polarity}",
     "normalize": "{type: normalize, peak_db: -1.5}",
     "loudness": "{type: loudness, target_lufs: -20, max_true_peak_db: -2}",
+    "compressor": "{type: compressor, threshold_db: -30, ratio: 4, detector: rms, "
+    "sidechain_highpass_hz: 100, link_channels: false}",
+    "limiter": "{type: limiter, ceiling_db: -6, true_peak: true, lookahead_ms: 3}",
+    "expander": "{type: expander, threshold_db: -25, ratio: 3}",
+    "gate": "{type: gate, threshold_db: -22}",
     "remix": "{type: remix, matrix: [[0.5, 0.25, 0.25], [0.1, 0.7, 0.2]]}",
     "resample": "{type: resample, rate_hz: 32000}",
     "trim": "{type: trim, start_s: 0.11, end_s: 0.23}",
@@ -168,12 +173,34 @@ def test_bundled_iir_preset_is_torch_free_and_chunk_invariant(tmp_path: Path) ->
     np.testing.assert_array_equal(sf.read(whole)[0], sf.read(tiny)[0])
 
 
+@pytest.mark.parametrize("preset", ["voice", "podcast", "mastering", "broadcast", "dataset"])
+def test_bundled_presets_are_torch_free_and_equal_the_torch_engine(
+    tmp_path: Path, preset: str
+) -> None:
+    """The bundled presets (loudness aims through the limiter, compressors, resampling)
+    run without torch and write what the torch engine writes, bit for bit."""
+    src = _input(tmp_path, channels=2, seconds=3.0)
+    outs = {}
+    for engine in ("torch", "numpy"):
+        out = tmp_path / f"{engine}.wav"
+        r = _cli("process", str(src), str(out), "-p", preset, "--device", "cpu", "--quiet",
+                 engine=engine)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        if engine == "numpy":
+            assert "torch" not in _loaded(r), _loaded(r)
+        outs[engine] = sf.read(out, dtype="float64")[0]
+    np.testing.assert_array_equal(outs["numpy"], outs["torch"])
+
+
 def test_other_step_types_take_the_torch_engine(tmp_path: Path) -> None:
     """A chain with a step that has no numpy implementation runs on the torch engine
     (loaded only then), with the same JSON report."""
     src = _input(tmp_path, channels=2)
     out = tmp_path / "o.wav"
-    r = _cli("process", str(src), str(out), "-p", "voice", "--device", "cpu", "--json")
+    preset = tmp_path / "fade.yaml"
+    preset.write_text("version: 1\nchain:\n  - {type: fade, in_s: 0.1, out_s: 0.2}\n")
+    r = _cli("process", str(src), str(out), "-p", str(preset), "--device", "cpu", "--json",
+             "--allow-preset-paths")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "torch" in _loaded(r)
     assert json.loads(r.stdout.splitlines()[0])["status"] == "ok"

@@ -45,11 +45,13 @@ bit-identical results to one call on the whole signal.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 from fxcli.dsp.native import core, threads
 from fxcli.dsp.truepeak import HISTORY, PHASES
@@ -137,25 +139,59 @@ def _groups(batch_shape: tuple[int, ...], link: bool) -> tuple[int, int]:
     return rows, 1
 
 
-def _cpu_array(x: Tensor, shape: tuple[int, ...]) -> np.ndarray:
-    """``x`` as a C-contiguous CPU numpy array of ``shape``, float32 or float64 (the
-    compiled core's input; other dtypes become float64, exactly)."""
+def _cpu_array(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` (a tensor on any device, or a numpy array) as a C-contiguous CPU numpy
+    array of ``shape``, float32 or float64 (the compiled core's input; other dtypes
+    become float64, exactly)."""
+    if isinstance(x, np.ndarray):
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
+        return np.ascontiguousarray(x.reshape(shape))
+    import torch
+
     x = x.detach()
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         x = x.to("cpu", torch.float64)
     return np.ascontiguousarray(x.reshape(shape).numpy())
 
 
+def _host(t: Any) -> np.ndarray:
+    """A float64 C-contiguous CPU copy of a state array (tensor or numpy)."""
+    if isinstance(t, np.ndarray):
+        return np.array(t, dtype=np.float64, order="C")
+    import torch
+
+    return np.array(t.detach().to("cpu", torch.float64).numpy(), dtype=np.float64, order="C")
+
+
+def _back(a: np.ndarray, like: Any) -> Any:
+    """``a`` in the kind of ``like``: a numpy array, or a tensor on ``like``'s device."""
+    if isinstance(like, np.ndarray):
+        return a
+    import torch
+
+    return torch.from_numpy(a).to(like.device)
+
+
+def _zeros(shape: tuple[int, ...], device: Any, fill: float = 0.0) -> Any:
+    """A float64 state array: numpy for ``device=None``, else a tensor on ``device``."""
+    if device is None:
+        return np.full(shape, fill, dtype=np.float64)
+    import torch
+
+    return torch.full(shape, fill, dtype=torch.float64, device=device)
+
+
 def dynamics_init_state(
-    batch_shape: tuple[int, ...], device: torch.device | str, link: bool
+    batch_shape: tuple[int, ...], device: torch.device | str | None, link: bool
 ) -> DynamicsState:
-    """Zero state (silence, no gain change) for detector inputs ``(*batch_shape, n)``."""
+    """Zero state (silence, no gain change) for detector inputs ``(*batch_shape, n)``:
+    numpy arrays for ``device=None`` (the torch-free CPU path), else tensors."""
     g, c = _groups(batch_shape, link)
-    f64 = torch.float64
     return DynamicsState(
-        torch.zeros((g, c), dtype=f64, device=device),
-        torch.zeros((g,), dtype=f64, device=device),
-        torch.zeros((g,), dtype=f64, device=device),
+        _zeros((g, c), device),
+        _zeros((g,), device),
+        _zeros((g,), device),
     )
 
 
@@ -174,11 +210,12 @@ def dynamics_gain(
     makeup_db: float = 0.0,
     detector: str = "peak",
     link: bool = True,
-) -> tuple[Tensor, DynamicsState]:
+) -> tuple[Any, DynamicsState]:
     """Gain (linear) of a compressor or downward expander driven by ``det``.
 
     Args:
-        det: Detector (sidechain) signal ``(*batch, n)``, float32/float64, any device.
+        det: Detector (sidechain) signal ``(*batch, n)``, float32/float64: a tensor on
+            any device, or a numpy array (then the gain and the state are numpy too).
         state: From :func:`dynamics_init_state` or a previous call (``None`` = zeros).
         kind: ``"compressor"`` (:func:`compressor_curve_db`, attack when the gain
             falls) or ``"expander"`` (:func:`expander_curve_db`, attack when the
@@ -195,11 +232,12 @@ def dynamics_gain(
     batch = tuple(det.shape[:-1])
     n = det.shape[-1]
     n_g, n_c = _groups(batch, link)
+    arrays = isinstance(det, np.ndarray)
     if state is None:
-        state = dynamics_init_state(batch, "cpu", link)
-    ms = state.ms.detach().to("cpu", torch.float64).numpy().copy()
-    env = state.env.detach().to("cpu", torch.float64).numpy().copy()
-    hold = state.hold.detach().to("cpu", torch.float64).numpy().copy()
+        state = dynamics_init_state(batch, None if arrays else "cpu", link)
+    ms = _host(state.ms)
+    env = _host(state.env)
+    hold = _host(state.hold)
     if ms.shape != (n_g, n_c):
         raise ValueError(f"state.ms must have shape {(n_g, n_c)}, got {tuple(ms.shape)}")
     d = _cpu_array(det, (n_g, n_c, n))
@@ -223,17 +261,12 @@ def dynamics_gain(
         out,
         threads(),
     )
-    dev = det.device
     if link and len(batch) >= 1:
         gshape: tuple[int, ...] = (*batch[:-1], 1, n)
     else:
         gshape = (*batch, n)
-    gain = torch.from_numpy(out).reshape(gshape).to(dev)
-    new = DynamicsState(
-        torch.from_numpy(ms).to(state.ms.device),
-        torch.from_numpy(env).to(state.env.device),
-        torch.from_numpy(hold).to(state.hold.device),
-    )
+    gain = out.reshape(gshape) if arrays else _back(out, det).reshape(gshape)
+    new = DynamicsState(_back(ms, state.ms), _back(env, state.env), _back(hold, state.hold))
     return gain, new
 
 
@@ -290,22 +323,31 @@ def limiter_latency(lookahead: int, true_peak: bool) -> int:
 
 
 def limiter_init_state(
-    batch_shape: tuple[int, ...], device: torch.device | str, lookahead: int, true_peak: bool
+    batch_shape: tuple[int, ...],
+    device: torch.device | str | None,
+    lookahead: int,
+    true_peak: bool,
 ) -> LimiterState:
-    """Zero state for inputs ``(*batch_shape, n)`` (channels = dim -2, linked)."""
+    """Zero state for inputs ``(*batch_shape, n)`` (channels = dim -2, linked): numpy
+    arrays for ``device=None`` (the torch-free CPU path), else tensors on ``device``."""
     g, c = _groups(batch_shape, True)
     d = limiter_latency(lookahead, true_peak)
     lag = HISTORY if true_peak else 0
-    f64 = torch.float64
+    if device is None:
+        skip: Any = np.array(d, dtype=np.int64)
+    else:
+        import torch
+
+        skip = torch.tensor(d, dtype=torch.int64)
     return LimiterState(
-        pending=torch.zeros((g, c, d), dtype=f64, device=device),
-        tpq=torch.zeros((g, HISTORY), dtype=f64, device=device),
-        req=torch.ones((g, lookahead), dtype=f64, device=device),
-        gain=torch.ones((g,), dtype=f64, device=device),
-        plan=torch.ones((g, lag), dtype=f64, device=device),
-        fin=torch.zeros((g, c, 4, lag), dtype=f64, device=device),
-        unf=torch.zeros((g, c, 4, lag), dtype=f64, device=device),
-        skip=torch.tensor(d, dtype=torch.int64),
+        pending=_zeros((g, c, d), device),
+        tpq=_zeros((g, HISTORY), device),
+        req=_zeros((g, lookahead), device, 1.0),
+        gain=_zeros((g,), device, 1.0),
+        plan=_zeros((g, lag), device, 1.0),
+        fin=_zeros((g, c, 4, lag), device),
+        unf=_zeros((g, c, 4, lag), device),
+        skip=skip,
     )
 
 
@@ -357,8 +399,9 @@ def limit(
        ceiling) nor in the adversarial tests; it is not ruled out by proof.
 
     Args:
-        x: ``(*batch, n)`` float32/float64, any device (computed on the CPU;
-            output returned to ``x``'s device).
+        x: ``(*batch, n)`` float32/float64, a tensor on any device (computed on the
+            CPU; output returned to ``x``'s device) or a numpy array (output and
+            state numpy too).
         state: :func:`limiter_init_state` or the previous call's (``None`` = zeros).
         ceiling: Linear ceiling (> 0). true_peak: check interpolated peaks.
         lookahead: Ramp length in frames (>= 1). release_ms: release time.
@@ -374,15 +417,13 @@ def limit(
     batch = tuple(x.shape[:-1])
     n = x.shape[-1]
     n_g, n_c = _groups(batch, True)
+    arrays = isinstance(x, np.ndarray)
     if state is None:
-        state = limiter_init_state(batch, "cpu", lookahead, true_peak)
+        state = limiter_init_state(batch, None if arrays else "cpu", lookahead, true_peak)
     d = limiter_latency(lookahead, true_peak)
     if n == 0:
-        return x.detach().clone(), state
-
-    def host(t: Tensor) -> np.ndarray:  # a float64 CPU copy of a state tensor
-        return np.array(t.detach().to("cpu", torch.float64).numpy(), dtype=np.float64, order="C")
-
+        return (x.copy() if isinstance(x, np.ndarray) else x.detach().clone()), state
+    host = _host
     pend = host(state.pending)
     if pend.shape != (n_g, n_c, d):
         raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {pend.shape}")
@@ -425,11 +466,15 @@ def limit(
         _SOLVE,
         threads(),
     )
-    y = torch.from_numpy(y_np).reshape(*batch, n - drop).to(x.device, x.dtype)
+    if arrays:
+        y: Any = y_np.reshape(*batch, n - drop)
+        new_skip: Any = np.array(skip - drop, dtype=np.int64)
+    else:
+        import torch
 
-    def back(a: np.ndarray, like: Tensor) -> Tensor:
-        return torch.from_numpy(a).to(like.device)
-
+        y = torch.from_numpy(y_np).reshape(*batch, n - drop).to(x.device, x.dtype)
+        new_skip = torch.tensor(skip - drop, dtype=torch.int64)
+    back = _back
     new_state = LimiterState(
         pending=back(new_pend, state.pending),
         tpq=back(tpq, state.tpq),
@@ -438,6 +483,6 @@ def limit(
         plan=back(plan, state.plan),
         fin=back(fin, state.fin),
         unf=back(unf, state.unf),
-        skip=torch.tensor(skip - drop, dtype=torch.int64),
+        skip=new_skip,
     )
     return y, new_state

@@ -279,14 +279,20 @@ class IIR(Step):
         return zeros((self.sos.shape[0], *batch_shape, 2), device)
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        return self.filter(x, self.sos, state)
+
+    @staticmethod
+    def filter(x: Any, sos: Any, state: Any) -> Any:
+        """``sosfilt(x, sos, state) -> (y, new_state)`` for numpy arrays (the compiled
+        kernel, no torch) or tensors (:func:`fxcli.dsp.sosfilt`)."""
         if isinstance(x, np.ndarray):
             from fxcli.dsp.iir.args import sos_to_numpy
             from fxcli.dsp.iir.cpu import sosfilt_np
 
-            return sosfilt_np(x, sos_to_numpy(self.sos), state)  # type: ignore[return-value]
+            return sosfilt_np(x, sos_to_numpy(sos), state)
         from fxcli.dsp.iir.api import sosfilt
 
-        return sosfilt(x, self.sos, state)
+        return sosfilt(x, sos, state)
 
 
 class FIR(Step):

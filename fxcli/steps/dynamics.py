@@ -9,10 +9,9 @@ Hz), ``fs`` is the input's sample rate in Hz. Channels are dim -2 of the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from fxcli.dsp import design as D
 from fxcli.dsp.dynamics import (
@@ -24,15 +23,29 @@ from fxcli.dsp.dynamics import (
     limiter_init_state,
     limiter_latency,
 )
-from fxcli.dsp.iir.api import sosfilt
 from fxcli.preset.spec import check
-from fxcli.steps.base import Step, check_fs
+from fxcli.steps.base import IIR, Step, check_fs, coefficients, zeros
+from fxcli.steps.module import torch_free
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["Compressor", "Limiter", "Gate", "Expander"]
 
 
-def _apply(x: Tensor, gain: Tensor) -> Tensor:
+def _apply(x: Tensor, gain: Any) -> Tensor:
+    """``x`` times the float64 gain, computed in float64, returned in ``x``'s dtype."""
+    if isinstance(x, np.ndarray):
+        return (x.astype(np.float64) * gain).astype(x.dtype)  # type: ignore[return-value]
+    import torch
+
     return (x.to(torch.float64) * gain).to(x.dtype)
+
+
+def _state_device(device: Any) -> Any:
+    """``None`` (numpy state arrays) for the torch-free steps, else ``device``."""
+    return None if torch_free() else device
 
 
 class Compressor(Step):
@@ -91,23 +104,21 @@ class Compressor(Step):
             except D.DesignError as exc:
                 raise ValueError(f"sidechain_highpass_hz: {exc}") from None
             self.sidechain_highpass_hz = hz
-            self.sc_sos = torch.as_tensor(sos, dtype=torch.float64)
+            self.sc_sos = coefficients(sos)
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
-        dyn = dynamics_init_state(batch_shape, device, self.link_channels)
+        dyn = dynamics_init_state(batch_shape, _state_device(device), self.link_channels)
         sc = None
         if self.sc_sos is not None:
-            sc = torch.zeros(
-                (self.sc_sos.shape[0], *batch_shape, 2), dtype=torch.float64, device=device
-            )
+            sc = zeros((self.sc_sos.shape[0], *batch_shape, 2), device)
         return (dyn, sc)
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         dyn, sc = state
         det = x
         if self.sc_sos is not None:
-            det, sc = sosfilt(x, self.sc_sos, sc)
+            det, sc = IIR.filter(x, self.sc_sos, sc)
         gain, dyn = dynamics_gain(
             det,
             dyn,
@@ -180,7 +191,7 @@ class Limiter(Step):
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
         """``(LimiterState, batch_shape, dtype of the last chunk or None)``."""
-        st = limiter_init_state(batch_shape, device, self.lookahead, self.true_peak)
+        st = limiter_init_state(batch_shape, _state_device(device), self.lookahead, self.true_peak)
         return (st, batch_shape, None)
 
     def _run(self, x: Tensor, st: LimiterState) -> tuple[Tensor, LimiterState]:
@@ -202,11 +213,17 @@ class Limiter(Step):
     def flush(self, state: Any) -> tuple[Tensor | None, Any]:
         """The held frames (in the dtype of the last chunk), by feeding silence."""
         st, batch, dtype = state
-        dev = st.pending.device
-        zeros = torch.zeros(
-            (*batch, self.latency), dtype=dtype or torch.get_default_dtype(), device=dev
-        )
-        y, st = self._run(zeros, st)
+        if isinstance(st.pending, np.ndarray):
+            silence: Any = np.zeros((*batch, self.latency), dtype=dtype or np.float32)
+        else:
+            import torch
+
+            silence = torch.zeros(
+                (*batch, self.latency),
+                dtype=dtype or torch.get_default_dtype(),
+                device=st.pending.device,
+            )
+        y, st = self._run(silence, st)
         return y, (st, batch, dtype)
 
 
@@ -246,7 +263,7 @@ class Expander(Step):
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
-        return dynamics_init_state(batch_shape, device, True)
+        return dynamics_init_state(batch_shape, _state_device(device), True)
 
     def process(self, x: Tensor, state: DynamicsState) -> tuple[Tensor, Any]:
         gain, st = dynamics_gain(
