@@ -28,6 +28,12 @@ on the same file, ``fxcli --help``, ``fxcli presets`` and ``python -c "import
 torch"``; written to ``startup.csv`` beside the main CSV (columns ``what, reps,
 min_s, median_s, max_s, cpu_s, peak_rss_mib``).
 
+Batch (``--batch-files N``, default 20, 0 skips it; ``--batch-seconds S``, default
+60): a folder of N stereo 24-bit WAVs through the same chain, one ``fxcli process
+in/ out/`` call against a loop of one SoX or FFmpeg call per file; written to
+``batch.csv`` (columns ``what, files, seconds_each, reps, min_s, median_s, max_s,
+cpu_s``).
+
 All 6 filters are order-2 **Butterworth** here (the seed's api chain has Chebyshev-I
 highpasses): SoX's and FFmpeg's ``highpass``/``lowpass`` default to 2-pole filters
 with Q = 1/sqrt(2), which are the bilinear-transform Butterworth biquads, so the
@@ -45,7 +51,8 @@ Usage::
 
     python bench/bench_end_to_end.py [--duration 120] [--channels 8] [--reps 3]
         [--output bench/results/end_to_end.csv] [--workdir DIR] [--markdown]
-        [--startup-reps 3] [--startup-only]
+        [--startup-reps 3] [--startup-only] [--batch-files 20] [--batch-seconds 60]
+        [--batch-only]
 """
 
 from __future__ import annotations
@@ -334,6 +341,82 @@ def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Nam
     print(f"wrote {csv_path}", file=sys.stderr)
 
 
+BATCH_COLUMNS = ["what", "files", "seconds_each", "reps", "min_s", "median_s", "max_s", "cpu_s"]
+
+
+def batch(work: Path, preset: Path, a: argparse.Namespace, csv_path: Path) -> None:
+    """A folder of ``--batch-files`` stereo 24-bit WAVs of ``--batch-seconds`` each through
+    the same chain: one ``fxcli process in/ out/`` call against a shell-style loop of one
+    SoX or FFmpeg call per file (what users of those tools run)."""
+    src_dir, out_dir = work / "batch_in", work / "batch_out"
+    src_dir.mkdir(exist_ok=True)
+    out_dir.mkdir(exist_ok=True)
+    n = round(a.batch_seconds * a.sample_rate)
+    files = []
+    for k in range(a.batch_files):
+        path = src_dir / f"take{k:03d}.wav"
+        if not path.exists():
+            sf.write(str(path), 0.5 * B.make_noise(2, n, seed=k).T, a.sample_rate, "PCM_24")
+        files.append(path)
+    cases: dict[str, list[list[str]] | None] = {
+        "fxcli-process-one-call": [
+            [
+                *fxcli_cmd(),
+                "process",
+                str(src_dir),
+                str(out_dir),
+                "--preset",
+                str(preset),
+                "--device",
+                "cpu",
+                "--overwrite",
+                "--quiet",
+                "--progress",
+                "never",
+            ]
+        ],  # fmt: skip
+    }
+    for tool in ("sox", "ffmpeg"):
+        per_file = [commands(f, out_dir / f.name, preset)[tool] for f in files]
+        cases[f"{tool}-loop"] = None if per_file[0] is None else per_file  # type: ignore[assignment]
+    rows = []
+    for name, cmds in cases.items():
+        if cmds is None:
+            print(f"note: {name} skipped: not installed", file=sys.stderr)
+            continue
+        ts, cs = [], []
+        for i in range(a.reps + 1):
+            c0 = cpu_seconds()
+            t0 = time.perf_counter()
+            for cmd in cmds:
+                p = subprocess.run(cmd, capture_output=True, text=True)
+                if p.returncode != 0:
+                    raise RuntimeError(f"{name} failed: {p.stderr.strip()[-500:]}")
+            if i:  # the first run warms the page cache (and the design cache)
+                ts.append(time.perf_counter() - t0)
+                cs.append(cpu_seconds() - c0)
+        rows.append(
+            {
+                "what": name,
+                "files": a.batch_files,
+                "seconds_each": a.batch_seconds,
+                "reps": a.reps,
+                "min_s": round(min(ts), 3),
+                "median_s": round(statistics.median(ts), 3),
+                "max_s": round(max(ts), 3),
+                "cpu_s": round(statistics.median(cs), 3),
+            }
+        )
+        print(f"batch {name}: median {statistics.median(ts):.3f} s", file=sys.stderr)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=BATCH_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    if a.markdown:
+        print(B.markdown_table(rows, BATCH_COLUMNS))
+    print(f"wrote {csv_path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=120.0)
@@ -344,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="where the WAVs go (default: a temp dir)")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
     ap.add_argument("--startup-only", action="store_true", help="only the start-up case")
+    ap.add_argument("--batch-only", action="store_true", help="only the batch case")
+    ap.add_argument("--batch-files", type=int, default=20, help="files of the batch case (0: skip)")
+    ap.add_argument("--batch-seconds", type=float, default=60.0, help="seconds per batch file")
     ap.add_argument(
         "--startup-reps", type=int, default=3, help="timed runs of the 1-second start-up case"
     )
@@ -359,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         preset.write_text(PRESET)
         if a.startup_only:
             startup(work, preset, a.startup_reps, Path(a.output).with_name("startup.csv"), a)
+            return 0
+        if a.batch_only:
+            batch(work, preset, a, Path(a.output).with_name("batch.csv"))
             return 0
         x = B.make_noise(nch, frames)
         sf.write(str(src), 0.5 * x.T, fs, subtype="PCM_24")
@@ -448,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {a.output}", file=sys.stderr)
         if a.startup_reps > 0:
             startup(work, preset, a.startup_reps, Path(a.output).with_name("startup.csv"), a)
+        if a.batch_files > 0:
+            batch(work, preset, a, Path(a.output).with_name("batch.csv"))
         return status
     finally:
         if not a.workdir:

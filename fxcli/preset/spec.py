@@ -410,6 +410,7 @@ NUMPY_STEP_TYPES = frozenset(
         "resample",
         "trim",
         "pad",
+        "fade",
     }
 )
 

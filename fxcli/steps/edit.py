@@ -25,12 +25,20 @@ if TYPE_CHECKING:
 
 
 def fade_curve(t: Tensor, shape: str) -> Tensor:
-    """Fade-in gain for positions ``t`` in [0, 1] (0: start of the fade, gain 0).
+    """Fade-in gain for positions ``t`` in [0, 1] (0: start of the fade, gain 0): a
+    float64 numpy array or tensor.
 
     ``linear``: ``t``; ``exp``: ``(1000**t - 1) / 999`` (60 dB of exponential rise,
     exactly 0 at the start and 1 at the end); ``cosine``: ``(1 - cos(pi t)) / 2``
     (an S-curve with zero slope at both ends).
     """
+    if isinstance(t, np.ndarray):
+        if shape == "linear":
+            return t  # type: ignore[return-value]
+        if shape == "exp":
+            return (np.power(1000.0, t) - 1.0) / 999.0  # type: ignore[return-value]
+        if shape == "cosine":
+            return 0.5 - 0.5 * np.cos(math.pi * t)  # type: ignore[return-value]
     import torch
 
     if shape == "linear":
@@ -68,6 +76,17 @@ def _hold(held: Tensor, y: Tensor, keep: int) -> tuple[Tensor, Tensor]:
     return both[..., :cut], both[..., cut:]
 
 
+def _gain(x: Tensor, g: np.ndarray) -> Tensor:
+    """``x`` times the float64 gain curve ``g`` (computed with numpy on both paths, so
+    numpy arrays and tensors get the same bits), in ``x``'s dtype."""
+    if isinstance(x, np.ndarray):
+        return (x.astype(np.float64) * g).astype(x.dtype)  # type: ignore[return-value]
+    import torch
+
+    gt = torch.from_numpy(g).to(x.device)
+    return (x.to(torch.float64) * gt).to(x.dtype)
+
+
 class Fade(Step):
     """Fade in over the first ``in_s`` seconds and out over the last ``out_s``.
 
@@ -102,11 +121,8 @@ class Fade(Step):
     def process(self, x: Tensor, state: EditState) -> tuple[Tensor, EditState]:
         n = x.shape[-1]
         if self.n_in and state.pos < self.n_in and n:
-            import torch
-
-            k = torch.arange(state.pos, state.pos + n, dtype=torch.float64, device=x.device)
-            g = fade_curve(torch.clamp(k / self.n_in, max=1.0), self.shape)
-            x = (x.to(torch.float64) * g).to(x.dtype)
+            k = np.arange(state.pos, state.pos + n, dtype=np.float64)
+            x = _gain(x, fade_curve(np.minimum(k / self.n_in, 1.0), self.shape))  # type: ignore[arg-type]
         out, held = _hold(state.held, x, self.n_out)
         return out, EditState(state.pos + n, held)
 
@@ -115,11 +131,8 @@ class Fade(Step):
         if not self.n_out:
             return None, state
         m = held.shape[-1]
-        import torch
-
-        d = torch.arange(m - 1, -1, -1, dtype=torch.float64, device=held.device)
-        g = fade_curve(torch.clamp(d / self.n_out, max=1.0), self.shape)
-        tail = (held.to(torch.float64) * g).to(held.dtype)
+        d = np.arange(m - 1, -1, -1, dtype=np.float64)
+        tail = _gain(held, fade_curve(np.minimum(d / self.n_out, 1.0), self.shape))  # type: ignore[arg-type]
         return tail, replace(state, held=held[..., :0])
 
 
