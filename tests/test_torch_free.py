@@ -51,6 +51,7 @@ CHAIN = {
     "trim": "{type: trim, start_s: 0.11, end_s: 0.23}",
     "pad": "{type: pad, start_s: 0.05, end_s: 0.17}",
     "fade": "{type: fade, in_s: 0.3, out_s: 0.45, shape: cosine}",
+    "delay": "{type: delay, time_ms: 37, feedback: 0.6, mix: 0.4}",
 }
 
 RUN = """
@@ -198,8 +199,8 @@ def test_other_step_types_take_the_torch_engine(tmp_path: Path) -> None:
     (loaded only then), with the same JSON report."""
     src = _input(tmp_path, channels=2)
     out = tmp_path / "o.wav"
-    preset = tmp_path / "delay.yaml"
-    preset.write_text("version: 1\nchain:\n  - {type: delay, time_ms: 20, feedback: 0.3}\n")
+    preset = tmp_path / "reverb.yaml"
+    preset.write_text("version: 1\nchain:\n  - {type: reverb}\n")
     r = _cli("process", str(src), str(out), "-p", str(preset), "--device", "cpu", "--json",
              "--allow-preset-paths")  # fmt: skip
     assert r.returncode == 0, r.stderr

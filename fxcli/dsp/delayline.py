@@ -15,30 +15,41 @@ frames, float64, so chunked calls equal one call on the whole signal bit for bit
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["feedback_delay", "delay_state"]
 
 
 def delay_state(
-    batch_shape: tuple[int, ...], delay: int, device: torch.device | str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero state ``(x_hist, wet_hist)``, each ``(*batch, delay)`` float64 on ``device``."""
-    z = torch.zeros((*batch_shape, delay), dtype=torch.float64, device=device)
-    return z, z.clone()
+    batch_shape: tuple[int, ...], delay: int, device: torch.device | str | None
+) -> tuple[Any, Any]:
+    """Zero state ``(x_hist, wet_hist)``, each ``(*batch, delay)`` float64 on ``device``
+    (numpy arrays for ``device=None``: the torch-free CPU path)."""
+    if device is None:
+        z = np.zeros((*batch_shape, delay))
+        return z, z.copy()
+    import torch
+
+    zt = torch.zeros((*batch_shape, delay), dtype=torch.float64, device=device)
+    return zt, zt.clone()
 
 
 def feedback_delay(
-    x: torch.Tensor,
+    x: Any,
     delay: int,
     feedback: float,
-    state: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    state: tuple[Any, Any] | None = None,
+) -> tuple[Any, tuple[Any, Any]]:
     """The wet (echo) signal of a feedback delay line.
 
     Args:
-        x: ``(*batch, n)`` float32 or float64, any device.
+        x: ``(*batch, n)`` float32 or float64: a tensor on any device, or a numpy
+            array (the same operations in numpy, the same bits; state numpy too).
         delay: ``D`` in frames, ``>= 1``.
         feedback: ``g``; any finite float (|g| < 1 for a decaying echo).
         state: ``(x_hist, wet_hist)``, each ``(*batch, D)`` float64: the last ``D``
@@ -53,14 +64,30 @@ def feedback_delay(
         raise ValueError(f"delay must be >= 1 frame, got {delay}")
     batch = tuple(x.shape[:-1])
     n = x.shape[-1]
+    arrays = isinstance(x, np.ndarray)
     if state is None:
-        state = delay_state(batch, delay, x.device)
+        state = delay_state(batch, delay, None if arrays else x.device)
     xh, wh = state
     if tuple(xh.shape) != (*batch, delay) or tuple(wh.shape) != (*batch, delay):
         raise ValueError(
             f"state must be two tensors of shape {(*batch, delay)}, got "
             f"{tuple(xh.shape)} and {tuple(wh.shape)}"
         )
+    if arrays:
+        xa = np.concatenate((np.asarray(xh, np.float64), x.astype(np.float64)), axis=-1)
+        wa = np.empty_like(xa)
+        wa[..., :delay] = wh
+        for b in range(math.ceil(n / delay)):
+            lo = delay + b * delay
+            hi = min(lo + delay, delay + n)
+            m = hi - lo
+            wa[..., lo:hi] = (
+                xa[..., lo - delay : lo - delay + m]
+                + feedback * wa[..., lo - delay : lo - delay + m]
+            )
+        return wa[..., delay:], (xa[..., n:].copy(), wa[..., n:].copy())
+    import torch
+
     with torch.no_grad():
         xs = torch.cat((xh.to(x.device, torch.float64), x.detach().to(torch.float64)), dim=-1)
         ws = torch.empty_like(xs)

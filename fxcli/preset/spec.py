@@ -411,6 +411,7 @@ NUMPY_STEP_TYPES = frozenset(
         "trim",
         "pad",
         "fade",
+        "delay",
     }
 )
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from fxcli.dsp.delayline import delay_state, feedback_delay
 from fxcli.errors import ParameterError
 from fxcli.preset.spec import check
 from fxcli.steps.base import Step, check_fs
+from fxcli.steps.module import torch_free
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["Delay"]
 
@@ -94,9 +98,14 @@ class Delay(Step):
     def init_state(
         self, batch_shape: tuple[int, ...], device: torch.device | str
     ) -> tuple[Tensor, Tensor]:
-        return delay_state(batch_shape, self.delay_frames, device)
+        return delay_state(batch_shape, self.delay_frames, None if torch_free() else device)
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         wet, new_state = feedback_delay(x, self.delay_frames, self.feedback, state)
+        if isinstance(x, np.ndarray):
+            ya = (1.0 - self.mix) * x.astype(np.float64) + self.mix * wet
+            return ya.astype(x.dtype), new_state  # type: ignore[return-value]
+        import torch
+
         y = (1.0 - self.mix) * x.detach().to(torch.float64) + self.mix * wet
         return y.to(x.dtype), new_state
