@@ -52,6 +52,7 @@ CHAIN = {
     "pad": "{type: pad, start_s: 0.05, end_s: 0.17}",
     "fade": "{type: fade, in_s: 0.3, out_s: 0.45, shape: cosine}",
     "delay": "{type: delay, time_ms: 37, feedback: 0.6, mix: 0.4}",
+    "reverb": "{type: reverb, room_size: 0.7, width: 0.8}",
 }
 
 RUN = """
@@ -199,8 +200,8 @@ def test_other_step_types_take_the_torch_engine(tmp_path: Path) -> None:
     (loaded only then), with the same JSON report."""
     src = _input(tmp_path, channels=2)
     out = tmp_path / "o.wav"
-    preset = tmp_path / "reverb.yaml"
-    preset.write_text("version: 1\nchain:\n  - {type: reverb}\n")
+    preset = tmp_path / "fir.yaml"
+    preset.write_text("version: 1\nchain:\n  - {type: fir, cutoff_hz: 3000, taps: 63}\n")
     r = _cli("process", str(src), str(out), "-p", str(preset), "--device", "cpu", "--json",
              "--allow-preset-paths")  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -28,10 +28,12 @@ Two ideas, both "reverb":
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from fxcli.dsp.native import core, threads
 
@@ -84,6 +86,8 @@ def fft_convolve(
         raise ValueError(f"ir has {c_ir} channels, x has shape {tuple(x.shape)}")
     if spectra is None:
         spectra = {}
+    import torch
+
     with torch.no_grad():
         full = torch.cat((hist.to(x.device, torch.float64), x.detach().to(torch.float64)), -1)
         new_hist = full[..., n:].clone()
@@ -164,9 +168,12 @@ def freeverb_lengths(fs: float, right: bool = False) -> tuple[np.ndarray, np.nda
     return comb, ap
 
 
-def freeverb_state(fs: float, batch_shape: tuple[int, ...], stereo: bool) -> dict[str, Any]:
-    """Zero state for rows ``(*batch_shape)`` (CPU tensors). With ``stereo`` the last
-    batch axis has 2 channels and channel 1 uses the spread (right) lengths."""
+def freeverb_state(
+    fs: float, batch_shape: tuple[int, ...], stereo: bool, *, tensors: bool = True
+) -> dict[str, Any]:
+    """Zero state for rows ``(*batch_shape)``: CPU tensors, or numpy arrays with
+    ``tensors=False`` (the torch-free path). With ``stereo`` the last batch axis has 2
+    channels and channel 1 uses the spread (right) lengths."""
     rows = math.prod(batch_shape)
     cl, al = freeverb_lengths(fs)
     comb_len = np.tile(cl, (rows, 1))
@@ -176,46 +183,69 @@ def freeverb_state(fs: float, batch_shape: tuple[int, ...], stereo: bool) -> dic
         comb_len[1::2] = cr
         ap_len[1::2] = ar
     c_max, a_max = int(comb_len.max()), int(ap_len.max())
-    t = torch.from_numpy
-    return {
-        "comb_buf": torch.zeros((rows, len(COMB_TUNINGS), c_max), dtype=torch.float64),
-        "comb_len": t(comb_len),
-        "comb_pos": torch.zeros((rows, len(COMB_TUNINGS)), dtype=torch.int64),
-        "comb_last": torch.zeros((rows, len(COMB_TUNINGS)), dtype=torch.float64),
-        "ap_buf": torch.zeros((rows, len(ALLPASS_TUNINGS), a_max), dtype=torch.float64),
-        "ap_len": t(ap_len),
-        "ap_pos": torch.zeros((rows, len(ALLPASS_TUNINGS)), dtype=torch.int64),
+    nc, na = len(COMB_TUNINGS), len(ALLPASS_TUNINGS)
+    state = {
+        "comb_buf": np.zeros((rows, nc, c_max)),
+        "comb_len": comb_len,
+        "comb_pos": np.zeros((rows, nc), dtype=np.int64),
+        "comb_last": np.zeros((rows, nc)),
+        "ap_buf": np.zeros((rows, na, a_max)),
+        "ap_len": ap_len,
+        "ap_pos": np.zeros((rows, na), dtype=np.int64),
     }
+    if not tensors:
+        return state
+    import torch
+
+    return {key: torch.from_numpy(v) for key, v in state.items()}
 
 
 def freeverb(
-    inp: torch.Tensor, state: dict[str, Any], feedback: float, damp: float
-) -> tuple[torch.Tensor, dict[str, Any]]:
+    inp: Any, state: dict[str, Any], feedback: float, damp: float
+) -> tuple[Any, dict[str, Any]]:
     """Run the comb/allpass network on ``inp`` ``(*batch, n)`` (the already scaled comb
     input, one row per delay-line set, rows as in :func:`freeverb_state`).
 
     Returns ``(wet, new_state)``: ``wet`` ``(*batch, n)`` float64 on ``inp``'s device
-    (computed on the CPU); ``state`` is not modified (its buffers are copied).
+    (computed on the CPU), a numpy array for numpy input (with a numpy state);
+    ``state`` is not modified (its buffers are copied).
     """
     batch = tuple(inp.shape[:-1])
     rows = math.prod(batch)
     n = inp.shape[-1]
-    x = np.ascontiguousarray(inp.detach().to("cpu", torch.float64).reshape(rows, n).numpy())
+    arrays = isinstance(inp, np.ndarray)
+    if arrays:
+        x = np.ascontiguousarray(inp.reshape(rows, n), dtype=np.float64)
+    else:
+        import torch
+
+        x = np.ascontiguousarray(inp.detach().to("cpu", torch.float64).reshape(rows, n).numpy())
     if state["comb_buf"].shape[0] != rows:
         raise ValueError(f"state holds {state['comb_buf'].shape[0]} rows, input has {rows}")
-    new = {key: v.clone(memory_format=torch.contiguous_format) for key, v in state.items()}
+    new = {
+        key: np.array(v, order="C") if isinstance(v, np.ndarray)
+        else v.clone(memory_format=torch.contiguous_format)
+        for key, v in state.items()
+    }  # fmt: skip
     wet = np.empty_like(x)
+
+    def host(key: str) -> np.ndarray:
+        v = new[key]
+        return v if isinstance(v, np.ndarray) else v.numpy()
+
     _freeverb_rows(
         x,
         wet,
-        new["comb_buf"].numpy(),
-        new["comb_len"].numpy(),
-        new["comb_pos"].numpy(),
-        new["comb_last"].numpy(),
-        new["ap_buf"].numpy(),
-        new["ap_len"].numpy(),
-        new["ap_pos"].numpy(),
+        host("comb_buf"),
+        host("comb_len"),
+        host("comb_pos"),
+        host("comb_last"),
+        host("ap_buf"),
+        host("ap_len"),
+        host("ap_pos"),
         float(feedback),
         float(damp),
     )
+    if arrays:
+        return wet.reshape(*batch, n), new
     return torch.from_numpy(wet).reshape(*batch, n).to(inp.device), new

@@ -412,6 +412,7 @@ NUMPY_STEP_TYPES = frozenset(
         "pad",
         "fade",
         "delay",
+        "reverb",
     }
 )
 

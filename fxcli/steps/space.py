@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from fxcli.dsp import reverb as RV
 from fxcli.errors import ParameterError
 from fxcli.preset.spec import check
-from fxcli.steps.base import Step, check_fs
+from fxcli.steps.base import Step, check_fs, coefficients, zeros
+from fxcli.steps.module import torch_free
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["Convolve", "Reverb", "MAX_IR_SECONDS", "MAX_IR_BYTES"]
 
@@ -139,7 +142,7 @@ class Convolve(Step):
                     f"{label}: impulse response {self.ir_file} is silent (cannot normalize)"
                 )
             ir = ir / math.sqrt(energy)
-        self.register_buffer("ir", torch.from_numpy(ir))
+        self.register_buffer("ir", coefficients(ir))
         self._spectra: dict[Any, Tensor] = {}
 
     def _check_channels(self, channels: int) -> None:
@@ -153,7 +156,7 @@ class Convolve(Step):
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Tensor:
         self._check_channels(_channels(batch_shape))
         k = self.ir.shape[1]
-        return torch.zeros((*batch_shape, k - 1), dtype=torch.float64, device=device)
+        return zeros((*batch_shape, k - 1), device)  # type: ignore[no-any-return]
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         self._check_channels(_channels(tuple(x.shape[:-1])))
@@ -163,6 +166,8 @@ class Convolve(Step):
         wet, hist = RV.fft_convolve(x, ir, state, self._spectra)
         if self.mix == 1.0:
             return wet.to(x.dtype), hist
+        import torch
+
         y = (1.0 - self.mix) * x.detach().to(torch.float64) + self.mix * wet
         return y.to(x.dtype), hist
 
@@ -237,21 +242,26 @@ class Reverb(Step):
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
         stereo = _channels(batch_shape) == 2 and len(batch_shape) >= 1
-        return RV.freeverb_state(self.fs, batch_shape, stereo)
+        return RV.freeverb_state(self.fs, batch_shape, stereo, tensors=not torch_free())
 
     def process(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        x64 = x.detach().to(torch.float64)
+        arrays = isinstance(x, np.ndarray)
+        if arrays:
+            x64: Any = x.astype(np.float64)  # type: ignore[attr-defined]
+        else:
+            import torch
+
+            x64 = x.detach().to(torch.float64)
         stereo = x.ndim >= 2 and x.shape[-2] == 2
         if stereo:
-            inp = (0.015 * (x64[..., 0:1, :] + x64[..., 1:2, :])).expand_as(x64)
+            mono = 0.015 * (x64[..., 0:1, :] + x64[..., 1:2, :])
+            inp = np.broadcast_to(mono, x64.shape) if arrays else mono.expand_as(x64)
             wet, new = RV.freeverb(inp, state, self.feedback, self.damp)
             left, right = wet[..., 0:1, :], wet[..., 1:2, :]
-            wet_mix = torch.cat(
-                (self.wet1 * left + self.wet2 * right, self.wet1 * right + self.wet2 * left),
-                dim=-2,
-            )
+            sides = [self.wet1 * left + self.wet2 * right, self.wet1 * right + self.wet2 * left]
+            wet_mix = np.concatenate(sides, axis=-2) if arrays else torch.cat(sides, dim=-2)
         else:
             wet, new = RV.freeverb(0.015 * x64, state, self.feedback, self.damp)
             wet_mix = self.wet1 * wet
         y = wet_mix + self.dry_gain * x64
-        return y.to(x.dtype), new
+        return (y.astype(x.dtype) if arrays else y.to(x.dtype)), new
