@@ -283,6 +283,16 @@ def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Nam
     same file (``FXCLI_CPU_ENGINE=torch``: the CPU path before it went torch-free);
     ``fxcli --help``, ``fxcli presets`` and a bare ``import torch`` for scale. Wall and
     CPU seconds and the peak RSS of each command (its own rusage)."""
+    # byte-code as an installed package has it (pip compiles at install; a source tree
+    # run with PYTHONDONTWRITEBYTECODE=1 would compile every module on every start)
+    import fxcli
+
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(fxcli.__file__).parent)],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        capture_output=True,
+        check=False,
+    )
     src = work / "five_seconds.wav"
     sf.write(str(src), 0.5 * B.make_noise(2, 5 * a.sample_rate).T, a.sample_rate, subtype="PCM_24")
     out = work / "five_seconds_out.wav"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import glob as _glob
 import os
 import re
-import secrets
 import shutil
 import tempfile
 import threading
@@ -154,7 +153,7 @@ def collect_tasks(
     pairs: list[tuple[str, str]] = []
     ignored = in_output = 0
     if local_inputs or local_listed:
-        fake = Path(tempfile.gettempdir()) / f"fxcli-remote-output-{secrets.token_hex(6)}"
+        fake = Path(tempfile.gettempdir()) / f"fxcli-remote-output-{os.urandom(6).hex()}"
         root = fake if out_remote else Path(output)
         c = collect(local_inputs, root, local_listed or None, None)
         ignored += c.ignored
@@ -236,7 +235,7 @@ def fetch(url: str, local: Path) -> None:
 def temp_key(dest: str) -> str:
     """A temporary name next to ``dest``: hidden, unique, marked like AtomicWriter's."""
     parent, _, name = dest.rstrip("/").rpartition("/")
-    return f"{parent}/.{name}.{secrets.token_hex(6)}{TEMP_MARK}"
+    return f"{parent}/.{name}.{os.urandom(6).hex()}{TEMP_MARK}"
 
 
 def upload_atomic(local: Path, dest_url: str) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import stat
 import threading
 import time
@@ -57,7 +56,7 @@ class OutputExistsError(AudioError):
 
 def temp_name(dest: Path) -> Path:
     """A fresh temporary path next to ``dest``, named ``.<name>.<pid>.<8 hex>.fxcli-tmp``."""
-    return dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_MARK}"
+    return dest.parent / f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_MARK}"
 
 
 def _pid_alive(pid: int) -> bool:
