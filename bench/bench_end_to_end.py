@@ -320,7 +320,7 @@ def startup(work: Path, preset: Path, reps: int, csv_path: Path, a: argparse.Nam
         for i in range(reps + 1):
             e = run_env
             if e is None:  # a fresh, empty design cache: the first run after an install
-                e = {**env, "FXCLI_CACHE_DIR": str(work / f"cold-cache-{i}")}
+                e = {**env, "FXCLI_CACHE_DIR": tempfile.mkdtemp(prefix="cold-cache-", dir=work)}
             dt, cpu, mib = _run_measured(cmd, e)
             if i:
                 ts.append(dt)
