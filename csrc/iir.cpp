@@ -21,66 +21,6 @@ namespace fx {
 namespace {
 
 template <class T>
-void one_row(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrdiff_t n_sec,
-             double* z, std::ptrdiff_t rows, std::ptrdiff_t r) {
-    const std::ptrdiff_t sstride = 2 * rows;
-    double* zr = z + 2 * r;
-    if (n_sec <= 4) {
-        group_row_m(static_cast<int>(n_sec), x, y, n_t, sos, 0, zr, sstride);
-        return;
-    }
-    const std::ptrdiff_t n_groups = (n_sec + 3) / 4;
-    std::vector<double> buf(static_cast<size_t>(std::min(BLOCK, n_t)));
-    for (std::ptrdiff_t t0 = 0; t0 < n_t; t0 += BLOCK) {
-        std::ptrdiff_t n = std::min(n_t - t0, BLOCK);
-        for (std::ptrdiff_t t = 0; t < n; ++t) buf[t] = static_cast<double>(x[t0 + t]);
-        std::ptrdiff_t g = 0;
-        for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
-            int m = group_size(n_sec, g, n_groups, k);
-            group_row_m(m, buf.data(), buf.data(), n, sos, g, zr + g * sstride, sstride);
-            g += m;
-        }
-        for (std::ptrdiff_t t = 0; t < n; ++t) y[t0 + t] = static_cast<T>(buf[t]);
-    }
-}
-
-#if FX_HAVE_VEC
-// rows r0..r0+3 with the vector kernels
-template <class T>
-void one_tile(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrdiff_t n_sec,
-              double* z, std::ptrdiff_t rows, std::ptrdiff_t r0) {
-    const std::ptrdiff_t n_groups = (n_sec + 3) / 4;
-    std::vector<double> buf(static_cast<size_t>(LANES * std::min(BLOCK, n_t)));
-    std::vector<double> st(static_cast<size_t>(LANES * 2 * n_sec));
-    for (std::ptrdiff_t s = 0; s < n_sec; ++s)
-        for (int i = 0; i < 2; ++i)
-            for (int c = 0; c < LANES; ++c)
-                st[LANES * (2 * s + i) + c] = z[(s * rows + r0 + c) * 2 + i];
-    for (std::ptrdiff_t t0 = 0; t0 < n_t; t0 += BLOCK) {
-        std::ptrdiff_t n = std::min(n_t - t0, BLOCK);
-        for (int c = 0; c < LANES; ++c) {
-            const T* xr = x + (r0 + c) * n_t + t0;
-            for (std::ptrdiff_t t = 0; t < n; ++t) buf[LANES * t + c] = static_cast<double>(xr[t]);
-        }
-        std::ptrdiff_t g = 0;
-        for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
-            int m = group_size(n_sec, g, n_groups, k);
-            group_tile_m(m, buf.data(), n, sos, g, st.data() + LANES * 2 * g);
-            g += m;
-        }
-        for (int c = 0; c < LANES; ++c) {
-            T* yr = y + (r0 + c) * n_t + t0;
-            for (std::ptrdiff_t t = 0; t < n; ++t) yr[t] = static_cast<T>(buf[LANES * t + c]);
-        }
-    }
-    for (std::ptrdiff_t s = 0; s < n_sec; ++s)
-        for (int i = 0; i < 2; ++i)
-            for (int c = 0; c < LANES; ++c)
-                z[(s * rows + r0 + c) * 2 + i] = st[LANES * (2 * s + i) + c];
-}
-#endif
-
-template <class T>
 void cascade(const T* x, T* y, std::ptrdiff_t rows, std::ptrdiff_t n_t, const double* sos,
              std::ptrdiff_t n_sec, double* z, int threads, bool use_tiles) {
     run_rows(
@@ -90,7 +30,7 @@ void cascade(const T* x, T* y, std::ptrdiff_t rows, std::ptrdiff_t n_t, const do
             one_tile(x, y, n_t, sos, n_sec, z, rows, r0);
 #endif
         },
-        [&](std::ptrdiff_t r) { one_row(x + r * n_t, y + r * n_t, n_t, sos, n_sec, z, rows, r); });
+        [&](std::ptrdiff_t r) { one_row(x, y, n_t, sos, n_sec, z, rows, r); });
 }
 
 void sosfilt(const py::array& x, py::array& y, const py::array& sos, py::array& z, int threads,

@@ -54,84 +54,6 @@ namespace {
 
 // ---------------------------------------------------------------- checkpointing forward
 
-// Row r of x -> y with sosfilt's scalar kernels (as one_row of iir.cpp), z (S, rows, 2)
-// updated, ck[r, j] = the state at the start of block j.
-template <class T>
-void ckpt_row(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrdiff_t n_sec,
-              double* z, std::ptrdiff_t rows, std::ptrdiff_t r, double* ck,
-              std::ptrdiff_t n_blocks) {
-    const std::ptrdiff_t sstride = 2 * rows;
-    double* zr = z + 2 * r;
-    const T* xr = x + r * n_t;
-    T* yr = y + r * n_t;
-    const std::ptrdiff_t n_groups = (n_sec + 3) / 4;
-    std::vector<double> buf(n_sec <= 4 ? 0 : static_cast<size_t>(std::min(BLOCK, n_t)));
-    std::ptrdiff_t j = 0;
-    for (std::ptrdiff_t t0 = 0; t0 < n_t; t0 += BLOCK, ++j) {
-        std::ptrdiff_t n = std::min(n_t - t0, BLOCK);
-        double* ckj = ck + (r * n_blocks + j) * n_sec * 2;
-        for (std::ptrdiff_t s = 0; s < n_sec; ++s) {
-            ckj[2 * s] = zr[s * sstride];
-            ckj[2 * s + 1] = zr[s * sstride + 1];
-        }
-        if (n_sec <= 4) {  // one fused group straight from x to y, as one_row does
-            group_row_m(static_cast<int>(n_sec), xr + t0, yr + t0, n, sos, 0, zr, sstride);
-            continue;
-        }
-        for (std::ptrdiff_t t = 0; t < n; ++t) buf[t] = static_cast<double>(xr[t0 + t]);
-        std::ptrdiff_t g = 0;
-        for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
-            int m = group_size(n_sec, g, n_groups, k);
-            group_row_m(m, buf.data(), buf.data(), n, sos, g, zr + g * sstride, sstride);
-            g += m;
-        }
-        for (std::ptrdiff_t t = 0; t < n; ++t) yr[t0 + t] = static_cast<T>(buf[t]);
-    }
-}
-
-#if FX_HAVE_VEC
-// Rows r0..r0+3 with sosfilt's vector kernels (as one_tile of iir.cpp), plus ck.
-template <class T>
-void ckpt_tile(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrdiff_t n_sec,
-               double* z, std::ptrdiff_t rows, std::ptrdiff_t r0, double* ck,
-               std::ptrdiff_t n_blocks) {
-    const std::ptrdiff_t n_groups = (n_sec + 3) / 4;
-    std::vector<double> buf(static_cast<size_t>(LANES * std::min(BLOCK, n_t)));
-    std::vector<double> st(static_cast<size_t>(LANES * 2 * n_sec));
-    for (std::ptrdiff_t s = 0; s < n_sec; ++s)
-        for (int i = 0; i < 2; ++i)
-            for (int c = 0; c < LANES; ++c)
-                st[LANES * (2 * s + i) + c] = z[(s * rows + r0 + c) * 2 + i];
-    std::ptrdiff_t j = 0;
-    for (std::ptrdiff_t t0 = 0; t0 < n_t; t0 += BLOCK, ++j) {
-        std::ptrdiff_t n = std::min(n_t - t0, BLOCK);
-        for (int c = 0; c < LANES; ++c) {
-            double* ckj = ck + ((r0 + c) * n_blocks + j) * n_sec * 2;
-            for (std::ptrdiff_t s = 0; s < n_sec; ++s)
-                for (int i = 0; i < 2; ++i) ckj[2 * s + i] = st[LANES * (2 * s + i) + c];
-        }
-        for (int c = 0; c < LANES; ++c) {
-            const T* xr = x + (r0 + c) * n_t + t0;
-            for (std::ptrdiff_t t = 0; t < n; ++t) buf[LANES * t + c] = static_cast<double>(xr[t]);
-        }
-        std::ptrdiff_t g = 0;
-        for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
-            int m = group_size(n_sec, g, n_groups, k);
-            group_tile_m(m, buf.data(), n, sos, g, st.data() + LANES * 2 * g);
-            g += m;
-        }
-        for (int c = 0; c < LANES; ++c) {
-            T* yr = y + (r0 + c) * n_t + t0;
-            for (std::ptrdiff_t t = 0; t < n; ++t) yr[t] = static_cast<T>(buf[LANES * t + c]);
-        }
-    }
-    for (std::ptrdiff_t s = 0; s < n_sec; ++s)
-        for (int i = 0; i < 2; ++i)
-            for (int c = 0; c < LANES; ++c)
-                z[(s * rows + r0 + c) * 2 + i] = st[LANES * (2 * s + i) + c];
-}
-#endif
-
 // ---------------------------------------------------------------- backward
 
 // The backward kernels are written once for L lanes: L = 1 (one row, scalars) and
@@ -428,11 +350,11 @@ void ckpt_run(const py::array& x, py::array& y, const double* s, double* zp, dou
         sh.rows, sh.n_t, threads, tiles,
         [&](std::ptrdiff_t r0) {
 #if FX_HAVE_VEC
-            ckpt_tile(xp, yp, sh.n_t, s, sh.n_sec, zp, sh.rows, r0, ckp, sh.n_blocks);
+            one_tile(xp, yp, sh.n_t, s, sh.n_sec, zp, sh.rows, r0, ckp, sh.n_blocks);
 #endif
         },
         [&](std::ptrdiff_t r) {
-            ckpt_row(xp, yp, sh.n_t, s, sh.n_sec, zp, sh.rows, r, ckp, sh.n_blocks);
+            one_row(xp, yp, sh.n_t, s, sh.n_sec, zp, sh.rows, r, ckp, sh.n_blocks);
         });
 }
 

@@ -135,6 +135,94 @@ constexpr double TILE_COST = 2.2;
 // below this many samples in all, threads cost more than they save
 constexpr std::ptrdiff_t PAR_MIN_SAMPLES = 1 << 15;
 
+// Row r of x -> y (x, y point at row 0; rows of n_t samples). With ck (the
+// checkpointing forward of the adjoint) the state at the start of every BLOCK
+// samples is stored, ck[(r * n_blocks + j) * 2 S + 2 s + i]; the arithmetic is the
+// same either way (a cascade of up to 4 sections runs straight from x to y).
+template <class T>
+void one_row(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrdiff_t n_sec,
+             double* z, std::ptrdiff_t rows, std::ptrdiff_t r, double* ck = nullptr,
+             std::ptrdiff_t n_blocks = 0) {
+    const std::ptrdiff_t sstride = 2 * rows;
+    double* zr = z + 2 * r;
+    const T* xr = x + r * n_t;
+    T* yr = y + r * n_t;
+    if (n_sec <= 4 && ck == nullptr) {
+        group_row_m(static_cast<int>(n_sec), xr, yr, n_t, sos, 0, zr, sstride);
+        return;
+    }
+    const std::ptrdiff_t n_groups = (n_sec + 3) / 4;
+    std::vector<double> buf(n_sec <= 4 ? 0 : static_cast<size_t>(std::min(BLOCK, n_t)));
+    std::ptrdiff_t j = 0;
+    for (std::ptrdiff_t t0 = 0; t0 < n_t; t0 += BLOCK, ++j) {
+        std::ptrdiff_t n = std::min(n_t - t0, BLOCK);
+        if (ck != nullptr) {
+            double* ckj = ck + (r * n_blocks + j) * n_sec * 2;
+            for (std::ptrdiff_t s = 0; s < n_sec; ++s) {
+                ckj[2 * s] = zr[s * sstride];
+                ckj[2 * s + 1] = zr[s * sstride + 1];
+            }
+        }
+        if (n_sec <= 4) {  // one fused group straight from x to y
+            group_row_m(static_cast<int>(n_sec), xr + t0, yr + t0, n, sos, 0, zr, sstride);
+            continue;
+        }
+        for (std::ptrdiff_t t = 0; t < n; ++t) buf[t] = static_cast<double>(xr[t0 + t]);
+        std::ptrdiff_t g = 0;
+        for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
+            int m = group_size(n_sec, g, n_groups, k);
+            group_row_m(m, buf.data(), buf.data(), n, sos, g, zr + g * sstride, sstride);
+            g += m;
+        }
+        for (std::ptrdiff_t t = 0; t < n; ++t) yr[t0 + t] = static_cast<T>(buf[t]);
+    }
+}
+
+#if FX_HAVE_VEC
+// Rows r0..r0+3 with the vector kernels (checkpoints in ck as for one_row).
+template <class T>
+void one_tile(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrdiff_t n_sec,
+              double* z, std::ptrdiff_t rows, std::ptrdiff_t r0, double* ck = nullptr,
+              std::ptrdiff_t n_blocks = 0) {
+    const std::ptrdiff_t n_groups = (n_sec + 3) / 4;
+    std::vector<double> buf(static_cast<size_t>(LANES * std::min(BLOCK, n_t)));
+    std::vector<double> st(static_cast<size_t>(LANES * 2 * n_sec));
+    for (std::ptrdiff_t s = 0; s < n_sec; ++s)
+        for (int i = 0; i < 2; ++i)
+            for (int c = 0; c < LANES; ++c)
+                st[LANES * (2 * s + i) + c] = z[(s * rows + r0 + c) * 2 + i];
+    std::ptrdiff_t j = 0;
+    for (std::ptrdiff_t t0 = 0; t0 < n_t; t0 += BLOCK, ++j) {
+        std::ptrdiff_t n = std::min(n_t - t0, BLOCK);
+        if (ck != nullptr) {
+            for (int c = 0; c < LANES; ++c) {
+                double* ckj = ck + ((r0 + c) * n_blocks + j) * n_sec * 2;
+                for (std::ptrdiff_t s = 0; s < n_sec; ++s)
+                    for (int i = 0; i < 2; ++i) ckj[2 * s + i] = st[LANES * (2 * s + i) + c];
+            }
+        }
+        for (int c = 0; c < LANES; ++c) {
+            const T* xr = x + (r0 + c) * n_t + t0;
+            for (std::ptrdiff_t t = 0; t < n; ++t) buf[LANES * t + c] = static_cast<double>(xr[t]);
+        }
+        std::ptrdiff_t g = 0;
+        for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
+            int m = group_size(n_sec, g, n_groups, k);
+            group_tile_m(m, buf.data(), n, sos, g, st.data() + LANES * 2 * g);
+            g += m;
+        }
+        for (int c = 0; c < LANES; ++c) {
+            T* yr = y + (r0 + c) * n_t + t0;
+            for (std::ptrdiff_t t = 0; t < n; ++t) yr[t] = static_cast<T>(buf[LANES * t + c]);
+        }
+    }
+    for (std::ptrdiff_t s = 0; s < n_sec; ++s)
+        for (int i = 0; i < 2; ++i)
+            for (int c = 0; c < LANES; ++c)
+                z[(s * rows + r0 + c) * 2 + i] = st[LANES * (2 * s + i) + c];
+}
+#endif
+
 // The row policy of every cascade kernel: the first n_tiles work items are tiles
 // of LANES rows (SIMD, when use_tiles and where they pay), the remaining rows one
 // item each, spread over up to `threads` threads (one thread for small inputs).

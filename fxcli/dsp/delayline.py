@@ -74,31 +74,24 @@ def feedback_delay(
             f"{tuple(xh.shape)} and {tuple(wh.shape)}"
         )
     if arrays:
-        xa = np.concatenate((np.asarray(xh, np.float64), x.astype(np.float64)), axis=-1)
-        wa = np.empty_like(xa)
-        wa[..., :delay] = wh
-        for b in range(math.ceil(n / delay)):
-            lo = delay + b * delay
-            hi = min(lo + delay, delay + n)
-            m = hi - lo
-            wa[..., lo:hi] = (
-                xa[..., lo - delay : lo - delay + m]
-                + feedback * wa[..., lo - delay : lo - delay + m]
-            )
-        return wa[..., delay:], (xa[..., n:].copy(), wa[..., n:].copy())
-    import torch
+        xs: Any = np.concatenate((np.asarray(xh, np.float64), x.astype(np.float64)), axis=-1)
+        ws: Any = np.empty_like(xs)
+        ws[..., :delay] = wh
+    else:
+        import torch
 
-    with torch.no_grad():
-        xs = torch.cat((xh.to(x.device, torch.float64), x.detach().to(torch.float64)), dim=-1)
+        x = x.detach()
+        xs = torch.cat((xh.detach().to(x.device, torch.float64), x.to(torch.float64)), dim=-1)
         ws = torch.empty_like(xs)
-        ws[..., :delay] = wh.to(x.device, torch.float64)
-        for b in range(math.ceil(n / delay)):
-            lo = delay + b * delay
-            hi = min(lo + delay, delay + n)
-            m = hi - lo
-            ws[..., lo:hi] = (
-                xs[..., lo - delay : lo - delay + m]
-                + feedback * ws[..., lo - delay : lo - delay + m]
-            )
-        new_state = (xs[..., n:].clone(), ws[..., n:].clone())
-        return ws[..., delay:], new_state
+        ws[..., :delay] = wh.detach().to(x.device, torch.float64)
+    # the same slicing arithmetic for numpy arrays and tensors (the same bits)
+    for b in range(math.ceil(n / delay)):
+        lo = delay + b * delay
+        hi = min(lo + delay, delay + n)
+        m = hi - lo
+        ws[..., lo:hi] = (
+            xs[..., lo - delay : lo - delay + m] + feedback * ws[..., lo - delay : lo - delay + m]
+        )
+    if arrays:
+        return ws[..., delay:], (xs[..., n:].copy(), ws[..., n:].copy())
+    return ws[..., delay:], (xs[..., n:].clone(), ws[..., n:].clone())
