@@ -21,8 +21,8 @@ recursion runs backward in time, ``t = n-1 .. 0``, with adjoint states
 i.e. ``gv = flip(allpole(flip(G)))`` (the section's poles run backward in time)
 and ``W = B^T gv`` (its zeros, correlated): the same cascade, transposed and
 time-reversed, and the coefficient gradients are dot products of that
-backward-filtered gradient with the section's own input/output (seed 002's
-derivation, with ``zi``/``zf`` terms). Two implementations:
+backward-filtered gradient with the section's own input/output (the standard IIR
+adjoint derivation, with ``zi``/``zf`` terms). Two implementations:
 
 ``cpu`` (CPU tensors, first-order backward: ``create_graph=False``)
     The Function's forward runs the compiled core's cascade kernels (fused
