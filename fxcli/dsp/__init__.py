@@ -30,7 +30,7 @@ __all__ = ["firfilt", "sosfilt", "tvsosfilt"]
 
 def __getattr__(name: str) -> Any:
     if name == "firfilt":
-        from fxcli.dsp.fir import firfilt
+        from fxcli.dsp.fir.api import firfilt
 
         return firfilt
     if name in ("sosfilt", "tvsosfilt"):

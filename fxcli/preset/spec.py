@@ -385,7 +385,8 @@ STEPS: dict[str, StepSpec] = {
 #: Step types whose classes also run on numpy arrays (the torch-free CPU path of
 #: ``fxcli process``: compiled kernels, no torch import). A chain made only of these
 #: runs without torch on the CPU; any other step type puts the run on the torch
-#: engine (same results: the two paths are tested equal per type).
+#: engine (same results: the two paths are tested equal per type, bit for bit except
+#: ``fir``, whose FFT and GEMM come from numpy on one path and torch on the other).
 NUMPY_STEP_TYPES = frozenset(
     {
         "highpass",
@@ -413,6 +414,7 @@ NUMPY_STEP_TYPES = frozenset(
         "fade",
         "delay",
         "reverb",
+        "fir",
     }
 )
 

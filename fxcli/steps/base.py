@@ -313,7 +313,11 @@ class FIR(Step):
         return zeros((*batch_shape, k - 1), device)
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        from fxcli.dsp.fir import firfilt
+        if isinstance(x, np.ndarray):
+            from fxcli.dsp.fir.cpu import firfilt_np
+
+            return firfilt_np(x, as_numpy(self.taps), state)  # type: ignore[return-value]
+        from fxcli.dsp.fir.api import firfilt
 
         return firfilt(x, self.taps, state)
 

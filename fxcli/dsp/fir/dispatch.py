@@ -13,17 +13,10 @@ import numpy as np
 import torch
 
 from fxcli.dsp.fir.args import check_taps, history
+from fxcli.dsp.fir.cpu import AUTO_FFT_MIN_TAPS
+from fxcli.dsp.fir.cpu import plan as _plan
 
 __all__ = ["AUTO_FFT_MIN_TAPS", "AUTO_TRITON_MAX_TAPS", "forward"]
-
-# "auto" uses the FFT from this many taps on. Measured on the 2-core AMD EPYC
-# (Zen 3) dev VM, torch 2.13 CPU, one thread, 8 ch x 2^20 float32 samples,
-# Msamples/s direct vs fft: K=16 64 vs 52, K=32 62 vs 52, K=64 50 vs 45,
-# K=72 43 vs 54, K=96 38 vs 70. The crossover sits where the direct method's
-# frame grows from 64 to 128 outputs (K = 65). (Two-thread runs on that VM were
-# too noisy to rank, with another process running, and favoured the FFT from
-# K ~ 32-48.)
-AUTO_FFT_MIN_TAPS = 65
 
 
 # "auto" on float32 CUDA input uses the Triton block-Toeplitz kernel up to this many
@@ -50,11 +43,6 @@ def _slab_elements(device: torch.device) -> int:
     """float64 elements per slab of frames: small on CPU (cache-resident, and no
     page-fault churn from fresh large allocations), large on GPUs."""
     return 1 << 18 if device.type == "cpu" else 1 << 24
-
-
-def _fft_size(k: int) -> int:
-    """FFT length for K taps: next power of two >= 8 K, at least 256."""
-    return max(256, 1 << math.ceil(math.log2(8 * k)))
 
 
 def _fft_cpu(
@@ -107,27 +95,6 @@ def _fft_cpu(
             y[:, t0:t1].reshape(rows, f1 - f0, step)[...] = out
         else:
             y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
-
-
-def _direct_block(k: int) -> int:
-    """Outputs per frame of the direct method: next power of two >= K, at least 64."""
-    return max(64, 1 << max(0, math.ceil(math.log2(k))))
-
-
-def _plan(method: str, k: int, n_t: int) -> tuple[int, int, int]:
-    """(step, window, n_frames) for ``n_t`` outputs.
-
-    Frame f reads ``full[f*step : f*step + window]`` and yields the outputs
-    ``y[f*step : (f+1)*step]``, so ``full`` must hold
-    ``(n_frames - 1) * step + window`` samples.
-    """
-    if method == "direct":
-        step = _direct_block(k)
-        win = step + k - 1
-    else:
-        win = _fft_size(k)
-        step = win - (k - 1)
-    return step, win, -(-n_t // step)
 
 
 def _direct_matrix(h: torch.Tensor, step: int, win: int) -> torch.Tensor:
