@@ -423,17 +423,16 @@ def limit(
     d = limiter_latency(lookahead, true_peak)
     if n == 0:
         return (x.copy() if isinstance(x, np.ndarray) else x.detach().clone()), state
-    host = _host
-    pend = host(state.pending)
+    pend = _host(state.pending)
     if pend.shape != (n_g, n_c, d):
         raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {pend.shape}")
     xn = _cpu_array(x, (n_g, n_c, n))
-    tpq = host(state.tpq)
-    req = host(state.req)
-    gp = host(state.gain)
-    plan = host(state.plan)
-    fin = host(state.fin)
-    unf = host(state.unf)
+    tpq = _host(state.tpq)
+    req = _host(state.req)
+    gp = _host(state.gain)
+    plan = _host(state.plan)
+    fin = _host(state.fin)
+    unf = _host(state.unf)
     ceil = float(ceiling) * _CEILING_GUARD
     # peaks at or under the ceiling need nothing; louder ones are planned to the
     # target (a margin under the ceiling absorbs the effect of gain changes
@@ -474,15 +473,14 @@ def limit(
 
         y = torch.from_numpy(y_np).reshape(*batch, n - drop).to(x.device, x.dtype)
         new_skip = torch.tensor(skip - drop, dtype=torch.int64)
-    back = _back
     new_state = LimiterState(
-        pending=back(new_pend, state.pending),
-        tpq=back(tpq, state.tpq),
-        req=back(req, state.req),
-        gain=back(gp, state.gain),
-        plan=back(plan, state.plan),
-        fin=back(fin, state.fin),
-        unf=back(unf, state.unf),
+        pending=_back(new_pend, state.pending),
+        tpq=_back(tpq, state.tpq),
+        req=_back(req, state.req),
+        gain=_back(gp, state.gain),
+        plan=_back(plan, state.plan),
+        fin=_back(fin, state.fin),
+        unf=_back(unf, state.unf),
         skip=new_skip,
     )
     return y, new_state
