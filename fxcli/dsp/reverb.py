@@ -2,7 +2,7 @@
 
 Two ideas, both "reverb":
 
-:func:`fft_convolve` (any device)
+:func:`fft_convolve` (any device; numpy arrays too)
     Long-kernel linear convolution ``wet[t] = sum_k ir[c, k] x[c, t - k]`` with one
     impulse response per channel (or one shared by all) by overlap-save FFT
     convolution with the exact input history as state (the last ``K - 1`` input
@@ -58,24 +58,30 @@ def _next_pow2(n: int) -> int:
 
 
 def fft_convolve(
-    x: torch.Tensor,
-    ir: torch.Tensor,
-    hist: torch.Tensor,
-    spectra: dict[Any, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    x: torch.Tensor | np.ndarray,
+    ir: torch.Tensor | np.ndarray,
+    hist: torch.Tensor | np.ndarray,
+    spectra: dict[Any, Any] | None = None,
+) -> tuple[Any, Any]:
     """Causal convolution of ``x`` with ``ir`` continuing from ``hist``.
 
     Args:
-        x: ``(*batch, n)`` float32/float64 on any device.
-        ir: ``(C, K)`` float64 on ``x``'s device; ``C == 1`` (applied to every row)
-            or ``C == x.shape[-2]`` (row ``c`` of the channel axis uses ``ir[c]``).
+        x: ``(*batch, n)`` float32/float64: a torch tensor on any device, or a numpy
+            array (the torch-free CPU path: numpy's FFT, torch is not imported).
+        ir: ``(C, K)`` float64 of ``x``'s kind (on ``x``'s device); ``C == 1``
+            (applied to every row) or ``C == x.shape[-2]`` (row ``c`` of the channel
+            axis uses ``ir[c]``).
         hist: ``(*batch, K - 1)`` float64: the last ``K - 1`` input frames before
             ``x``, oldest first (zeros at the start of a stream). Never modified.
         spectra: optional memo ``{(N, device): rfft(ir, N)}``, filled as needed.
 
     Returns:
-        ``(wet, new_hist)``: ``wet`` ``(*batch, n)`` float64 on ``x``'s device;
-        ``new_hist`` the last ``K - 1`` frames of ``cat(hist, x)`` (float64).
+        ``(wet, new_hist)``: ``wet`` ``(*batch, n)`` float64 of ``x``'s kind (and
+        device); ``new_hist`` the last ``K - 1`` frames of ``cat(hist, x)``
+        (float64). The numpy and torch results agree to float64 rounding (two FFT
+        libraries); each is chunk-invariant to float64 rounding.
+
+    Autograd: none (computed under ``torch.no_grad()``).
     """
     c_ir, k = ir.shape
     batch = tuple(x.shape[:-1])
@@ -86,16 +92,56 @@ def fft_convolve(
         raise ValueError(f"ir has {c_ir} channels, x has shape {tuple(x.shape)}")
     if spectra is None:
         spectra = {}
+    fft_n = _next_pow2(k - 1 + min(n, max(k, 4096)))
+    if isinstance(x, np.ndarray):
+        return _fft_convolve_np(x, np.asarray(ir), np.asarray(hist), spectra, fft_n)
+    return _fft_convolve_torch(x, ir, hist, spectra, fft_n)  # type: ignore[arg-type]
+
+
+def _segments(n: int, k: int, fft_n: int) -> list[tuple[int, int]]:
+    """Overlap-save blocks ``(start, frames)`` of an ``n``-frame call: each block's
+    FFT covers ``K - 1`` frames of history and at most ``fft_n - (K - 1)`` new ones."""
+    s = fft_n - (k - 1)
+    return [(lo, min(s, n - lo)) for lo in range(0, n, s)]
+
+
+def _fft_convolve_np(
+    x: np.ndarray, ir: np.ndarray, hist: np.ndarray, spectra: dict[Any, Any], fft_n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    c_ir, k = ir.shape
+    n = x.shape[-1]
+    full = np.concatenate((hist.astype(np.float64, copy=False), x.astype(np.float64)), -1)
+    new_hist = full[..., n:].copy()
+    wet = np.empty((*x.shape[:-1], n), dtype=np.float64)
+    if n == 0:
+        return wet, new_hist
+    key = (fft_n, "numpy")
+    h = spectra.get(key)
+    if h is None:
+        h = np.fft.rfft(ir.astype(np.float64, copy=False), fft_n, axis=-1)
+        spectra[key] = h
+    if c_ir == 1:
+        h = h[0]
+    for lo, m in _segments(n, k, fft_n):
+        seg = full[..., lo : lo + k - 1 + m]
+        y = np.fft.irfft(np.fft.rfft(seg, fft_n, axis=-1) * h, fft_n, axis=-1)
+        wet[..., lo : lo + m] = y[..., k - 1 : k - 1 + m]
+    return wet, new_hist
+
+
+def _fft_convolve_torch(
+    x: torch.Tensor, ir: torch.Tensor, hist: torch.Tensor, spectra: dict[Any, Any], fft_n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
+    c_ir, k = ir.shape
+    n = x.shape[-1]
     with torch.no_grad():
         full = torch.cat((hist.to(x.device, torch.float64), x.detach().to(torch.float64)), -1)
         new_hist = full[..., n:].clone()
-        wet = torch.empty((*batch, n), dtype=torch.float64, device=x.device)
+        wet = torch.empty((*x.shape[:-1], n), dtype=torch.float64, device=x.device)
         if n == 0:
             return wet, new_hist
-        fft_n = _next_pow2(k - 1 + min(n, max(k, 4096)))
-        s = fft_n - (k - 1)
         key = (fft_n, str(x.device))
         h = spectra.get(key)
         if h is None:
@@ -103,8 +149,7 @@ def fft_convolve(
             spectra[key] = h
         if c_ir == 1:
             h = h[0]
-        for lo in range(0, n, s):
-            m = min(s, n - lo)
+        for lo, m in _segments(n, k, fft_n):
             seg = full[..., lo : lo + k - 1 + m]
             y = torch.fft.irfft(torch.fft.rfft(seg, fft_n, dim=-1) * h, fft_n, dim=-1)
             wet[..., lo : lo + m] = y[..., k - 1 : k - 1 + m]

@@ -383,10 +383,11 @@ STEPS: dict[str, StepSpec] = {
 }
 
 #: Step types whose classes also run on numpy arrays (the torch-free CPU path of
-#: ``fxcli process``: compiled kernels, no torch import). A chain made only of these
-#: runs without torch on the CPU; any other step type puts the run on the torch
-#: engine (same results: the two paths are tested equal per type, bit for bit except
-#: ``fir``, whose FFT and GEMM come from numpy on one path and torch on the other).
+#: ``fxcli process``: compiled kernels, no torch import). Today every type; a new
+#: type joins when its class runs on numpy arrays, and until then a chain holding it
+#: runs on the torch engine (same results: the two paths are tested equal per type,
+#: bit for bit except ``fir`` and ``convolve``, whose FFTs come from numpy on one
+#: path and torch on the other: equal to float64 rounding).
 NUMPY_STEP_TYPES = frozenset(
     {
         "highpass",
@@ -415,6 +416,7 @@ NUMPY_STEP_TYPES = frozenset(
         "delay",
         "reverb",
         "fir",
+        "convolve",
     }
 )
 

@@ -12,7 +12,7 @@ import numpy as np
 from fxcli.dsp import reverb as RV
 from fxcli.errors import ParameterError
 from fxcli.preset.spec import check
-from fxcli.steps.base import Step, check_fs, coefficients, zeros
+from fxcli.steps.base import Step, as_numpy, check_fs, coefficients, zeros
 from fxcli.steps.module import torch_free
 
 if TYPE_CHECKING:
@@ -160,10 +160,14 @@ class Convolve(Step):
 
     def process(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         self._check_channels(_channels(tuple(x.shape[:-1])))
-        ir = self.ir.to(x.device)
         if len(self._spectra) > 4:  # a memo of IR spectra per FFT size, kept small
             self._spectra.clear()
-        wet, hist = RV.fft_convolve(x, ir, state, self._spectra)
+        if isinstance(x, np.ndarray):  # the torch-free CPU path
+            wet, hist = RV.fft_convolve(x, as_numpy(self.ir), state, self._spectra)
+            if self.mix != 1.0:
+                wet = (1.0 - self.mix) * x.astype(np.float64) + self.mix * wet
+            return wet.astype(x.dtype), hist
+        wet, hist = RV.fft_convolve(x, self.ir.to(x.device), state, self._spectra)
         if self.mix == 1.0:
             return wet.to(x.dtype), hist
         import torch
