@@ -377,3 +377,28 @@ def test_yaml_12_integers() -> None:
     assert load("0o10") == 8 and load("0x1F") == 31
     assert load("1_000") == "1_000" and load("0b11") == "0b11"
     assert load("1e3") == 1000.0 and load("no") == "no"
+
+
+def test_c_parser_reads_presets_like_the_python_one_and_deep_texts_stay_safe() -> None:
+    """Start-up (issue 15): presets are composed by libyaml's C parser where PyYAML has
+    it; the nodes, values, line numbers and errors equal the Python composer's. Its
+    composer recurses in C without a limit (100,000 nested ``[`` crash the process),
+    so texts whose nesting could be deep go to the Python composer, whose
+    RecursionError is reported as "nested too deeply"."""
+    from fxcli.preset import loader as L
+
+    if L._C_LOADER is None:
+        pytest.skip("PyYAML was built without libyaml: only the Python composer exists")
+    for name in L.bundled_names():
+        text = (L.BUNDLED_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+        assert L._loader_for(text) is L._C_LOADER
+        c_data, c_lines = L.load_yaml(text, name)
+        root = yaml.compose(text, Loader=L.PresetLoader)
+        py_lines: dict[int, int] = {}
+        py_data = L._construct(root, py_lines, L.PresetLoader(""))
+        assert c_data == py_data
+        assert sorted(c_lines.values()) == sorted(py_lines.values())
+    deep = "a: " + "[" * 100_000 + "]" * 100_000
+    assert L._loader_for(deep) is L.PresetLoader
+    with pytest.raises(L.PresetError, match="nested too deeply"):
+        L.load_yaml(deep, "deep.yaml")
