@@ -9,6 +9,7 @@ loudness) get a measuring pass over the chain up to them before the writing pass
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -28,6 +29,7 @@ from fxcli.engine.chain import (
 )
 from fxcli.engine.device import chunk_frames
 from fxcli.engine.pipeline import WriteBehind, prefetch
+from fxcli.engine.replay import Replay
 from fxcli.engine.transfer import ChunkTransfer, HostArray
 from fxcli.io.audio import (
     PCM_BITS,
@@ -403,33 +405,56 @@ def resolve_analysis(
     A ``loudness`` step directly followed by a peak limiter aims through it: the
     limiter lowers the loudness it receives, so the gain is refined by measuring the
     limiter's output (:meth:`~fxcli.steps.loudness.Loudness.aim`, a few more
-    passes) until the output meets the target within 0.05 LU.
+    tries) until the output meets the target within 0.05 LU. The measuring pass's
+    chunks are kept (:class:`fxcli.engine.replay.Replay`: in memory up to a budget,
+    then in an anonymous temporary file), so each try runs only the gain, the
+    limiter and the meter over them, not the chain before them again.
     """
     steps = list(steps)
     for k, step in enumerate(steps):
         if not step.needs_analysis:
             continue
-
-        def fold(head: list[Step], step: Step = step) -> Any:
-            acc = None
-            for y in measure_pass(head):
-                acc = step.measure(acc, y)
-            return acc
-
-        acc = fold(fuse(steps[:k]))
         nxt = steps[k + 1] if k + 1 < len(steps) else None
         aim = getattr(step, "aim", None)
-        if aim is not None and getattr(nxt, "peak_limiter", False):
-            assert nxt is not None
-
-            def through_limiter(g: float, head: list[Step] = steps[:k], lim: Step = nxt) -> Any:
-                return fold([*fuse([*head, Gain.factor(g).to(device)]), lim])
-
-            resolved = aim(acc, through_limiter)
-        else:
-            resolved = step.resolve(acc)
+        if aim is None or not getattr(nxt, "peak_limiter", False):
+            acc = None
+            for y in measure_pass(fuse(steps[:k])):
+                acc = step.measure(acc, y)
+            steps[k] = step.resolve(acc).to(device)
+            continue
+        assert nxt is not None
+        with Replay() as replay:
+            acc = None
+            for y in measure_pass(fuse(steps[:k])):
+                replay.add(y)
+                acc = step.measure(acc, y)
+            resolved = aim(
+                acc, functools.partial(_measure_replay, step, replay, limiter=nxt, device=device)
+            )
         steps[k] = resolved.to(device)
     return fuse(steps)
+
+
+def _measure_replay(
+    step: Step, replay: Replay, gain: float, *, limiter: Step, device: torch.device | str
+) -> Any:
+    """``step``'s measurement of ``limiter(gain * chunk)`` over the replayed chunks
+    (and the limiter's tail at the end)."""
+    chain = [Gain.factor(gain).to(device), limiter]
+    acc: Any = None
+    states: list[Any] | None = None
+    dtype: Any = None
+    for x in replay:
+        if states is None:
+            states = init_states(chain, tuple(x.shape[:-1]), device)
+            dtype = x.dtype
+        y, states = run_chain(chain, x, states)
+        acc = step.measure(acc, y)
+    if states is not None:
+        tail, _ = flush_chain(chain, states, dtype)
+        if tail is not None:
+            acc = step.measure(acc, tail)
+    return acc
 
 
 def process_array(
