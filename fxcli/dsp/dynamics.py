@@ -35,11 +35,15 @@ The per-sample recurrences are kernels of the compiled core
 (:data:`fxcli.dsp.native.core`, ``csrc/dynamics.cpp``) on float64, over
 :func:`fxcli.dsp.native.threads` threads (the level detection, the dB/linear
 conversions, the limiter's requirements and output in blocks of frames; the
-recurrences one thread per gain group). They run on the CPU: for CUDA tensors the
-detector signal (the limiter's input) is copied to the CPU, the recurrence runs
-there and the gain (the limited signal) is returned to the tensor's device, where
-the compressor's gain is applied. Chunked calls carrying the state give
-bit-identical results to one call on the whole signal.
+recurrences one thread per gain group). For CUDA tensors the compressor /
+expander gain runs on the device (:mod:`fxcli.dsp.dynamics_triton`: Triton
+programs for the sequential recurrences, one per channel row or gain group, torch
+for the rest; equal to the CPU kernel within float64 rounding) when Triton is
+importable; otherwise, and for the limiter, the detector signal (the limiter's
+input) is copied to the CPU, the recurrence runs there and the gain (the limited
+signal) is returned to the tensor's device. Chunked calls carrying the state give
+bit-identical results to one call on the whole signal on the CPU (to float64
+rounding on the device).
 """
 
 from __future__ import annotations
@@ -233,6 +237,34 @@ def dynamics_gain(
     n = det.shape[-1]
     n_g, n_c = _groups(batch, link)
     arrays = isinstance(det, np.ndarray)
+    if link and len(batch) >= 1:
+        gshape: tuple[int, ...] = (*batch[:-1], 1, n)
+    else:
+        gshape = (*batch, n)
+    if not arrays and det.device.type == "cuda":
+        from fxcli.dsp import dynamics_triton as DT
+
+        if DT.usable(det):  # on the device: no copy to the CPU and back
+            if state is None:
+                state = dynamics_init_state(batch, det.device, link)
+            g, (ms_d, env_d, hold_d) = DT.dynamics_gain_device(
+                det.reshape(n_g, n_c, n),
+                state,
+                rms=detector == "rms",
+                a_rms=one_pole_coeff(RMS_WINDOW_MS, fs),
+                kind=0 if kind == "compressor" else 1,
+                threshold_db=threshold_db,
+                ratio=ratio,
+                knee_db=knee_db,
+                a_att=one_pole_coeff(attack_ms, fs),
+                a_rel=one_pole_coeff(release_ms, fs),
+                hold_n=float(round(hold_ms * 1e-3 * fs)),
+                floor_db=-MAX_ATTENUATION_DB,
+                makeup_db=makeup_db,
+            )
+            return g.reshape(gshape), DynamicsState(
+                ms_d.to(state.ms.device), env_d.to(state.env.device), hold_d.to(state.hold.device)
+            )
     if state is None:
         state = dynamics_init_state(batch, None if arrays else "cpu", link)
     ms = _host(state.ms)
@@ -261,10 +293,6 @@ def dynamics_gain(
         out,
         threads(),
     )
-    if link and len(batch) >= 1:
-        gshape: tuple[int, ...] = (*batch[:-1], 1, n)
-    else:
-        gshape = (*batch, n)
     gain = out.reshape(gshape) if arrays else _back(out, det).reshape(gshape)
     new = DynamicsState(_back(ms, state.ms), _back(env, state.env), _back(hold, state.hold))
     return gain, new
