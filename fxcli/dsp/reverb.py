@@ -13,7 +13,7 @@ Two ideas, both "reverb":
     FFT of at least ``K`` points each. IR spectra are kept per FFT size in a
     caller-owned dict (a memo, not state).
 
-:func:`freeverb` (CPU recurrence; any device)
+:func:`freeverb` (CPU recurrence, or Triton on CUDA; any device)
     The Freeverb topology as in JUCE's ``juce::Reverb`` (which pedalboard's
     ``Reverb`` wraps): per channel 8 parallel lowpass-feedback comb filters
     (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617 frames at 44.1 kHz) into 4
@@ -21,8 +21,10 @@ Two ideas, both "reverb":
     right channel of a stereo pair uses lengths ``+ 23`` (stereo spread). The
     recurrence is the compiled core's ``freeverb_rows`` (``csrc/reverb.cpp``) over
     float64 buffers, rows (channels) spread over :func:`fxcli.dsp.native.threads`
-    threads; CUDA (or other device) inputs are copied to the CPU for it and the
-    result copied back (the state always lives on the CPU).
+    threads; CUDA inputs run :mod:`fxcli.dsp.reverb_triton` on the device (one
+    Triton program per row, the same operations; the state moves to the device)
+    when Triton is importable, and other devices' inputs are copied to the CPU for
+    it and the result copied back.
 """
 
 from __future__ import annotations
@@ -252,13 +254,23 @@ def freeverb(
     input, one row per delay-line set, rows as in :func:`freeverb_state`).
 
     Returns ``(wet, new_state)``: ``wet`` ``(*batch, n)`` float64 on ``inp``'s device
-    (computed on the CPU), a numpy array for numpy input (with a numpy state);
-    ``state`` is not modified (its buffers are copied).
+    (computed on the CPU; on CUDA by :mod:`fxcli.dsp.reverb_triton` when Triton is
+    importable, the state then moving to the device), a numpy array for numpy input
+    (with a numpy state); ``state`` is not modified (its buffers are copied).
     """
     batch = tuple(inp.shape[:-1])
     rows = math.prod(batch)
     n = inp.shape[-1]
     arrays = isinstance(inp, np.ndarray)
+    if not arrays and inp.device.type == "cuda":
+        from fxcli.dsp import reverb_triton
+
+        if reverb_triton.usable(inp):  # on the device: no copy to the CPU and back
+            if state["comb_buf"].shape[0] != rows:
+                raise ValueError(f"state holds {state['comb_buf'].shape[0]} rows, input has {rows}")
+            flat = inp.reshape(rows, n)
+            wet_d, new_d = reverb_triton.freeverb_device(flat, state, feedback, damp)
+            return wet_d.reshape(*batch, n), new_d
     if arrays:
         x = np.ascontiguousarray(inp.reshape(rows, n), dtype=np.float64)
     else:

@@ -193,11 +193,13 @@ class Reverb(Step):
     Freeverb independently (left-side delay lengths).
 
     Arithmetic and state are float64 (JUCE works in float32; the tests compare with
-    pedalboard). The recurrence runs in the compiled core on the CPU; inputs on other devices
-    are copied to the CPU and back, and the state (delay-line buffers, positions,
-    comb lowpass states, see :func:`fxcli.dsp.reverb.freeverb_state`) always lives on
-    the CPU. Output length equals input length (the tail after the end is not
-    emitted); chunked processing equals whole-signal processing bit for bit.
+    pedalboard). The recurrence runs in the compiled core on the CPU and as a Triton
+    program per channel on CUDA (:mod:`fxcli.dsp.reverb_triton`; without Triton CUDA
+    inputs are copied to the CPU and back); the state (delay-line buffers, positions,
+    comb lowpass states, see :func:`fxcli.dsp.reverb.freeverb_state`) starts on the
+    CPU and moves to the device with the first chunk. Output length equals input
+    length (the tail after the end is not emitted); chunked processing equals
+    whole-signal processing bit for bit on the CPU.
 
     Args:
         room_size: in [0, 1].
