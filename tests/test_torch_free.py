@@ -317,3 +317,23 @@ def test_threads_option_and_variable(tmp_path: Path) -> None:
     )
     assert env_bad.returncode == 2, env_bad.stderr
     assert "FXCLI_THREADS must be an integer >= 1, got 'many'" in env_bad.stderr
+
+
+def test_a_process_that_loaded_torch_gets_the_torch_engine(tmp_path: Path) -> None:
+    """Found by two helpers (session 7): a library caller or a test that imported
+    torch before calling the CLI in-process had the torch-free path chosen while the
+    steps' base class followed torch (nn.Module), and every file failed with
+    "to() received an invalid combination of arguments - got (HostDevice)"."""
+    src = _input(tmp_path, channels=2, seconds=0.3)
+    code = (
+        "import sys, torch\n"
+        "from fxcli.cli.app import main\n"
+        f"sys.argv = ['fxcli', 'process', {str(src)!r}, {str(tmp_path / 'o.wav')!r},"
+        " '-p', 'voice', '--device', 'cpu', '--quiet']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FXCLI_CPU_ENGINE"}
+    env["PYTHONPATH"] = str(ROOT)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert sf.info(str(tmp_path / "o.wav")).frames > 0

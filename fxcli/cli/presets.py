@@ -65,6 +65,58 @@ def presets_validate(
     raise typer.Exit(exit_codes.USAGE if bad else exit_codes.OK)
 
 
+@presets_app.command("plot")
+def presets_plot(
+    presets: Annotated[list[str], typer.Argument(help="Preset files or bundled names.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="PNG file to write.")],
+    sample_rate: Annotated[
+        int, typer.Option(help="Sample rate the filters are designed at (Hz).")
+    ] = 48000,
+    group_delay: Annotated[
+        bool, typer.Option("--group-delay", help="Add a panel with the group delay (ms).")
+    ] = False,
+    channels: Annotated[int, typer.Option(help="Input channels (for remix steps).")] = 2,
+) -> None:
+    """Draw the magnitude response of presets' filter steps, overlaid, to a PNG.
+
+    Dynamics, loudness and other signal-dependent steps are listed beside the curves.
+
+    \b
+    Examples:
+      fxcli presets plot voice podcast -o response.png
+      fxcli presets plot mastering --sample-rate 44100 --group-delay -o mastering.png
+    """
+    from pathlib import Path
+
+    from fxcli.preset.loader import PresetError, load_preset
+
+    if not Path(output).suffix.lower() == ".png":
+        fail(f"--output {output!r}: the picture is a PNG (name it *.png)")
+    if not 1000 <= sample_rate <= 768000:
+        fail(f"--sample-rate {sample_rate}: allowed: 1000 to 768000 Hz")
+    if not 1 <= channels <= 64:
+        fail(f"--channels {channels}: allowed: 1 to 64")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        fail("presets plot needs matplotlib: pip install 'fxcli[plot]'")
+    from fxcli.measure.response import plot_responses, preset_response
+
+    responses = []
+    for name in presets:
+        try:
+            preset = load_preset(name)
+            label = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+            responses.append(preset_response(preset, sample_rate, channels=channels, label=label))
+        except PresetError as exc:
+            fail(exc)
+    try:
+        plot_responses(responses, output, group_delay=group_delay)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}")
+
+
 @presets_app.command("schema")
 def presets_schema() -> None:
     """Print the JSON Schema of presets (for editors)."""

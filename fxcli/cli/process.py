@@ -203,7 +203,8 @@ def cpu_path_without_torch(preset: Any, device: str) -> bool:
     Taken when the device is the CPU (``cpu``, or ``auto`` where no CUDA device can
     exist), every step type of the preset runs on numpy
     (:data:`fxcli.preset.spec.NUMPY_STEP_TYPES`), ``FXCLI_CPU_ENGINE`` is not
-    ``torch`` and no step class has been imported with torch in this process yet."""
+    ``torch`` and torch is not loaded in this process yet (a library caller or a test
+    that imported torch gets the torch engine: the steps' base class follows torch)."""
     import os
     import sys
 
@@ -220,12 +221,14 @@ def cpu_path_without_torch(preset: Any, device: str) -> bool:
         raise UsageError(f"{ENV_CPU_ENGINE}={engine!r}: allowed: numpy, torch")
     if engine == "torch" or not all(s.type in NUMPY_STEP_TYPES for s in preset.steps):
         return False
+    if "torch" in sys.modules:
+        return False  # a library caller or a test loaded torch already: nothing to save
     from fxcli.steps import module
 
     if "fxcli.steps.base" in sys.modules and not module.torch_free():
         return False  # this process (a test, a library caller) already runs torch steps
     module.use_arrays()
-    return True
+    return module.torch_free()
 
 
 def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> int:
