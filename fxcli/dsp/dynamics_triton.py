@@ -26,14 +26,11 @@ gain is a detached function of the detector, as on the CPU).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from fxcli.dsp._triton import available, check_device, tl, triton
-
-if TYPE_CHECKING:
-    from fxcli.dsp.dynamics import DynamicsState
 
 __all__ = ["dynamics_gain_device", "usable"]
 
@@ -106,7 +103,7 @@ if triton is not None:
 
 def dynamics_gain_device(
     d: torch.Tensor,
-    state: DynamicsState,
+    state: Any,
     *,
     rms: bool,
     a_rms: float,
@@ -122,10 +119,11 @@ def dynamics_gain_device(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The gain ``(G, n)`` float64 of detector ``d`` ``(G, C, n)`` on ``d``'s device.
 
-    ``state``'s ``ms`` ``(G, C)``, ``env`` and ``hold`` ``(G,)`` are copied (never
-    modified); returns ``(gain, (ms, env, hold))`` with the new state, float64 on
-    ``d``'s device. Arguments as the CPU kernel's (``kind`` 0 compressor, 1
-    expander; coefficients already converted by the caller)."""
+    ``state``: a :class:`fxcli.dsp.dynamics.DynamicsState` (``ms`` ``(G, C)``, ``env``
+    and ``hold`` ``(G,)``), copied, never modified. Returns ``(gain, (ms, env,
+    hold))``: the new state, float64 on ``d``'s device. The other arguments are the
+    CPU kernel's (``kind`` 0 compressor, 1 expander; coefficients already converted
+    by the caller)."""
     check_device(d, "dynamics_gain_device")
     g_count, c_count, n = d.shape
     dev = d.device
