@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fxcli.dsp import design_np
+
 __all__ = [
     "MFCC",
     "LogMelSpectrogram",
@@ -177,7 +179,9 @@ def window_tensor(window: str | Tensor, win_length: int, n_fft: int) -> np.ndarr
     e.g. ``"hann"``, ``"hamming"``, ``"blackman"``, ``"boxcar"``; or ``win_length``
     samples (tensor or array).
     """
-    if isinstance(window, str):
+    if isinstance(window, str) and design_np.covers_window(window):
+        w = design_np.get_window(window, win_length, fftbins=True)  # no scipy import
+    elif isinstance(window, str):
         from scipy.signal import get_window
 
         try:

@@ -6,6 +6,13 @@ never converted to a single ``(b, a)`` polynomial: high orders and low cutoffs
 lose precision or go unstable that way. FIR designs return ``(K,)`` float64
 taps. All frequencies are in Hz, with ``fs`` the sample rate in Hz.
 
+Butterworth, Chebyshev I/II and Linkwitz-Riley designs, and windowed-sinc FIRs
+with the windows of :data:`fxcli.dsp.design_np.WINDOWS`, come from
+:mod:`fxcli.dsp.design_np` (numpy only, equal to SciPy bit for bit, microseconds
+to milliseconds: no cache needed). Elliptic and Bessel designs and other windows
+import ``scipy.signal`` (about a second) and go through the on-disk
+:mod:`fxcli.dsp.design_cache`.
+
 Design errors raise :class:`DesignError` with a message that names the
 parameter and what is allowed; the preset layer prefixes the step and file.
 """
@@ -17,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fxcli.dsp import design_np
 from fxcli.dsp.design_cache import cached_design
 from fxcli.errors import DesignError
 
@@ -101,12 +109,29 @@ def iir_pass(
         if order % 2:
             raise DesignError(f"linkwitz_riley needs an even order, got {order}")
 
+    ftype = "butter" if design == "linkwitz_riley" else _FTYPE[design]
+    if design_np.covers_iir(ftype):  # numpy only, no scipy import, no cache
+        try:
+            if design == "linkwitz_riley":
+                half = design_np.iirfilter(order // 2, wn, btype=btype, ftype="butter", fs=fs)
+                return check_stable(np.concatenate([half, half]))
+            return check_stable(
+                design_np.iirfilter(
+                    order,
+                    wn,
+                    btype=btype,
+                    ftype=ftype,
+                    fs=fs,
+                    rp=ripple_db if ftype == "cheby1" else None,
+                    rs=attenuation_db if ftype == "cheby2" else None,
+                )
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise DesignError(str(exc)) from exc
+
     def run_scipy() -> np.ndarray:
         from scipy import signal  # imported lazily: ~1 s, skipped when the design is cached
 
-        if design == "linkwitz_riley":
-            half = signal.butter(order // 2, wn, btype=btype, fs=fs, output="sos")
-            return np.concatenate([half, half])
         kwargs: dict[str, float] = {}
         if design in ("chebyshev1", "elliptic"):
             kwargs["rp"] = ripple_db
@@ -243,6 +268,13 @@ def fir_window(
             f"a {pass_type} FIR needs an odd number of taps (a zero at Nyquist), got {taps}"
         )
     win = tuple(window) if not isinstance(window, str) else window
+    if design_np.covers_window(win):  # numpy only, no scipy import, no cache
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                h = design_np.firwin(taps, wn, window=win, pass_zero=pass_type, fs=fs)
+        except (ValueError, TypeError) as exc:
+            raise DesignError(str(exc)) from exc
+        return _finite_taps(h, taps, win)
 
     def run_scipy() -> np.ndarray:
         from scipy import signal  # imported lazily: ~1 s, skipped when the design is cached
@@ -259,7 +291,20 @@ def fir_window(
         "pass": pass_type,
         "window": list(win) if isinstance(win, tuple) else win,
     }
-    return cached_design("firwin", args, run_scipy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _finite_taps(cached_design("firwin", args, run_scipy), taps, win)
+
+
+def _finite_taps(h: np.ndarray, taps: int, window: str | tuple[object, ...]) -> np.ndarray:
+    """``h`` unless a degenerate window (e.g. hann of 2 taps is all zeros) made the
+    normalized taps non-finite."""
+    if not np.all(np.isfinite(h)):
+        name = window if isinstance(window, str) else list(window)
+        raise DesignError(
+            f"window {name!r} with {taps} taps gives no usable filter (non-finite taps); "
+            "use more taps or another window"
+        )
+    return h
 
 
 def dc_block_sos(cutoff_hz: float, fs: float) -> np.ndarray:

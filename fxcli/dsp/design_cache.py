@@ -5,7 +5,10 @@ import), more than a short file's processing. Designs are pure functions of
 their arguments and the SciPy version, so they are cached as exact float64
 values (JSON floats round-trip exactly) in ``$FXCLI_CACHE_DIR`` or
 ``$XDG_CACHE_HOME/fxcli`` (default ``~/.cache/fxcli``), at most
-:data:`MAX_ENTRIES` designs. ``FXCLI_CACHE_DIR=off`` disables it.
+:data:`MAX_ENTRIES` designs. ``FXCLI_CACHE_DIR=off`` disables it. Only designs
+that still need SciPy go through it (elliptic, Bessel, uncommon FIR windows):
+:mod:`fxcli.dsp.design_np` computes the others in microseconds to milliseconds
+without SciPy, so even a first run with an empty cache skips the import.
 
 It is only a cache: no problem with it ever fails a design.
 
