@@ -295,7 +295,9 @@ def test_glob_and_input_list(
     ) == ["a/x.wav", "b/z.wav"]
     listing = f"{src}/a/y.flac\n# comment\n\n../{tmp_path.name}/in/b/z.wav\nmissing.wav\n"
     monkeypatch.chdir(tmp_path)
-    r = run("process", "-", str(tmp_path / "l"), "-p", str(simple_preset), input=listing)
+    # issue 16: `-` is audio on stdin now; paths on stdin come through --input-list -
+    r = run("process", "--input-list", "-", str(tmp_path / "l"), "-p", str(simple_preset),
+            input=listing)  # fmt: skip
     assert r.exit_code == 1, r.output
     assert "error: missing.wav: no such file" in r.stderr
     outs = sorted(p for p in (tmp_path / "l").rglob("*") if p.is_file())

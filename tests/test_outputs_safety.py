@@ -251,8 +251,9 @@ def test_input_lists_and_stdin_drop_files_inside_output(
             "--skip-existing")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert [x["input"] for x in results(r.stdout)] == [str(a)]
-    r = run("process", "-", str(out), "-p", str(simple_preset), "--json", "--skip-existing",
-            input=f"{inside}\n{a}\n")  # fmt: skip
+    # issue 16: `-` is audio on stdin now; paths on stdin come through --input-list -
+    r = run("process", "--input-list", "-", str(out), "-p", str(simple_preset), "--json",
+            "--skip-existing", input=f"{inside}\n{a}\n")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert [x["input"] for x in results(r.stdout)] == [str(a)]
     assert not (out / "o").exists()
@@ -374,7 +375,10 @@ def test_input_list_nul_byte_and_closed_stdin_are_usage_errors(tmp_path: Path) -
     cmd = [sys.executable, "-m", "fxcli", "process"]
     for args, stdin in (
         ([*cmd, "--input-list", str(lst), str(tmp_path / "o1"), "-p", "voice"], None),
-        ([*cmd, "-", str(tmp_path / "o2"), "-p", "voice"], str(src).encode() + b"\0"),
+        (  # issue 16: paths on stdin come through --input-list - (- is audio)
+            [*cmd, "--input-list", "-", str(tmp_path / "o2"), "-p", "voice"],
+            str(src).encode() + b"\0" + b"\n",
+        ),
     ):
         r = subprocess.run(args, input=stdin, capture_output=True, timeout=120)
         err = r.stderr.decode()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, NamedTuple
 
+from fxcli.io.atomic import temp_stem
 from fxcli.io.audio import TEMP_MARK, TEMP_NAME
 from fxcli.io.formats import AUDIO_EXTENSIONS
 from fxcli.io.paths import UsageError, collect
@@ -275,9 +276,10 @@ def remove_stale_temps(dest: str) -> int:
         return removed
     d = Path(dest)
     if d.parent.is_dir():
-        for e in d.parent.glob(f".{_glob.escape(d.name)}.*{TEMP_MARK}"):
+        stem = temp_stem(d)  # the name as temporary names hold it (long names cut)
+        for e in d.parent.glob(f".{_glob.escape(stem)}.*{TEMP_MARK}"):
             m = TEMP_NAME.fullmatch(e.name)  # AtomicWriter's temporary names
-            if m is None or m.group("name") != d.name:
+            if m is None or m.group("name") != stem:
                 continue
             try:
                 e.unlink()

@@ -60,6 +60,14 @@ ProgressOpt = Annotated[
 InputListOpt = Annotated[
     str | None, typer.Option(help="File with input paths, one per line (- for stdin).")
 ]
+NullOpt = Annotated[
+    bool,
+    typer.Option(
+        "--null",
+        "-0",
+        help="--input-list names are separated by NUL bytes (find -print0), not lines.",
+    ),
+]
 
 ThreadsOpt = Annotated[
     int | None,
@@ -86,8 +94,10 @@ def cli_text(exc: BaseException) -> str:
 
 def fail(message: str | BaseException, code: int = exit_codes.USAGE) -> NoReturn:
     """``error: MESSAGE`` on stderr, then exit (a usage error unless ``code``)."""
+    from fxcli.cli.escape import shown
+
     text = cli_text(message) if isinstance(message, BaseException) else message
-    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.write(f"error: {shown(text)}\n")
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from fxcli.cli.options import (
     InputListOpt,
     JsonOpt,
     NonFinite,
+    NullOpt,
     OverwriteOpt,
     ProgressMode,
     ProgressOpt,
@@ -63,6 +64,10 @@ class ProcessOptions:
     address: str | None = None
     spool_gb: float = 4.0
     allow_preset_paths: bool = False
+    #: ``--null``: the ``--input-list`` is NUL-separated
+    null: bool = False
+    #: names the report shows instead of paths (the temporary files of ``-``)
+    names: dict[str, str] | None = None
 
 
 def process(
@@ -70,7 +75,8 @@ def process(
         list[str],
         typer.Argument(
             help="INPUT... OUTPUT: files, folders (mirrored under OUTPUT), quoted globs, or - "
-            "(paths on stdin); the last path is the OUTPUT folder (or file, for one input)."
+            "(audio on stdin); the last path is the OUTPUT folder (or file, for one input; "
+            "- or /dev/stdout: audio on stdout). Paths on stdin: --input-list -."
         ),
     ],
     preset: Annotated[
@@ -100,6 +106,20 @@ def process(
     quiet: QuietOpt = False,
     progress: ProgressOpt = ProgressMode.auto,
     input_list: InputListOpt = None,
+    null: NullOpt = False,
+    input_rate: Annotated[
+        int | None, typer.Option(help="Raw PCM on stdin (-): its sample rate in Hz.")
+    ] = None,
+    input_channels: Annotated[
+        int | None, typer.Option(help="Raw PCM on stdin (-): its channel count.")
+    ] = None,
+    input_subtype: Annotated[
+        str | None,
+        typer.Option(
+            help="Raw PCM on stdin (-), little-endian: PCM_16, PCM_24, PCM_32, "
+            "FLOAT, DOUBLE, PCM_U8, PCM_S8."
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -153,7 +173,8 @@ def process(
       fxcli process song.wav out/ --preset mastering
       fxcli process in/ out/ --preset presets/voice.yaml --device cuda --json
       fxcli process 'takes/**/*.flac' out/ -p voice --skip-existing
-      find in -name '*.wav' | fxcli process - out/ -p mastering --quiet
+      find in -name '*.wav' -print0 | fxcli process --input-list - -0 out/ -p mastering
+      sox in.wav -t wav - | fxcli process - - -p voice | sox -t wav - out.flac
       fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
 
     Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted,
@@ -185,9 +206,19 @@ def process(
         address=address,
         spool_gb=spool_gb,
         allow_preset_paths=allow_preset_paths,
+        null=null,
     )
+    from dataclasses import replace
+
+    from fxcli.cli.pipes import Pipes, raw_input
+
     try:
-        code = run_process(paths[:-1], paths[-1], opts)
+        raw = raw_input(input_rate, input_channels, input_subtype)
+        if null and not input_list:
+            raise UsageError("--null/-0 describes --input-list (NUL-separated names); give one")
+        with Pipes(paths[:-1], paths[-1], fmt=fmt.value, input_list=input_list, raw=raw) as io:
+            opts = replace(opts, names=io.names or None)
+            code = io.finish(run_process(io.inputs, io.output, opts))
     except (UsageError, PresetError) as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -233,7 +264,8 @@ def cpu_path_without_torch(preset: Any, device: str) -> bool:
 
 def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> int:
     """Returns the exit code. Usage and preset errors are raised (UsageError,
-    PresetError) before any file is touched."""
+    PresetError) before any file is touched. ``inputs`` and ``output`` name files:
+    the command resolves ``-`` (audio through pipes) first (:mod:`fxcli.cli.pipes`)."""
     from fxcli.batch.remote import collect_tasks, is_url
     from fxcli.batch.shard import parse_shard
     from fxcli.batch.shard import shard as take_shard
@@ -263,7 +295,7 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         except ManifestError as exc:
             raise UsageError(cli_text(exc)) from None
     shard_kn = parse_shard(opts.shard) if opts.shard is not None else None
-    inputs, listed = inputs_and_list(inputs, opts.input_list)
+    inputs, listed = inputs_and_list(inputs, opts.input_list, null=opts.null)
     found = collect_tasks(inputs, output, listed, format_extension(opts.fmt))
     tasks, ignored = found.tasks, found.ignored
     if shard_kn is not None:
@@ -349,6 +381,9 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     n_workers = max(1, min(per_device * len(devices), max(1, len(tasks)) * len(devices)))
 
     def on_result(res: Any, rec: Any) -> None:
+        if opts.names:  # audio through pipes: "-", not the temporary files
+            res.input = opts.names.get(res.input, res.input)
+            res.output = opts.names.get(res.output, res.output)
         key = res.status
         if key == "skipped" and "finished in the manifest" in res.notes:
             key = "finished"

@@ -1,6 +1,7 @@
 """How results reach the user: progress bars on terminals, one line per file,
 JSON lines for pipelines, a summary. Human output goes to stderr; ``--json``
-lines go to stdout so they can be piped.
+lines go to stdout so they can be piped (to stderr when stdout carries audio,
+``OUTPUT -``). Names are escaped on the way out (:mod:`fxcli.cli.escape`).
 
 A closed stdout (``fxcli process ... --json | head -1``) is no error: the reporter
 stops writing to it (pointing the descriptor at /dev/null so the interpreter's
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fxcli.cli import exit_codes
+from fxcli.cli.escape import json_safe, shown
 
 
 def progress_shown(progress: str, quiet: bool) -> bool:
@@ -85,17 +87,17 @@ class Reporter:
         if self._progress is not None:
             self._progress.advance(self._files_task)  # type: ignore[arg-type]
         if self.json_mode:
-            self.write_stdout(json.dumps(result.to_json()) + "\n")
+            self.write_stdout(json.dumps(json_safe(result.to_json())) + "\n")
         if self.quiet:
             if result.status == "failed" and not self.json_mode:
-                self.err.print(f"error: {result.input}: {result.error}", markup=False)
+                self._say(f"error: {result.input}: {result.error}")
             return
         if result.status == "ok":
-            self.err.print(self.ok_line(result), markup=False)
+            self._say(self.ok_line(result))
         elif result.status == "skipped":
-            self.err.print(f"skipped {result.input}: {'; '.join(result.notes)}", markup=False)
+            self._say(f"skipped {result.input}: {'; '.join(result.notes)}")
         else:
-            self.err.print(f"error: {result.input}: {result.error}", markup=False)
+            self._say(f"error: {result.input}: {result.error}")
 
     def ok_line(self, result: Any) -> str:
         """The line of a file written (``process``: rates, channels, subtype, notes)."""
@@ -149,10 +151,14 @@ class Reporter:
             parts.append(f"{ignored} non-audio files ignored")
         if in_output:
             parts.append(f"{in_output} inputs under OUTPUT not taken")
-        self.err.print(", ".join(parts) + f" in {elapsed:.2f} s", markup=False)
+        self._say(", ".join(parts) + f" in {elapsed:.2f} s")
 
     def message(self, text: str) -> None:
-        self.err.print(text, markup=False)
+        self._say(text)
+
+    def _say(self, text: str) -> None:
+        """One line on stderr, names escaped (:func:`fxcli.cli.escape.shown`)."""
+        self.err.print(shown(text), markup=False)
 
     def exit_code(self, stopped_by: int | None = None) -> int:
         """The run's exit code. ``stopped_by``: the signal that stopped it (SIGPIPE:

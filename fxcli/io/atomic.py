@@ -5,6 +5,20 @@ A file is written under a temporary name next to its destination
 destination, or with ``replace=False`` given the name only if nothing holds it
 (:func:`commit_no_replace`). Temporary files of dead runs are removed by the next
 run that writes into the folder (:func:`sweep_dead_temps_once`).
+
+Replacing a file in place (issue 16) is safe as ``sed -i`` does it: a destination
+that is a symlink is written through (:func:`write_target`: the temporary file is
+made next to the link's target and renamed over the target, so the link stays a
+link), and the replaced file's permission bits and, where permitted, owner and
+group are given to the new file before the rename (:func:`keep_mode_and_owner`).
+The input of a run that is also its output is never damaged: it is read from its
+own inode until the rename, and the rename happens only once the new file is
+complete. A hard link to the destination keeps the old content (the rename gives
+the name a new inode, as ``sed -i`` does).
+
+Temporary names never exceed the folder's name limit (``NAME_MAX``, 255 bytes):
+the ``<name>`` part is shortened (on a character boundary) where a long output
+name would overflow it (:func:`temp_name`).
 """
 
 from __future__ import annotations
@@ -28,10 +42,13 @@ __all__ = [
     "TEMP_NAME",
     "atomic_path",
     "commit_no_replace",
+    "keep_mode_and_owner",
     "publish",
     "remove_dead_temps",
     "sweep_dead_temps_once",
     "temp_name",
+    "temp_stem",
+    "write_target",
 ]
 
 TEMP_MARK = ".fxcli-tmp"
@@ -54,9 +71,72 @@ class OutputExistsError(AudioError):
     """A no-replace commit found the destination taken (another run wrote it meanwhile)."""
 
 
+#: the name limit where the filesystem does not say (Linux, macOS: 255 bytes)
+DEFAULT_NAME_MAX = 255
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # missing folder, no pathconf
+        return DEFAULT_NAME_MAX
+
+
+def temp_stem(dest: Path) -> str:
+    """The ``<name>`` part of ``dest``'s temporary names: ``dest.name``, cut on a
+    character boundary so that ``.<name>`` plus the longest
+    ``.<pid>.<8 hex>.fxcli-tmp`` (PIDs up to 2**22) fits the folder's name limit.
+    Names that are not UTF-8 (surrogate escapes) count the bytes they stand for."""
+    tail_bytes = len(f".{2**22}.{'0' * 8}{TEMP_MARK}")
+    budget = max(1, min(_name_max(dest.parent), DEFAULT_NAME_MAX) - 1 - tail_bytes)
+    name = dest.name
+    if len(os.fsencode(name)) <= budget:
+        return name
+    out, used = [], 0
+    for ch in name:
+        n = len(os.fsencode(ch))
+        if used + n > budget:
+            break
+        out.append(ch)
+        used += n
+    return "".join(out)
+
+
 def temp_name(dest: Path) -> Path:
-    """A fresh temporary path next to ``dest``, named ``.<name>.<pid>.<8 hex>.fxcli-tmp``."""
-    return dest.parent / f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_MARK}"
+    """A fresh temporary path next to ``dest``, named
+    ``.<name>.<pid>.<8 hex>.fxcli-tmp``; ``<name>`` is shortened
+    (:func:`temp_stem`) where the whole would exceed the folder's name limit."""
+    tail = f".{os.getpid()}.{os.urandom(4).hex()}{TEMP_MARK}"
+    return dest.parent / f".{temp_stem(dest)}{tail}"  # one stem per dest, whatever the PID
+
+
+def write_target(dest: Path) -> Path:
+    """The file a replacing write of ``dest`` lands in: ``dest`` itself, or where a
+    symlink ``dest`` points (followed to the end of a chain, relative targets
+    resolved against the link's folder), so that the link stays a link."""
+    if not dest.is_symlink():
+        return dest
+    return Path(os.path.realpath(dest))
+
+
+def keep_mode_and_owner(tmp: Path, dest: Path) -> None:
+    """Give ``tmp`` the permission bits of the file ``dest`` it is about to replace,
+    and its owner and group where this process may (root; or the group alone when
+    it is one of ours): ``sed -i``'s rule. Nothing when ``dest`` does not exist."""
+    try:
+        st = os.stat(dest)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    mine = os.stat(tmp)
+    if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid) and hasattr(os, "chown"):
+        try:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.chown(tmp, -1, st.st_gid)
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))  # after chown, which may clear set-id bits
 
 
 def _pid_alive(pid: int) -> bool:
@@ -153,7 +233,11 @@ def _exists(dest: Path) -> OutputExistsError:
 
 def publish(tmp: Path, dest: Path, *, replace: bool = True) -> None:
     """fsync the finished ``tmp``, then give it the name ``dest``: over whatever holds
-    it (``replace=True``) or only if nothing does (:func:`commit_no_replace`)."""
+    it (``replace=True``; the replaced file's mode and owner are kept,
+    :func:`keep_mode_and_owner`) or only if nothing does (:func:`commit_no_replace`).
+    ``dest`` is the final file, not a symlink to it (see :func:`write_target`)."""
+    if replace:
+        keep_mode_and_owner(tmp, dest)
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -170,7 +254,10 @@ def atomic_path(dest: Path, *, replace: bool = True) -> Iterator[Path]:
     """A temporary path next to ``dest`` to write; published (:func:`publish`) when
     the block ends normally, removed on any error or interrupt. ``replace=False``:
     the final step never replaces a file that appeared meanwhile
-    (:class:`OutputExistsError`)."""
+    (:class:`OutputExistsError`). A symlink ``dest`` is written through when
+    replacing (:func:`write_target`)."""
+    if replace:
+        dest = write_target(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temps_once(dest.parent)
     tmp = temp_name(dest)

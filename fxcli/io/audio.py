@@ -40,7 +40,7 @@ from fxcli.io.atomic import STALE_TEMP_AGE_S as STALE_TEMP_AGE_S
 from fxcli.io.atomic import TEMP_MARK as TEMP_MARK
 from fxcli.io.atomic import TEMP_NAME as TEMP_NAME
 from fxcli.io.atomic import OutputExistsError as OutputExistsError
-from fxcli.io.atomic import publish, sweep_dead_temps_once, temp_name
+from fxcli.io.atomic import publish, sweep_dead_temps_once, temp_name, write_target
 from fxcli.io.atomic import remove_dead_temps as remove_dead_temps
 from fxcli.io.formats import AUDIO_EXTENSIONS as AUDIO_EXTENSIONS
 from fxcli.io.formats import FLOAT_SUBTYPES, FORMAT_EXTENSIONS, PCM_BITS, WAV_FORMATS
@@ -65,6 +65,13 @@ def fast_wav_enabled() -> bool:
     from fxcli.io import wavfast
 
     return wavfast.available()
+
+
+def sf_name(path: Path) -> str | bytes:
+    """``path`` as soundfile should get it: its bytes on POSIX, so that names that are
+    not UTF-8 (surrogate escapes) open the file they name (soundfile would encode a
+    str strictly and fail)."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -134,7 +141,7 @@ def probe(path: Path) -> AudioInfo:
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(sf_name(path)) as f:
             info = AudioInfo(
                 path, int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype
             )
@@ -261,7 +268,7 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
             raise AudioError(f"read failed: {_one_line(exc)}") from None
         return
     try:
-        with sf.SoundFile(str(info.path)) as f:
+        with sf.SoundFile(sf_name(info.path)) as f:
             while True:
                 block = f.read(block_frames, dtype=dtype, always_2d=True)
                 if block.shape[0] == 0:
@@ -383,7 +390,9 @@ class AtomicWriter:
     (same bytes as soundfile); if the data would outgrow a RIFF header (4 GiB) the
     finished part is handed to soundfile (``r+``), which writes the rest as it
     would have written the whole file. ``frames_hint``: the expected length; below
-    :data:`MIN_FAST_SAMPLES` samples soundfile writes the file.
+    :data:`MIN_FAST_SAMPLES` samples soundfile writes the file. With ``replace`` a
+    symlink ``dest`` is written through to its target (:attr:`target`), and the
+    replaced file's mode and owner are kept (:func:`fxcli.io.atomic.publish`).
     """
 
     def __init__(
@@ -398,7 +407,9 @@ class AtomicWriter:
         replace: bool = True,
     ) -> None:
         self.dest = dest
-        self.tmp = temp_name(dest)
+        #: the file written: ``dest``, or a symlink's target when replacing (in place)
+        self.target = write_target(dest) if replace else dest
+        self.tmp = temp_name(self.target)
         self.replace = replace
         #: temporary files of dead runs removed from the folder on entering (see
         #: :func:`sweep_dead_temps_once`)
@@ -425,15 +436,15 @@ class AtomicWriter:
     def __enter__(self) -> AtomicWriter:
         sr, ch, subtype, fmt = self._args
         try:
-            self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self.stale_removed = sweep_dead_temps_once(self.dest.parent)
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.stale_removed = sweep_dead_temps_once(self.target.parent)
             if self._use_fast():
                 from fxcli.io import wavfast
 
                 self._fast = wavfast.PcmWavWriter(self.tmp, sr, ch, subtype)
             else:
                 self._file = sf.SoundFile(
-                    str(self.tmp), "w", samplerate=sr, channels=ch, subtype=subtype, format=fmt
+                    sf_name(self.tmp), "w", samplerate=sr, channels=ch, subtype=subtype, format=fmt
                 )
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self._cleanup()
@@ -449,7 +460,7 @@ class AtomicWriter:
         assert self._fast is not None
         self._fast.close()
         self._fast = None
-        self._file = sf.SoundFile(str(self.tmp), "r+")
+        self._file = sf.SoundFile(sf_name(self.tmp), "r+")
         self._file.seek(0, sf.SEEK_END)
 
     def write(self, y: np.ndarray) -> None:
@@ -481,7 +492,7 @@ class AtomicWriter:
                 sr, ch, subtype, fmt = self._args
                 if fmt == "FLAC" and self.frames == 0 and self.tmp.stat().st_size == 0:
                     self.tmp.write_bytes(empty_flac(sr, ch, PCM_BITS.get(subtype, 16)))
-            publish(self.tmp, self.dest, replace=self.replace)
+            publish(self.tmp, self.target, replace=self.replace)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             reason = _write_reason(exc, self.dest.parent)
             raise AudioError(f"cannot finish {self.dest}: {reason}") from None

@@ -113,11 +113,15 @@ def _glob_root(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def read_input_list(source: str) -> list[str]:
-    """Paths from a list file (``-`` = stdin), one per line (``#`` comments).
+def read_input_list(source: str, *, null: bool = False) -> list[str]:
+    """Paths from a list file (``-`` = stdin): one per line (``#`` comments, blank
+    lines skipped, surrounding blanks stripped), or with ``null`` separated by NUL
+    bytes as ``find -print0`` writes them (taken exactly; empty names skipped).
 
-    A closed stdin, an unreadable or non-UTF-8 list and a NUL byte in a line (as
-    ``find -print0`` writes) are usage errors naming the source."""
+    Names are bytes as the filesystem holds them: a name that is not UTF-8 is
+    kept (surrogate escapes, :func:`os.fsdecode`). A closed stdin, an unreadable
+    list and a NUL byte in a line-separated list (issue 16: a traceback
+    ``embedded null byte`` before) are usage errors naming the source."""
     import sys
 
     name = "stdin" if source == "-" else source
@@ -125,32 +129,36 @@ def read_input_list(source: str) -> list[str]:
         if source == "-":
             if sys.stdin is None or sys.stdin.closed:
                 raise UsageError("input list from stdin: stdin is closed")
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read()
         else:
-            text = Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+            data = Path(source).read_bytes()
+    except (OSError, ValueError, AttributeError) as exc:
         raise UsageError.for_option("input_list", f"{name}: cannot read: {exc}") from None
-    lines = [ln.strip() for ln in text.splitlines()]
+    if null:
+        return [os.fsdecode(n) for n in data.split(b"\0") if n]
+    lines = [os.fsdecode(ln.strip()) for ln in data.splitlines()]
     for i, ln in enumerate(lines, 1):
         if "\0" in ln:
             raise UsageError.for_option(
                 "input_list",
                 f"{name}: line {i} holds a NUL byte; allowed: one path per "
-                "line (for find -print0 output use: tr '\\0' '\\n')",
+                "line, or NUL-separated names with --null/-0 (find -print0)",
             )
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
 def inputs_and_list(
-    inputs: list[str], input_list: str | None
+    inputs: list[str], input_list: str | None, *, null: bool = False
 ) -> tuple[list[str], list[str] | None]:
     """The INPUT arguments without ``-``, and the listed paths: those of
     ``--input-list`` (when given) followed by those read from stdin (when ``-`` is
-    among the inputs). Raises :class:`UsageError` as :func:`read_input_list`."""
-    listed = read_input_list(input_list) if input_list else None
+    among the inputs: ``analyze`` and ``features``; ``process`` reads audio from
+    ``-``). ``null``: NUL-separated lists. Raises :class:`UsageError` as
+    :func:`read_input_list`."""
+    listed = read_input_list(input_list, null=null) if input_list else None
     if "-" in inputs:
         inputs = [i for i in inputs if i != "-"]
-        listed = (listed or []) + read_input_list("-")
+        listed = (listed or []) + read_input_list("-", null=null)
     return inputs, listed
 
 
@@ -255,7 +263,26 @@ def collect(
             )
         seen_case[ckey] = (src, dest)
         out.jobs.append(Job(src, dest))
+    _check_links_into_inputs(out.jobs)
     return out
+
+
+def _check_links_into_inputs(jobs: list[Job]) -> None:
+    """An output that is a symlink is written through to its target when replaced
+    (:func:`fxcli.io.atomic.write_target`); if that target is the input of ANOTHER
+    file of the run, that input could be replaced before it is read: a usage error
+    naming both (issue 16). A symlink to its own input is in-place and fine."""
+    links = [j for j in jobs if j.dest.is_symlink()]
+    if not links:
+        return
+    inputs = {os.path.realpath(j.src): j.src for j in jobs}
+    for j in links:
+        other = inputs.get(os.path.realpath(j.dest))
+        if other is not None and os.path.realpath(other) != os.path.realpath(j.src):
+            raise UsageError(
+                f"output {j.dest} is a symlink to {other}, another input of this run; "
+                "it would be replaced before it is read (process it in a run of its own)"
+            )
 
 
 def format_extension(fmt: str) -> str | None:
