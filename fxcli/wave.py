@@ -181,33 +181,57 @@ class Wave:
         dither: str | None = None,
         overwrite: bool = True,
     ) -> Path:
-        """Write atomically (temp file, fsync, rename). The subtype defaults to the
-        source file's (``FLOAT`` for waves made from arrays), never silently 16-bit;
-        ``dither`` defaults to TPDF for PCM of 16 bits or fewer. Clipped samples are
-        counted and rounded, never wrapped; returns the path."""
+        """Write atomically (temp file, fsync, rename). The name's extension decides
+        the container and codec (``.wav``, ``.flac``, ``.aiff``, ``.ogg`` Vorbis,
+        ``.opus``, ``.mp3``, ``.w64``, ``.rf64``, ``.caf``; rules in
+        :mod:`fxcli.io.containers`); an audio extension that cannot be written
+        (``.m4a``) raises :class:`~fxcli.errors.AudioError`. The subtype defaults to
+        the source file's where the container holds it (``FLOAT`` for waves made from
+        arrays, PCM_24 where the container holds no float), never silently 16-bit;
+        lossy outputs get libsndfile's high-quality default bitrate
+        (:data:`fxcli.io.containers.DEFAULT_KBPS`). ``dither`` defaults to TPDF for
+        PCM of 16 bits or fewer. Clipped samples are counted and rounded, never
+        wrapped; returns the path."""
         import soundfile as sf
 
         from fxcli.engine.runner import default_dither
-        from fxcli.io.audio import AtomicWriter, AudioError, OutputFormat
-        from fxcli.io.formats import EXTENSION_CONTAINERS
+        from fxcli.errors import UsageError
+        from fxcli.io.audio import AtomicWriter, AudioError
+        from fxcli.io.containers import check_stream, choose, container_for, lossy_encoding
 
         dest = Path(path)
         if dest.exists() and not overwrite:
             raise FileExistsError(f"{dest} exists")
-        fmt = EXTENSION_CONTAINERS.get(dest.suffix.lower(), self.format or "WAV")
-        sub = subtype or self.subtype or ("FLOAT" if fmt == "WAV" else "PCM_24")
-        if not sf.check_format(fmt, sub):
-            allowed = ", ".join(sorted(sf.available_subtypes(fmt)))
-            raise AudioError(f"cannot write subtype {sub} to {fmt}; allowed: {allowed}")
+        try:
+            in_subtype = self.subtype
+            if in_subtype is None:  # made from arrays: FLOAT where the container holds it
+                named = container_for(dest)
+                holds_float = named is None or sf.check_format(named, "FLOAT")
+                in_subtype = "FLOAT" if holds_float else "PCM_24"
+            out = choose(
+                in_container=self.format or "WAV",
+                in_subtype=in_subtype,
+                dest=dest,
+                fmt="same",
+                subtype=subtype or "same",
+                preset_subtype="same",
+            )
+        except UsageError as exc:
+            raise AudioError(str(exc)) from None
+        sub = out.subtype
         fs = self.fs
         if not float(fs).is_integer():
             raise AudioError(f"cannot write a sample rate of {fs} Hz (not whole)")
         y = self.ys.detach().cpu().numpy()
+        why = check_stream(sub, int(fs), y.shape[0], library=True)
+        if why is not None:
+            raise AudioError(f"cannot write {dest}: {why}")
+        out = lossy_encoding(out, None, int(fs), y.shape[0], None)
         with AtomicWriter(
             dest,
             int(fs),
             y.shape[0],
-            OutputFormat(fmt, sub, dest.suffix),
+            out,
             dither or default_dither(sub),
             replace=overwrite,  # overwrite=False: never over a file that appeared meanwhile
         ) as writer:

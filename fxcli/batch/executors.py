@@ -31,6 +31,7 @@ from fxcli.batch.manifest import Manifest
 from fxcli.batch.remote import Spool, Task
 from fxcli.batch.work import WorkOptions, run_task
 from fxcli.engine.runner import Cancelled, Engine, FileResult, ProgressFn
+from fxcli.io.containers import LossyOptions
 from fxcli.io.paths import UsageError
 from fxcli.preset.loader import Preset
 
@@ -46,6 +47,7 @@ class EngineConfig:
     fmt: str = "same"
     subtype: str = "same"
     nonfinite: str = "error"
+    lossy: LossyOptions | None = None
 
     def build(self, device: Any, overwrite: str) -> Engine:
         return Engine(
@@ -56,6 +58,7 @@ class EngineConfig:
             subtype=self.subtype,
             overwrite=overwrite,
             nonfinite=self.nonfinite,
+            lossy=self.lossy,
         )
 
 

@@ -33,8 +33,9 @@ from typing import Any, NamedTuple
 
 from fxcli.io.atomic import temp_stem
 from fxcli.io.audio import TEMP_MARK, TEMP_NAME
+from fxcli.io.containers import check_output_name, is_audio_output_name
 from fxcli.io.formats import AUDIO_EXTENSIONS
-from fxcli.io.paths import UsageError, collect
+from fxcli.io.paths import UsageError, collect, collision, output_rel
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 #: default bound on the local spool (bytes)
@@ -130,7 +131,12 @@ class Collection(NamedTuple):
 
 
 def collect_tasks(
-    inputs: list[str], output: str, listed: list[str] | None, out_ext: str | None
+    inputs: list[str],
+    output: str,
+    listed: list[str] | None,
+    out_ext: str | None,
+    *,
+    keep_extension: bool = False,
 ) -> Collection:
     """Like :func:`fxcli.io.paths.collect` (same mapping rules), for inputs and OUTPUT
     that may be URLs."""
@@ -139,7 +145,7 @@ def collect_tasks(
     local_inputs = [i for i in inputs if not is_url(i)]
     local_listed = [i for i in listed or [] if not is_url(i)]
     if not url_inputs and not out_remote:
-        c = collect(inputs, Path(output), listed, out_ext)
+        c = collect(inputs, Path(output), listed, out_ext, keep_extension=keep_extension)
         root = Path(output)
         tasks: list[Task] = []
         for j in c.jobs:
@@ -168,18 +174,20 @@ def collect_tasks(
         raise UsageError("no input files (give files, folders, glob patterns or --input-list)")
     single = len(pairs) == 1 and len(inputs) == 1 and not listed
     single_file = single and (
-        out_suffix in AUDIO_EXTENSIONS
+        is_audio_output_name("x" + out_suffix)
         if out_remote
-        else (Path(output).suffix.lower() in AUDIO_EXTENSIONS and not Path(output).is_dir())
+        else (is_audio_output_name(output) and not Path(output).is_dir())
     )
     if single_file and is_url(inputs[0]) and url_fs(inputs[0])[0].isdir(url_fs(inputs[0])[1]):
         single_file = False
+    if single_file:
+        check_output_name(output, out_ext)
     tasks = []
     seen: dict[str, str] = {}
     for src, rel in pairs:
         rel_p = PurePosixPath(rel)
         if out_ext is not None and not single_file:
-            rel_p = rel_p.with_suffix(out_ext)
+            rel_p = PurePosixPath(output_rel(rel_p, out_ext, keep_extension).as_posix())
         if single_file:
             dest = output
         elif out_remote:
@@ -187,7 +195,7 @@ def collect_tasks(
         else:
             dest = str(Path(output) / PurePath(rel_p.as_posix()))
         if dest in seen:
-            raise UsageError(f"inputs {seen[dest]} and {src} would both write {dest}")
+            raise UsageError(collision(seen[dest], src, dest, out_ext, keep_extension))
         seen[dest] = src
         tasks.append(Task(src, dest, rel_p.as_posix() if not single_file else rel_p.name))
     return Collection(tasks, ignored, in_output)

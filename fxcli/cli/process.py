@@ -31,6 +31,7 @@ from fxcli.cli.options import (
     cli_text,
     fail,
 )
+from fxcli.cli.output_options import BitrateModeOpt, BitrateOpt, KeepExtensionOpt, QualityOpt
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class ProcessOptions:
     skip them; inputs and OUTPUT may be fsspec URLs (spooled locally, at most
     ``spool_gb`` GB); ``device`` may be a list (``cuda:all``, ``cuda:0,cuda:1``: one
     pipeline per device); ``executor`` ``"ray"`` runs the files as Ray tasks on the
-    cluster at ``address``. ``allow_preset_paths``: the preset may name files
-    outside its own folder (trusted presets; see :mod:`fxcli.preset.files`)."""
+    cluster at ``address``. ``keep_extension``, ``quality``, ``bitrate``,
+    ``bitrate_mode``: see :mod:`fxcli.io.containers`. ``allow_preset_paths``: the
+    preset may name files outside its own folder (trusted presets; see
+    :mod:`fxcli.preset.files`)."""
 
     preset: str
     device: str = "auto"
@@ -68,6 +71,10 @@ class ProcessOptions:
     null: bool = False
     #: names the report shows instead of paths (the temporary files of ``-``)
     names: dict[str, str] | None = None
+    keep_extension: bool = False
+    quality: float | None = None
+    bitrate: float | None = None
+    bitrate_mode: str | None = None
 
 
 def process(
@@ -97,7 +104,17 @@ def process(
     ] = None,
     overwrite: OverwriteOpt = False,
     skip_existing: SkipExistingOpt = False,
-    fmt: Annotated[Fmt, typer.Option("--format", help="Output container.")] = Fmt.same,
+    fmt: Annotated[
+        Fmt,
+        typer.Option(
+            "--format",
+            help="Output container (default: the OUTPUT file's extension, else each input's own).",
+        ),
+    ] = Fmt.same,
+    keep_extension: KeepExtensionOpt = False,
+    quality: QualityOpt = None,
+    bitrate: BitrateOpt = None,
+    bitrate_mode: BitrateModeOpt = None,
     subtype: Annotated[
         Subtype,
         typer.Option(help="Output sample format (default: the preset's, else the input's)."),
@@ -171,6 +188,8 @@ def process(
     \b
     Examples:
       fxcli process song.wav out/ --preset mastering
+      fxcli process take.flac take.mp3 -p voice --bitrate 256
+      fxcli process in/ out/ -p dataset --format wav --keep-extension
       fxcli process in/ out/ --preset presets/voice.yaml --device cuda --json
       fxcli process 'takes/**/*.flac' out/ -p voice --skip-existing
       find in -name '*.wav' -print0 | fxcli process --input-list - -0 out/ -p mastering
@@ -207,6 +226,10 @@ def process(
         spool_gb=spool_gb,
         allow_preset_paths=allow_preset_paths,
         null=null,
+        keep_extension=keep_extension,
+        quality=quality,
+        bitrate=bitrate,
+        bitrate_mode=bitrate_mode.value if bitrate_mode is not None else None,
     )
     from dataclasses import replace
 
@@ -296,8 +319,14 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
             raise UsageError(cli_text(exc)) from None
     shard_kn = parse_shard(opts.shard) if opts.shard is not None else None
     inputs, listed = inputs_and_list(inputs, opts.input_list, null=opts.null)
-    found = collect_tasks(inputs, output, listed, format_extension(opts.fmt))
+    found = collect_tasks(
+        inputs, output, listed, format_extension(opts.fmt), keep_extension=opts.keep_extension
+    )
     tasks, ignored = found.tasks, found.ignored
+    from fxcli.io.containers import LossyOptions, check_run
+
+    lossy = LossyOptions(opts.quality, opts.bitrate, opts.bitrate_mode)
+    check_run([t.dest for t in tasks], opts.fmt, opts.subtype, lossy)
     if shard_kn is not None:
         tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
 
@@ -334,8 +363,15 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         fmt=opts.fmt,
         subtype=opts.subtype,
         nonfinite=opts.nonfinite,
+        lossy=lossy,
     )
-    options = {"format": opts.fmt, "subtype": opts.subtype, "nonfinite": opts.nonfinite}
+    options: dict[str, Any] = {
+        "format": opts.fmt,
+        "subtype": opts.subtype,
+        "nonfinite": opts.nonfinite,
+    }
+    if lossy != LossyOptions():
+        options["lossy"] = [lossy.quality, lossy.bitrate, lossy.bitrate_mode]
     work = WorkOptions(
         config_sha256=config_digest(preset, options),
         overwrite=opts.overwrite,

@@ -28,6 +28,12 @@ from fxcli.engine.chain import (
     run_chain_checked,
 )
 from fxcli.engine.device import chunk_frames
+from fxcli.engine.encoded import (
+    encoded_peak_note,
+    encoder_rate,
+    prepare_output,
+    resample_config,
+)
 from fxcli.engine.pipeline import WriteBehind, prefetch
 from fxcli.engine.replay import Replay
 from fxcli.engine.transfer import ChunkTransfer, HostArray
@@ -41,6 +47,7 @@ from fxcli.io.audio import (
     probe,
     read_blocks,
 )
+from fxcli.io.containers import LossyOptions
 from fxcli.io.paths import Job, skip_existing_output
 from fxcli.preset.build import build_chain
 from fxcli.preset.loader import Preset, PresetError
@@ -100,6 +107,7 @@ class Engine:
     ``overwrite``: ``"refuse"`` (default), ``"overwrite"`` (atomic replace) or ``"skip"``.
     ``nonfinite``: ``"error"`` (a NaN/Inf input sample fails the file, naming it) or
     ``"zero"`` (replaced by 0, counted in ``FileResult.nonfinite_replaced``).
+    ``lossy``: quality/bitrate of lossy outputs (:mod:`fxcli.engine.encoded`).
     Chains are designed once per sample rate and kept on the device.
     """
 
@@ -113,8 +121,10 @@ class Engine:
         subtype: str = "same",
         overwrite: str = "refuse",
         nonfinite: str = "error",
+        lossy: LossyOptions | None = None,
     ) -> None:
         self.preset = preset
+        self.lossy = lossy
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite: got {nonfinite!r}; allowed: error, zero")
         self.nonfinite = nonfinite
@@ -123,22 +133,28 @@ class Engine:
         self.fmt = fmt
         self.subtype = subtype
         self.overwrite = overwrite
-        self._chains: dict[tuple[int, int], list[Step] | PresetError] = {}
+        self._chains: dict[tuple[int, int, int | None], list[Step] | PresetError] = {}
         self._lock = threading.Lock()
         self._fused: dict[int, list[Step]] = {}  # by id() of a cached chain_for() list
         self.cancel = threading.Event()
         self.transfer = ChunkTransfer(device)
 
     # ------------------------------------------------------------------ chain
-    def chain_for(self, samplerate: int, channels: int) -> list[Step]:
+    def chain_for(
+        self, samplerate: int, channels: int, resample_to: int | None = None
+    ) -> list[Step]:
         """The designed (unfused) steps for input at this rate and channel count, on
-        the device; cached (design happens once per rate and channel count)."""
-        key = (samplerate, channels)
+        the device; cached (design happens once per rate and channel count).
+        ``resample_to``: a final resample step added (an encoder's rate, e.g. Opus)."""
+        key = (samplerate, channels, resample_to)
         with self._lock:
             cached = self._chains.get(key)
             if cached is None:
                 try:
-                    steps = build_chain(self.preset.steps, samplerate, channels)
+                    cfgs = self.preset.steps
+                    if resample_to is not None:
+                        cfgs = [*cfgs, resample_config(resample_to, len(cfgs), self.preset.source)]
+                    steps = build_chain(cfgs, samplerate, channels)
                     cached = [s.to(self.device) for s in steps]
                 except PresetError as exc:
                     cached = exc
@@ -246,9 +262,17 @@ class Engine:
                 raise
             info = probe(job.src)
             res.sample_rate, res.channels = info.samplerate, info.channels
-            ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype)
+            ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype, job.dest)
             res.subtype = ofmt.subtype
+            if ofmt.note:
+                res.notes.append(ofmt.note)
             steps = self.chain_for(info.samplerate, info.channels)
+            out_stream = chain_output(steps, info.samplerate, info.channels)
+            to_rate = encoder_rate(ofmt.subtype, out_stream[0])
+            if to_rate is not None:  # Opus at 44.1 kHz: resampled to 48 kHz, as FFmpeg does
+                steps = self.chain_for(info.samplerate, info.channels, to_rate)
+                out_stream = chain_output(steps, info.samplerate, info.channels)
+            ofmt = prepare_output(ofmt, self.lossy, info, *out_stream)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
             run = FileRun(res, frames, input_id)
             steps = self._resolve_analysis(steps, info, frames, run)
@@ -326,6 +350,9 @@ class Engine:
             if run.input_id is not None:  # None: features' runs, which write no audio
                 check_input_unchanged(job.src, run.input_id)  # after the writing pass
             writer.commit()
+        peak_note = encoded_peak_note(job.dest, ofmt, self.preset.steps) if writer.frames else None
+        if peak_note:
+            res.notes.append(peak_note)
         res.frames = offset
         res.seconds = round(offset / info.samplerate, 6)
         res.output_frames = writer.frames

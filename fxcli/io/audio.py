@@ -42,8 +42,9 @@ from fxcli.io.atomic import TEMP_NAME as TEMP_NAME
 from fxcli.io.atomic import OutputExistsError as OutputExistsError
 from fxcli.io.atomic import publish, sweep_dead_temps_once, temp_name, write_target
 from fxcli.io.atomic import remove_dead_temps as remove_dead_temps
+from fxcli.io.containers import OutputFormat as OutputFormat
 from fxcli.io.formats import AUDIO_EXTENSIONS as AUDIO_EXTENSIONS
-from fxcli.io.formats import FLOAT_SUBTYPES, FORMAT_EXTENSIONS, PCM_BITS, WAV_FORMATS
+from fxcli.io.formats import FLOAT_SUBTYPES, PCM_BITS, WAV_FORMATS
 
 if TYPE_CHECKING:
     from fxcli.io import wavfast
@@ -278,34 +279,32 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
         raise AudioError(f"read failed: {_one_line(exc)}") from None
 
 
-@dataclass(frozen=True)
-class OutputFormat:
-    """Container and subtype of an output file."""
+def output_format(
+    info: AudioInfo,
+    fmt: str,
+    subtype: str,
+    preset_subtype: str,
+    dest: Path | None = None,
+) -> OutputFormat:
+    """Resolve the output container/subtype (rules: :mod:`fxcli.io.containers`):
+    ``--format`` (``fmt``) or else the name ``dest`` decides the container;
+    ``--subtype`` beats the preset's ``output.subtype``, which beats the input's own
+    subtype. Never silently 16-bit. Raises :class:`AudioError` (one line)."""
+    from fxcli.errors import UsageError
+    from fxcli.io.containers import choose
 
-    format: str
-    subtype: str
-    extension: str
-
-
-def output_format(info: AudioInfo, fmt: str, subtype: str, preset_subtype: str) -> OutputFormat:
-    """Resolve the output container/subtype: ``--subtype`` beats the preset's
-    ``output.subtype``, which beats the input's own subtype. Never silently 16-bit."""
-    if fmt == "same":
-        container = info.format
-        ext = info.path.suffix or ".wav"
-    else:
-        container = fmt.upper()
-        ext = FORMAT_EXTENSIONS[fmt]
-    sub = subtype if subtype != "same" else preset_subtype
-    if sub == "same":
-        sub = info.subtype
-    if not sf.check_format(container, sub):
-        allowed = ", ".join(sorted(sf.available_subtypes(container)))
-        raise AudioError(
-            f"cannot write subtype {sub} to {container}; allowed for {container}: {allowed} "
-            "(choose one with --subtype)"
+    try:
+        return choose(
+            in_container=info.format,
+            in_subtype=info.subtype,
+            dest=dest,
+            fmt=fmt,
+            subtype=subtype,
+            preset_subtype=preset_subtype,
+            in_ext=info.path.suffix,
         )
-    return OutputFormat(container, sub, ext)
+    except UsageError as exc:
+        raise AudioError(str(exc)) from None
 
 
 class Quantizer:
@@ -418,6 +417,7 @@ class AtomicWriter:
         self._file: sf.SoundFile | None = None
         self._fast: wavfast.PcmWavWriter | None = None
         self._args = (samplerate, channels, out.subtype, out.format)
+        self._codec = {"compression_level": out.compression_level, "bitrate_mode": out.bitrate_mode}
         self._frames_hint = frames_hint
         self.frames = 0
 
@@ -444,7 +444,13 @@ class AtomicWriter:
                 self._fast = wavfast.PcmWavWriter(self.tmp, sr, ch, subtype)
             else:
                 self._file = sf.SoundFile(
-                    sf_name(self.tmp), "w", samplerate=sr, channels=ch, subtype=subtype, format=fmt
+                    sf_name(self.tmp),
+                    "w",
+                    samplerate=sr,
+                    channels=ch,
+                    subtype=subtype,
+                    format=fmt,
+                    **{k: v for k, v in self._codec.items() if v is not None},
                 )
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self._cleanup()

@@ -13,7 +13,12 @@ without OUTPUT such as ``analyze``) and (input file, output file) jobs (:func:`c
   lines and ``#`` comments are ignored. Their relative paths are mirrored, with
   ``..`` and absolute anchors removed, so no output lands outside OUTPUT.
 - With a single input file and an OUTPUT that ends in an audio extension (and
-  is not an existing folder), OUTPUT is the output file itself.
+  is not an existing folder), OUTPUT is the output file itself; its extension
+  must name a container that can be written (``out.m4a`` is a usage error, never a
+  folder) and agree with ``--format``.
+- ``--format`` replaces each output's extension; ``--keep-extension`` appends it
+  instead (``speech.mp3`` -> ``speech.mp3.wav``), the way out when inputs differ
+  only in their extension.
 - Nothing under OUTPUT is ever an input of folders, globs or input lists (stdin
   too): files whose resolved path lies inside the resolved OUTPUT are dropped and
   counted in ``Collected.in_output`` (so ``'in/**/*.wav' in/out/`` run twice does
@@ -35,6 +40,7 @@ from pathlib import Path, PurePath
 
 from fxcli.errors import UsageError
 from fxcli.io.audio import AudioError
+from fxcli.io.containers import check_output_name, is_audio_output_name
 from fxcli.io.formats import AUDIO_EXTENSIONS, FORMAT_EXTENSIONS
 
 
@@ -222,16 +228,26 @@ def find_inputs(
 
 
 def collect(
-    inputs: list[str], output: Path, listed: list[str] | None = None, out_ext: str | None = None
+    inputs: list[str],
+    output: Path,
+    listed: list[str] | None = None,
+    out_ext: str | None = None,
+    *,
+    keep_extension: bool = False,
 ) -> Collected:
-    """Resolve inputs into jobs. ``out_ext`` replaces the extension (``--format``)."""
+    """Resolve inputs into jobs. ``out_ext`` replaces the extension (``--format``), or
+    is appended to the name with ``keep_extension`` (``speech.mp3`` ->
+    ``speech.mp3.wav``). A single file OUTPUT must name a writable container that
+    agrees with ``out_ext`` (:func:`fxcli.io.containers.check_output_name`)."""
     single_file = (
         len(inputs) == 1
         and not listed
         and Path(inputs[0]).is_file()
-        and output.suffix.lower() in AUDIO_EXTENSIONS
+        and is_audio_output_name(output)
         and not output.is_dir()
     )
+    if single_file:
+        check_output_name(output, out_ext)
     found = find_inputs(inputs, listed, output=output)
     out = Collected(ignored=found.ignored, in_output=found.in_output)
     if not found.files:
@@ -247,12 +263,11 @@ def collect(
         if single_file:
             dest = output
         else:
-            if out_ext is not None:
-                rel = rel.with_suffix(out_ext)
+            rel = output_rel(rel, out_ext, keep_extension)
             dest = output / rel
         key = dest.resolve()
         if key in seen:
-            raise UsageError(f"inputs {seen[key]} and {src} would both write {dest}")
+            raise UsageError(collision(seen[key], src, dest, out_ext, keep_extension))
         seen[key] = src
         ckey = _case_key(key)
         if ckey in seen_case:
@@ -283,6 +298,24 @@ def _check_links_into_inputs(jobs: list[Job]) -> None:
                 f"output {j.dest} is a symlink to {other}, another input of this run; "
                 "it would be replaced before it is read (process it in a run of its own)"
             )
+
+
+def output_rel(rel: PurePath, out_ext: str | None, keep_extension: bool) -> Path:
+    """An input's path under OUTPUT with the extension of ``--format`` (``out_ext``):
+    replacing the input's, or appended to it (``keep_extension``)."""
+    if out_ext is None:
+        return Path(rel)
+    if keep_extension and rel.suffix.lower() != out_ext:
+        return Path(rel.with_name(rel.name + out_ext))
+    return Path(rel.with_suffix(out_ext))
+
+
+def collision(first: object, second: object, dest: object, out_ext: str | None, keep: bool) -> str:
+    """The message of two inputs mapping to one output, with the way out."""
+    hint = ""
+    if out_ext is not None and not keep:
+        hint = f" (add --keep-extension to name outputs like speech.mp3{out_ext})"
+    return f"inputs {first} and {second} would both write {dest}{hint}"
 
 
 def format_extension(fmt: str) -> str | None:
