@@ -378,21 +378,26 @@ def test_writer_with_dither_equals_soundfile(
     assert (tmp_path / "True.wav").read_bytes() == (tmp_path / "False.wav").read_bytes()
 
 
-def test_writer_hands_over_to_soundfile_past_riff_limit(
+def test_writer_past_riff_limit_writes_rf64(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # issue 16: past the RIFF limit the fast writer no longer hands over to
+    # soundfile (whose RIFF sizes wrapped at 4 GiB): the file becomes RF64
+    from fxcli.io import wavmeta
+
     y = noise(3000, 3, seed=11).T
     write_with(tmp_path / "ref.wav", y, "PCM_24", False, monkeypatch, block=500)
-    monkeypatch.setattr(wavfast, "RIFF_MAX_DATA", 9 * 1200)  # room for 1200 frames
+    monkeypatch.setattr(wavmeta, "RIFF_MAX_BYTES", 9 * 1200)
     dest = tmp_path / "big.wav"
     monkeypatch.setenv("FXCLI_WAVFAST", "1")
     out = audio.OutputFormat("WAV", "PCM_24", ".wav")
     with audio.AtomicWriter(dest, 44100, 3, out) as w:
         for i in range(0, 3000, 500):
             w.write(y[:, i : i + 500])
-            assert (w._fast is None) == (i >= 1000)
+            assert w._fast is not None
         w.commit()
-    assert dest.read_bytes() == (tmp_path / "ref.wav").read_bytes()
+    assert w.rf64 and dest.read_bytes()[:4] == b"RF64"
+    assert np.array_equal(sf_read(dest, "float32"), sf_read(tmp_path / "ref.wav", "float32"))
 
 
 def test_written_file_reads_back_with_other_tools(

@@ -48,6 +48,7 @@ class EngineConfig:
     subtype: str = "same"
     nonfinite: str = "error"
     lossy: LossyOptions | None = None
+    tags: bool = True
 
     def build(self, device: Any, overwrite: str) -> Engine:
         return Engine(
@@ -59,6 +60,7 @@ class EngineConfig:
             overwrite=overwrite,
             nonfinite=self.nonfinite,
             lossy=self.lossy,
+            tags=self.tags,
         )
 
 

@@ -75,6 +75,7 @@ class ProcessOptions:
     quality: float | None = None
     bitrate: float | None = None
     bitrate_mode: str | None = None
+    tags: bool = True
 
 
 def process(
@@ -182,6 +183,14 @@ def process(
         ),
     ] = False,
     threads: ThreadsOpt = None,
+    tags: Annotated[
+        bool,
+        typer.Option(
+            "--tags/--no-tags",
+            help="Copy the input's tags (title, artist, album, ...) to the output where its "
+            "container can hold them (default), or drop them.",
+        ),
+    ] = True,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -230,6 +239,7 @@ def process(
         quality=quality,
         bitrate=bitrate,
         bitrate_mode=bitrate_mode.value if bitrate_mode is not None else None,
+        tags=tags,
     )
     from dataclasses import replace
 
@@ -364,6 +374,7 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         subtype=opts.subtype,
         nonfinite=opts.nonfinite,
         lossy=lossy,
+        tags=opts.tags,
     )
     options: dict[str, Any] = {
         "format": opts.fmt,
@@ -372,6 +383,8 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     }
     if lossy != LossyOptions():
         options["lossy"] = [lossy.quality, lossy.bitrate, lossy.bitrate_mode]
+    if not opts.tags:  # only when set: manifests of earlier runs stay valid
+        options["tags"] = "none"
     work = WorkOptions(
         config_sha256=config_digest(preset, options),
         overwrite=opts.overwrite,

@@ -47,6 +47,7 @@ from fxcli.io.audio import (
     probe,
     read_blocks,
 )
+from fxcli.io.carry import plan_output_meta
 from fxcli.io.containers import LossyOptions
 from fxcli.io.paths import Job, skip_existing_output
 from fxcli.preset.build import build_chain
@@ -122,9 +123,11 @@ class Engine:
         overwrite: str = "refuse",
         nonfinite: str = "error",
         lossy: LossyOptions | None = None,
+        tags: bool = True,
     ) -> None:
         self.preset = preset
         self.lossy = lossy
+        self.tags = tags  # copy the input's tags to the output (--no-tags: False)
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite: got {nonfinite!r}; allowed: error, zero")
         self.nonfinite = nonfinite
@@ -317,6 +320,16 @@ class Engine:
         res.output_sample_rate, res.output_channels = int(rate), channels
         dither = self.preset.dither or default_dither(ofmt.subtype)
         hint = round(info.frames * rate / info.samplerate)
+        meta = plan_output_meta(
+            job.src,
+            info.format,
+            info.samplerate,
+            info.channels,
+            ofmt.format,
+            int(rate),
+            channels,
+            keep_tags=self.tags,
+        )
         with AtomicWriter(
             job.dest,
             int(rate),
@@ -325,6 +338,7 @@ class Engine:
             dither,
             frames_hint=hint,
             replace=self.overwrite == "overwrite",
+            meta=meta,
         ) as writer:
             if writer.stale_removed:
                 res.notes.append(
@@ -357,6 +371,11 @@ class Engine:
         res.seconds = round(offset / info.samplerate, 6)
         res.output_frames = writer.frames
         res.clipped = writer.clipped
+        res.notes.extend([*meta.notes, *writer.notes])
+        if writer.rf64:
+            res.notes.append("written as RF64: the output passes a RIFF header's 4 GiB")
+        if info.recovered is not None:
+            res.notes.append(info.recovered.note)
         declared = info.declared_frames
         if declared is not None:
             res.notes.append(

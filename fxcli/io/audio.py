@@ -47,7 +47,8 @@ from fxcli.io.formats import AUDIO_EXTENSIONS as AUDIO_EXTENSIONS
 from fxcli.io.formats import FLOAT_SUBTYPES, PCM_BITS, WAV_FORMATS
 
 if TYPE_CHECKING:
-    from fxcli.io import wavfast
+    from fxcli.io import wavfast, wavrecover
+    from fxcli.io.carry import OutputMeta
 
 #: files below this many samples (frames x channels) go through soundfile. 0: none
 #: need to since the codec is in the compiled core (no numba load). Measured
@@ -119,6 +120,10 @@ class AudioInfo:
     #: WAV family: the frames the ``data`` chunk declares when more than ``frames``
     #: are present (a truncated file, read to where its data ends); else None
     declared_frames: int | None = None
+    #: WAV family: where the samples are when the header undercounts them (a crashed
+    #: recorder's 0-byte ``data`` chunk; ``frames`` then counts to the end of the
+    #: file), see :mod:`fxcli.io.wavrecover`; else None
+    recovered: wavrecover.Recovered | None = None
 
     @property
     def compute_dtype(self) -> np.dtype:
@@ -154,6 +159,12 @@ def probe(path: Path) -> AudioInfo:
         # a FLAC stream of zero samples (STREAMINFO's total 0 means "unknown" and
         # libsndfile reports 2**63-1 frames, then fails to seek): it is empty
         info = dataclasses.replace(info, frames=0)
+    if info.format in WAV_FORMATS and info.subtype in _SAMPLE_BYTES:
+        from fxcli.io.wavrecover import recover
+
+        rec = recover(path, _SAMPLE_BYTES[info.subtype] * info.channels, info.frames)
+        if rec is not None:
+            return dataclasses.replace(info, frames=rec.frames, recovered=rec)
     if info.format in WAV_FORMATS:
         declared = _declared_data_bytes(path)
         if declared and info.frames == 0:
@@ -258,6 +269,22 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     """Yield ``(channels, n)`` C-contiguous arrays in ``info.compute_dtype`` until the data ends."""
     dtype = "float64" if info.compute_dtype == np.float64 else "float32"
     if info.frames == 0:  # nothing to read (and an empty FLAC cannot even be seeked)
+        return
+    if info.recovered is not None:
+        from fxcli.io import wavrecover
+
+        try:
+            yield from wavrecover.read_blocks(
+                info.path,
+                info.recovered,
+                info.samplerate,
+                info.channels,
+                info.subtype,
+                block_frames,
+                dtype,
+            )
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioError(f"read failed: {_one_line(exc)}") from None
         return
     lay = fast_layout(info)
     if lay is not None:
@@ -386,12 +413,13 @@ class AtomicWriter:
     nothing) when ``dest`` exists by then (see :func:`commit_no_replace`).
 
     PCM_16/24/32 WAV outputs are written by :class:`fxcli.io.wavfast.PcmWavWriter`
-    (same bytes as soundfile); if the data would outgrow a RIFF header (4 GiB) the
-    finished part is handed to soundfile (``r+``), which writes the rest as it
-    would have written the whole file. ``frames_hint``: the expected length; below
-    :data:`MIN_FAST_SAMPLES` samples soundfile writes the file. With ``replace`` a
-    symlink ``dest`` is written through to its target (:attr:`target`), and the
-    replaced file's mode and owner are kept (:func:`fxcli.io.atomic.publish`).
+    (same bytes as soundfile). A WAV output whose RIFF size passes 4 GiB becomes
+    RF64 (:func:`fxcli.io.wavmeta.finish`; :attr:`rf64` says so). ``frames_hint``:
+    the expected length; below :data:`MIN_FAST_SAMPLES` samples soundfile writes the
+    file. ``meta``: tags and WAV chunks kept from the input (:mod:`fxcli.io.carry`).
+    With ``replace`` a symlink ``dest`` is written through to its target
+    (:attr:`target`), and the replaced file's mode and owner are kept
+    (:func:`fxcli.io.atomic.publish`).
     """
 
     def __init__(
@@ -404,6 +432,7 @@ class AtomicWriter:
         *,
         frames_hint: int | None = None,
         replace: bool = True,
+        meta: OutputMeta | None = None,
     ) -> None:
         self.dest = dest
         #: the file written: ``dest``, or a symlink's target when replacing (in place)
@@ -420,6 +449,11 @@ class AtomicWriter:
         self._codec = {"compression_level": out.compression_level, "bitrate_mode": out.bitrate_mode}
         self._frames_hint = frames_hint
         self.frames = 0
+        self.meta = meta
+        #: whether the published file is RF64 (a WAV past the RIFF limit)
+        self.rf64 = False
+        #: what the writer could not keep (tags libsndfile refused)
+        self.notes: list[str] = []
 
     def _use_fast(self) -> bool:
         sr, ch, subtype, fmt = self._args
@@ -440,18 +474,36 @@ class AtomicWriter:
             self.stale_removed = sweep_dead_temps_once(self.target.parent)
             if self._use_fast():
                 from fxcli.io import wavfast
+                from fxcli.io.carry import fast_header
 
-                self._fast = wavfast.PcmWavWriter(self.tmp, sr, ch, subtype)
+                mask, chunks, reserve = fast_header(self.meta, self._expected_bytes())
+                self._fast = wavfast.PcmWavWriter(
+                    self.tmp,
+                    sr,
+                    ch,
+                    subtype,
+                    channel_mask=mask,
+                    chunks=chunks,
+                    reserve_ds64=reserve,
+                )
             else:
+                from fxcli.io.carry import sf_container
+
                 self._file = sf.SoundFile(
                     sf_name(self.tmp),
                     "w",
                     samplerate=sr,
                     channels=ch,
                     subtype=subtype,
-                    format=fmt,
+                    format=sf_container(fmt, self.meta, self._expected_bytes()),
                     **{k: v for k, v in self._codec.items() if v is not None},
                 )
+                if self.meta is not None and self.meta.tags:
+                    from fxcli.io.tags import apply_tags
+
+                    refused = apply_tags(self._file, self.meta.tags)
+                    if refused:
+                        self.notes.append(f"tags not kept: {', '.join(refused)} (refused)")
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             self._cleanup()
             raise AudioError(f"cannot write {self.dest}: {_one_line(exc)}") from None
@@ -461,19 +513,16 @@ class AtomicWriter:
     def clipped(self) -> int:
         return self.quantizer.clipped
 
-    def _hand_over(self) -> None:
-        """Finish the fast writer's RIFF part and continue the same file with soundfile."""
-        assert self._fast is not None
-        self._fast.close()
-        self._fast = None
-        self._file = sf.SoundFile(sf_name(self.tmp), "r+")
-        self._file.seek(0, sf.SEEK_END)
+    def _expected_bytes(self) -> int | None:
+        """The sample bytes ``frames_hint`` frames take (None: unknown length)."""
+        width = _SAMPLE_BYTES.get(self._args[2])
+        if self._frames_hint is None or width is None:
+            return None
+        return self._frames_hint * self._args[1] * width
 
     def write(self, y: np.ndarray) -> None:
         """Append a ``(channels, n)`` float block."""
         try:
-            if self._fast is not None and not self._fast.fits(y.shape[-1]):
-                self._hand_over()
             if self._fast is not None:
                 noise = self.quantizer.noise(y.shape[-1], y.shape[0])
                 self.quantizer.clipped += self._fast.write(y, noise)
@@ -488,6 +537,8 @@ class AtomicWriter:
     def commit(self) -> None:
         assert self._file is not None or self._fast is not None
         try:
+            sr, ch, subtype, fmt = self._args
+            fast = self._fast is not None
             if self._fast is not None:
                 self._fast.close()
                 self._fast = None
@@ -495,9 +546,20 @@ class AtomicWriter:
                 assert self._file is not None
                 self._file.close()
                 self._file = None
-                sr, ch, subtype, fmt = self._args
                 if fmt == "FLAC" and self.frames == 0 and self.tmp.stat().st_size == 0:
                     self.tmp.write_bytes(empty_flac(sr, ch, PCM_BITS.get(subtype, 16)))
+            width = _SAMPLE_BYTES.get(subtype)
+            if fmt in WAV_FORMATS and width is not None:
+                from fxcli.io import wavmeta
+
+                meta = None if fast else self.meta
+                self.rf64 = wavmeta.finish(
+                    self.tmp,
+                    self.frames * ch * width,
+                    self.frames,
+                    channel_mask=meta.channel_mask if meta is not None else None,
+                    trailing=meta.chunks if meta is not None else b"",
+                )
             publish(self.tmp, self.target, replace=self.replace)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             reason = _write_reason(exc, self.dest.parent)

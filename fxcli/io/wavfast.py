@@ -24,6 +24,12 @@ uses soundfile):
   libsndfile writes for ``format="WAV"``: WAVE_FORMAT_PCM whatever the channel
   count, a pad byte after an odd-sized ``data`` chunk). FLOAT/DOUBLE outputs
   go through soundfile (libsndfile adds a ``PEAK`` chunk with a time stamp).
+  Metadata kept from the input (:mod:`fxcli.io.wavmeta`) goes into the header:
+  a WAVE_FORMAT_EXTENSIBLE ``fmt `` with the channel mask, then the chunks given
+  (``LIST``/``INFO`` tags as libsndfile writes them, ``bext``, other ``LIST``)
+  before ``data``; a ``JUNK`` chunk reserved for ``ds64`` when the file may pass
+  4 GiB. The caller turns a file past the RIFF limit into RF64
+  (:func:`fxcli.io.wavmeta.finish`).
 
 Decoded values are exactly libsndfile's (``sf_read_float``/``sf_read_double``
 with its default normalization): integer ``q`` becomes ``q / 2**(bits-1)``,
@@ -55,6 +61,7 @@ from typing import BinaryIO
 import numpy as np
 
 from fxcli.dsp.native import core
+from fxcli.io.wavmeta import JUNK_RESERVE
 
 __all__ = [
     "WavLayout",
@@ -80,8 +87,6 @@ WRITE_SUBTYPES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4}
 _KSDATAFORMAT_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 _MAX_FMT_BYTES = 1 << 16
 _MAX_CHUNKS = 10_000
-#: the largest ``data`` size a RIFF header can describe with its pad byte
-RIFF_MAX_DATA = 0xFFFFFFFF - 36 - 1
 
 
 def available() -> bool:
@@ -302,26 +307,47 @@ def read_blocks(
 # ---------------------------------------------------------------------------
 
 
-def riff_header(samplerate: int, channels: int, nbytes: int, data_bytes: int) -> bytes:
-    """The 44-byte header libsndfile writes for a ``format="WAV"`` PCM file."""
+def riff_header(
+    samplerate: int,
+    channels: int,
+    nbytes: int,
+    data_bytes: int,
+    *,
+    channel_mask: int | None = None,
+    chunks: bytes = b"",
+    reserve_ds64: bool = False,
+) -> bytes:
+    """The header libsndfile writes for a ``format="WAV"`` PCM file (44 bytes), or
+    with ``channel_mask`` the WAVE_FORMAT_EXTENSIBLE one of ``format="WAVEX"``
+    (68 bytes); ``chunks`` (whole chunks) go between ``fmt `` and ``data``;
+    ``reserve_ds64``: a ``JUNK`` chunk first, where RF64 puts ``ds64``. Sizes
+    past 32 bits are written as 0xFFFFFFFF (the file is then made RF64)."""
     align = channels * nbytes
     pad = data_bytes & 1
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + data_bytes + pad,
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,
-        channels,
-        samplerate,
-        samplerate * align,
-        align,
-        8 * nbytes,
-        b"data",
-        data_bytes,
-    )
+    if channel_mask is None:
+        fmt = struct.pack("<HHIIHH", 1, channels, samplerate, samplerate * align, align, 8 * nbytes)
+    else:
+        fmt = (
+            struct.pack(
+                "<HHIIHHHHI",
+                0xFFFE,
+                channels,
+                samplerate,
+                samplerate * align,
+                align,
+                8 * nbytes,
+                22,
+                8 * nbytes,
+                channel_mask & 0xFFFFFFFF,
+            )
+            + struct.pack("<H", 1)
+            + _KSDATAFORMAT_TAIL
+        )
+    junk = JUNK_RESERVE if reserve_ds64 else b""
+    body = b"WAVE" + junk + b"fmt " + struct.pack("<I", len(fmt)) + fmt + chunks
+    riff = min(len(body) + 8 + data_bytes + pad, 0xFFFFFFFF)
+    data = min(data_bytes, 0xFFFFFFFF)
+    return b"RIFF" + struct.pack("<I", riff) + body + b"data" + struct.pack("<I", data)
 
 
 class PcmWavWriter:
@@ -330,11 +356,24 @@ class PcmWavWriter:
     ``write(y, dither)`` quantizes and packs one ``(channels, n)`` float block and
     returns the number of clipped samples; :meth:`close` pads the ``data`` chunk to
     an even size and fills in the header sizes. The caller (``AtomicWriter``) owns
-    the temporary name, fsync and rename. :meth:`fits` says whether ``n`` more frames
-    still fit a RIFF header (4 GiB); past that the caller hands the file to soundfile.
+    the temporary name, fsync and rename, and makes a file past 4 GiB RF64
+    (:func:`fxcli.io.wavmeta.finish`). ``channel_mask``: write a
+    WAVE_FORMAT_EXTENSIBLE header with it; ``chunks``: whole chunks to put before
+    ``data``; ``reserve_ds64``: reserve room for ``ds64`` (a file expected near 4 GiB
+    then becomes RF64 without moving its samples).
     """
 
-    def __init__(self, path: Path, samplerate: int, channels: int, subtype: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        samplerate: int,
+        channels: int,
+        subtype: str,
+        *,
+        channel_mask: int | None = None,
+        chunks: bytes = b"",
+        reserve_ds64: bool = False,
+    ) -> None:
         if subtype not in WRITE_SUBTYPES:
             raise ValueError(f"subtype must be one of {sorted(WRITE_SUBTYPES)}, got {subtype!r}")
         if not (1 <= channels <= 0xFFFF) or not (1 <= samplerate * channels * 4 <= 0xFFFFFFFF):
@@ -343,13 +382,24 @@ class PcmWavWriter:
         self.samplerate = samplerate
         self.channels = channels
         self.nbytes = WRITE_SUBTYPES[subtype]
+        self.channel_mask = channel_mask
+        self.chunks = chunks
+        self.reserve_ds64 = reserve_ds64
         self.data_bytes = 0
         self._buf = np.empty(0, dtype=np.uint8)
         self._f: BinaryIO | None = open(path, "xb", buffering=0)  # noqa: SIM115
-        self._f.write(riff_header(samplerate, channels, self.nbytes, 0))
+        self._f.write(self._header())
 
-    def fits(self, frames: int) -> bool:
-        return self.data_bytes + frames * self.channels * self.nbytes <= RIFF_MAX_DATA
+    def _header(self) -> bytes:
+        return riff_header(
+            self.samplerate,
+            self.channels,
+            self.nbytes,
+            self.data_bytes,
+            channel_mask=self.channel_mask,
+            chunks=self.chunks,
+            reserve_ds64=self.reserve_ds64,
+        )
 
     def write(self, y: np.ndarray, dither: np.ndarray | None = None) -> int:
         assert self._f is not None
@@ -375,7 +425,7 @@ class PcmWavWriter:
             if self.data_bytes & 1:
                 f.write(b"\x00")
             f.seek(0)
-            f.write(riff_header(self.samplerate, self.channels, self.nbytes, self.data_bytes))
+            f.write(self._header())
         finally:
             f.close()
 
