@@ -211,17 +211,42 @@ def test_input_list(tiny_tree: Path, tmp_path: Path) -> None:
 def test_paths_on_stdin(tiny_tree: Path) -> None:
     files = [tiny_tree / "sub" / "deeper" / "c.wav", tiny_tree / "a.wav"]
     stdin = "".join(f"{f}\n" for f in files)
-    r = runner.invoke(app, ["analyze", "-", "--json"], input=stdin)
+    r = runner.invoke(app, ["analyze", "--input-list", "-", "--json"], input=stdin)
     assert r.exit_code == 0, r.output
     res = json_lines(r.stdout)
     assert [x["input"] for x in res] == [str(f) for f in files]
     assert [x["channels"] for x in res] == [8, 2]
     # stdin together with a file argument: the arguments first, then the listed paths
     r = runner.invoke(
-        app, ["analyze", str(tiny_tree / "sub" / "b.flac"), "-", "--json"], input=stdin
+        app,
+        ["analyze", str(tiny_tree / "sub" / "b.flac"), "--input-list", "-", "--json"],
+        input=stdin,
     )
     assert r.exit_code == 0, r.output
     assert [Path(x["input"]).name for x in json_lines(r.stdout)] == ["b.flac", "c.wav", "a.wav"]
+    # NUL-separated (find -print0)
+    r = runner.invoke(
+        app, ["analyze", "--input-list", "-", "-0", "--json"], input="\0".join(map(str, files))
+    )
+    assert r.exit_code == 0, r.output
+    assert [x["input"] for x in json_lines(r.stdout)] == [str(f) for f in files]
+
+
+def test_audio_on_stdin(tiny_tree: Path) -> None:
+    """issue 16 (session 7): ``-`` is audio on stdin for analyze as for process (it was
+    a path list); the report names it ``-`` and measures what the file measures; text
+    piped into ``-`` is one usage line pointing to --input-list."""
+    src = tiny_tree / "a.wav"
+    r = runner.invoke(app, ["analyze", "-", "--json"], input=src.read_bytes())
+    assert r.exit_code == 0, r.output
+    (got,) = json_lines(r.stdout)
+    want = analyze_file(src, "cpu").to_json()
+    assert got["input"] == "-"
+    for k in ("integrated_lufs", "true_peak_dbtp", "channels", "frames"):
+        assert got[k] == want[k], k
+    r = runner.invoke(app, ["analyze", "-"], input=f"{src}\n")
+    assert r.exit_code == 2
+    assert "--input-list -" in r.stderr and "Traceback" not in r.output
 
 
 def test_block_size_does_not_matter(tmp_path: Path) -> None:

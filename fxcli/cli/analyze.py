@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fxcli.cli.options import InputListOpt, ThreadsOpt, apply_threads, fail
+from fxcli.cli.options import InputListOpt, NullOpt, ThreadsOpt, apply_threads, fail
 from fxcli.cli.report import Reporter
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ def analyze(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Audio files, folders (searched recursively), quoted globs, or - (paths on stdin)."
+            help="Audio files, folders (searched recursively), quoted globs, or - (audio on "
+            "stdin; paths on stdin: --input-list -)."
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
@@ -29,6 +30,7 @@ def analyze(
         bool, typer.Option("--json", help="One JSON object per file on stdout (no table).")
     ] = False,
     input_list: InputListOpt = None,
+    null: NullOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
     """Measure loudness (LUFS, LRA), peaks (dBFS, dBTP), RMS, DC and clipping per file.
@@ -38,7 +40,8 @@ def analyze(
       fxcli analyze song.wav
       fxcli analyze masters/ --json > levels.jsonl
       fxcli analyze 'takes/**/*.flac'
-      find in -name '*.wav' | fxcli analyze - --json
+      find in -name '*.wav' | fxcli analyze --input-list - --json
+      sox take.wav -t wav - | fxcli analyze -
 
     Exit codes: 0 all files read, 1 some files failed, 2 usage error, 141 stdout closed.
     """
@@ -47,8 +50,16 @@ def analyze(
     apply_threads(threads)
     if not files and not input_list:
         fail("give at least one INPUT (a file, folder, glob, - or --input-list)")
+    from fxcli.cli.pipes import Pipes
+
     try:
-        code = run_analyze(files or [], device=device, json_mode=json_mode, input_list=input_list)
+        if null and not input_list:
+            raise UsageError("--null/-0 describes --input-list (NUL-separated names); give one")
+        with Pipes(files or [], "", input_list=input_list) as io:
+            code = run_analyze(
+                io.inputs, device=device, json_mode=json_mode, input_list=input_list,
+                null=null, names=io.names,
+            )  # fmt: skip
     except UsageError as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -77,20 +88,28 @@ class AnalyzeReporter(Reporter):
 
 
 def run_analyze(
-    items: list[str], *, device: str, json_mode: bool, input_list: str | None = None
+    items: list[str],
+    *,
+    device: str,
+    json_mode: bool,
+    input_list: str | None = None,
+    null: bool = False,
+    names: dict[str, str] | None = None,
 ) -> int:
-    """Returns the exit code. Inputs are found as for ``process`` (files, folders, globs,
-    ``-`` and ``--input-list``; a missing file is reported as failed). Finding no
-    audio file and an invalid ``device`` raise :class:`fxcli.io.paths.UsageError`
-    (exit 2, before any file is read)."""
+    """Returns the exit code. Inputs are found as for ``process`` (files, folders, globs
+    and ``--input-list``, ``null``: NUL-separated; a missing file is reported as
+    failed); ``names`` maps paths to the names reports show (a spooled stdin: ``-``).
+    Finding no audio file and an invalid ``device`` raise
+    :class:`fxcli.io.paths.UsageError` (exit 2, before any file is read)."""
     from fxcli.cli.signals import Stop
     from fxcli.engine.device import cuda_may_exist, resolve_device
     from fxcli.io.audio import AudioError
     from fxcli.io.paths import UsageError, find_inputs, inputs_and_list
     from fxcli.measure.analyze import FileAnalysis, analyze_file
 
-    inputs, listed = inputs_and_list(items, input_list)
+    inputs, listed = inputs_and_list(items, input_list, null=null)
     paths = [src for src, _ in find_inputs(inputs, listed, keep_missing=True).files]
+    shown = names or {}
     if not paths:
         named = items + ([input_list] if input_list else [])
         raise UsageError(f"no audio files in {', '.join(named)}")
@@ -111,6 +130,7 @@ def run_analyze(
             res = FileAnalysis(input=str(path), status="failed", error=str(exc))
         except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. a malformed stream
             res = FileAnalysis(input=str(path), status="failed", error=_one_line(exc))
+        res.input = shown.get(str(path), res.input)
         rep.file_done(res)
     return rep.exit_code(stop.signum)
 
