@@ -31,6 +31,13 @@ def analyze(
     ] = False,
     input_list: InputListOpt = None,
     null: NullOpt = False,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            help="PNG of the loudness over time (momentary, short-term, integrated, true "
+            "peak, LRA band); one INPUT file."
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Measure loudness (LUFS, LRA), peaks (dBFS, dBTP), RMS, DC and clipping per file.
@@ -42,6 +49,7 @@ def analyze(
       fxcli analyze 'takes/**/*.flac'
       find in -name '*.wav' | fxcli analyze --input-list - --json
       sox take.wav -t wav - | fxcli analyze -
+      fxcli analyze song.wav --plot loudness.png
 
     Exit codes: 0 all files read, 1 some files failed, 2 usage error, 141 stdout closed.
     """
@@ -55,10 +63,12 @@ def analyze(
     try:
         if null and not input_list:
             raise UsageError("--null/-0 describes --input-list (NUL-separated names); give one")
+        if plot is not None:
+            _check_plot(plot, files or [], input_list)
         with Pipes(files or [], "", input_list=input_list) as io:
             code = run_analyze(
                 io.inputs, device=device, json_mode=json_mode, input_list=input_list,
-                null=null, names=io.names,
+                null=null, names=io.names, plot=plot,
             )  # fmt: skip
     except UsageError as exc:
         fail(exc)
@@ -95,10 +105,12 @@ def run_analyze(
     input_list: str | None = None,
     null: bool = False,
     names: dict[str, str] | None = None,
+    plot: str | None = None,
 ) -> int:
     """Returns the exit code. Inputs are found as for ``process`` (files, folders, globs
     and ``--input-list``, ``null``: NUL-separated; a missing file is reported as
-    failed); ``names`` maps paths to the names reports show (a spooled stdin: ``-``).
+    failed); ``names`` maps paths to the names reports show (a spooled stdin: ``-``);
+    ``plot``: a PNG of the (one) file's loudness over time.
     Finding no audio file and an invalid ``device`` raise
     :class:`fxcli.io.paths.UsageError` (exit 2, before any file is read)."""
     from fxcli.cli.signals import Stop
@@ -131,8 +143,42 @@ def run_analyze(
         except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. a malformed stream
             res = FileAnalysis(input=str(path), status="failed", error=_one_line(exc))
         res.input = shown.get(str(path), res.input)
+        if plot is not None and res.status == "ok":
+            _plot(path, res, plot, rep)
         rep.file_done(res)
     return rep.exit_code(stop.signum)
+
+
+def _check_plot(plot: str, files: list[str], input_list: str | None) -> None:
+    """``--plot``: a .png name, one INPUT that is a file (or -), matplotlib importable."""
+    from pathlib import Path
+
+    from fxcli.io.paths import UsageError
+
+    if Path(plot).suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot!r}: the picture is a PNG (name it *.png)")
+    if input_list or len(files) != 1 or not (files[0] == "-" or Path(files[0]).is_file()):
+        raise UsageError("--plot draws one file: give exactly one INPUT file (or -)")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'fxcli[plot]'") from None
+
+
+def _plot(path: Any, res: FileAnalysis, plot: str, rep: Reporter) -> None:
+    """Draw the file's loudness over time; a failure fails the file (one line)."""
+    from fxcli.measure.loudness_plot import loudness_over_time, plot_loudness
+
+    try:
+        curves = loudness_over_time(path)
+        plot_loudness(
+            curves, plot,
+            integrated_lufs=-math.inf if res.integrated_lufs is None else res.integrated_lufs,
+            true_peak_dbtp=-math.inf if res.true_peak_dbtp is None else res.true_peak_dbtp,
+            title=f"{res.input}: loudness over time",
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:
+        res.status, res.error = "failed", f"cannot draw {plot}: {exc}"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -91,6 +91,8 @@ __all__ = [
     "max_momentary_lufs",
     "max_short_term_lufs",
     "channel_integrated_lufs",
+    "loudness_range_bounds",
+    "loudness_curves",
 ]
 
 ABSOLUTE_GATE_LUFS = -70.0
@@ -405,21 +407,28 @@ def channel_integrated_lufs(state: MeterState) -> list[float]:
 
 def loudness_range_lu(state: MeterState) -> float:
     """Loudness range LRA in LU (EBU Tech 3342); ``0.0`` when nothing passes the gates."""
+    bounds = loudness_range_bounds(state)
+    return 0.0 if bounds is None else bounds[1] - bounds[0]
+
+
+def loudness_range_bounds(state: MeterState) -> tuple[float, float] | None:
+    """The short-term loudness at the 10th and 95th percentiles of the gated
+    distribution (EBU Tech 3342), LUFS: the LRA band; None when nothing passes."""
     powers = _window_powers(state, _SUB_PER_SHORT_TERM)
     loud = _lufs(powers)
     above = powers[loud > ABSOLUTE_GATE_LUFS]
     if above.size == 0:
-        return 0.0
+        return None
     relative = float(_lufs(above.mean())) + LRA_RELATIVE_GATE_LU
     kept = np.sort(loud[(loud > ABSOLUTE_GATE_LUFS) & (loud > relative)])
     n = kept.size
     if n == 0:  # pragma: no cover - the loudest window always passes
-        return 0.0
+        return None
 
     def rank(p: float) -> float:
         return float(kept[int(math.floor((n - 1) * p / 100.0 + 0.5))])
 
-    return rank(LRA_HIGH_PERCENTILE) - rank(LRA_LOW_PERCENTILE)
+    return rank(LRA_LOW_PERCENTILE), rank(LRA_HIGH_PERCENTILE)
 
 
 def max_momentary_lufs(state: MeterState) -> float:
@@ -432,3 +441,22 @@ def max_short_term_lufs(state: MeterState) -> float:
     """Loudest short-term loudness (3 s window, 100 ms hop), LUFS; ``-inf`` if none."""
     p = _window_powers(state, _SUB_PER_SHORT_TERM)
     return float(_lufs(p.max())) if p.size else -math.inf
+
+
+def loudness_curves(state: MeterState) -> dict[str, np.ndarray]:
+    """Momentary (400 ms) and short-term (3 s) loudness over time, 100 ms hop, LUFS.
+
+    Returns ``{"momentary_t": (m,), "momentary": (m,), "short_term_t": (k,),
+    "short_term": (k,)}``: each value is the loudness of the window that ends at the
+    matching time (seconds from the start: the end of its last sub-block), the
+    values :func:`max_momentary_lufs` and :func:`max_short_term_lufs` take the
+    maximum of; ``-inf`` for silent windows. Empty arrays before the first full
+    window."""
+    ends = np.array([state.boundary(k) for k in range(1, state.n_sub + 1)], dtype=np.float64)
+    ends /= state.fs
+    out: dict[str, np.ndarray] = {}
+    for name, width in (("momentary", _SUB_PER_BLOCK), ("short_term", _SUB_PER_SHORT_TERM)):
+        p = _window_powers(state, width)
+        out[f"{name}_t"] = ends[width - 1 :] if p.size else np.zeros(0)
+        out[name] = _lufs(p) if p.size else np.zeros(0)
+    return out
