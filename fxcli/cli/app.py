@@ -13,6 +13,7 @@ from fxcli._version import __version__
 from fxcli.cli.analyze import analyze
 from fxcli.cli.bench import bench
 from fxcli.cli.features import features
+from fxcli.cli.match import match
 from fxcli.cli.presets import presets_app
 from fxcli.cli.process import process
 
@@ -50,6 +51,7 @@ app.command()(analyze)
 app.command()(features)
 app.add_typer(presets_app, name="presets")
 app.command()(bench)
+app.command()(match)
 
 
 def main() -> None:
