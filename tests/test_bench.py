@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import fxcli.measure.benchmark as B
 from fxcli.cli.app import app
+from tests.conftest import ROOT
 
 runner = CliRunner()
 
@@ -250,11 +251,21 @@ def test_api_chain_defaults_to_8_channels_x_120_s(
     assert seen == {"chain": "iir", "durations": [5.0, 60.0, 600.0], "channels": [1, 8]}
 
 
-def test_effect_presets_are_refused_with_the_step_named(tmp_path: Path) -> None:
-    """Presets with effects (dynamics, loudness) have no SciPy reference to check."""
-    r = bench("--chain", "mastering", "--durations", "0.05", "--output", str(tmp_path / "m.csv"))
-    assert r.exit_code == 2
-    assert "step 5 (loudness)" in r.output and "allowed step types" in r.output
+@pytest.mark.parametrize("chain", ["mastering", "dataset", "presets/voice.yaml"])
+def test_effect_presets_are_timed_unchecked(tmp_path: Path, chain: str) -> None:
+    """issue 16: presets with effects (dynamics, loudness, resampling, remix) have no
+    SciPy reference: they were refused (exit 2, also the voice example of --help);
+    now fxcli's backends time them and the check column says so."""
+    out = tmp_path / "m.csv"
+    r = bench("--chain", str(ROOT / chain) if "/" in chain else chain, "--durations", "0.45",
+              "--channels", "1,2", "--reps", "1", "--backends", "cpu,scipy",
+              "--output", str(out))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    _, rows = read_csv(out)
+    assert {(row["backend"], row["check"]) for row in rows} == {("cpu", "unchecked")}
+    assert [row["channels"] for row in rows] == ["1", "2"]
+    assert all(row["max_abs_error"] == "" and float(row["median_s"]) > 0 for row in rows)
+    assert "scipy skipped: the chain has effects" in r.output
 
 
 @pytest.mark.parametrize("chain", ["fir", "api", "iir_chain", "filters"])

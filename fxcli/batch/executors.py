@@ -49,6 +49,7 @@ class EngineConfig:
     nonfinite: str = "error"
     lossy: LossyOptions | None = None
     tags: bool = True
+    strict: bool = False  # --strict: missed promises fail the file
 
     def build(self, device: Any, overwrite: str) -> Engine:
         return Engine(
@@ -61,6 +62,7 @@ class EngineConfig:
             nonfinite=self.nonfinite,
             lossy=self.lossy,
             tags=self.tags,
+            strict=self.strict,
         )
 
 

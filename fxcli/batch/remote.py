@@ -79,8 +79,24 @@ def _is_audio(name: str) -> bool:
 
 
 def _list_remote(url: str) -> tuple[list[tuple[str, str]], int]:
-    """(src URL, rel) pairs for one input URL, and the number of ignored objects."""
+    """(src URL, rel) pairs for one input URL, and the number of ignored objects.
+
+    A store that cannot be listed (no credentials, access denied, network down: the
+    store's own exceptions) is a :class:`UsageError` naming the URL and the reason in
+    one line (issue 16: ``s3://`` without credentials printed a 70-line traceback)."""
     fs, path = url_fs(url)
+    try:
+        return _list_fs(url, fs, path)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store error: one line, no traceback
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise UsageError(
+            f"INPUT {url}: cannot list it: {type(exc).__name__}" + (f": {reason}" if reason else "")
+        ) from None
+
+
+def _list_fs(url: str, fs: Any, path: str) -> tuple[list[tuple[str, str]], int]:
     proto = url[: url.index("://") + 3]
 
     def full(p: str) -> str:

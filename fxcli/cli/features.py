@@ -7,7 +7,8 @@ features with :mod:`fxcli.features` and write one array per file, atomically.
 - Arrays are ``(channels, bins, frames)``: bins are ``n_fft // 2 + 1`` frequencies
   (``spectrogram``), ``n_mels`` mel bands (``mel``: power, ``logmel``: dB) or ``n_mfcc``
   coefficients (``mfcc``); channels are those of the chain's output (1 after the
-  ``dataset`` preset). dtype float32 (float64 for 32-bit integer and double input).
+  ``dataset`` preset). dtype ``--dtype`` (float32 by default, for every input: the
+  audio runs through the chain and the transform in that dtype).
 - Short files (at most one chunk and 2**19 samples on CPU, 2**22 on CUDA) are read
   and run through the chain whole, then batched on the device: grouped by rate,
   channels and dtype, sorted by length, zero-padded to the longest of a batch (at most
@@ -89,6 +90,11 @@ MATPLOTLIB_HINT = "pip install 'fxcli[plot]' (or pip install matplotlib)"
 
 
 # ---------------------------------------------------------------------------- command
+class FeatureDtype(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
 class FeatureKind(str, Enum):
     spectrogram = "spectrogram"
     mel = "mel"
@@ -200,6 +206,14 @@ def features(
         typer.Option(help="K/N: compute only shard K (0..N-1) of the sorted input list."),
     ] = None,
     threads: ThreadsOpt = None,
+    dtype: Annotated[
+        FeatureDtype,
+        typer.Option(
+            "--dtype",
+            help="Array dtype, for every input (the audio is computed in it too): float32 "
+            "or float64.",
+        ),
+    ] = FeatureDtype.float32,
 ) -> None:
     """Compute spectrograms, mel/log-mel spectrograms or MFCCs; one array per file.
 
@@ -277,6 +291,7 @@ def features(
             jobs=jobs,
             nonfinite=nonfinite.value,
             shard=shard,
+            dtype=dtype.value,
         )
         code = run_features(paths[:-1], Path(paths[-1]), opts)
     except (UsageError, PresetError, FeatureUsageError) as exc:
@@ -543,7 +558,7 @@ def _engine_class() -> type:
     from fxcli.engine.chain import flush_chain, init_states
     from fxcli.engine.device import chunk_frames
     from fxcli.engine.pipeline import prefetch
-    from fxcli.engine.runner import Engine, FileRun, info_dtype
+    from fxcli.engine.runner import Engine, FileRun
     from fxcli.io.audio import OutputExistsError, probe
     from fxcli.io.paths import skip_existing_output
     from fxcli.steps import chain_output
@@ -563,11 +578,16 @@ def _engine_class() -> type:
             chunk_seconds: float | None,
             overwrite: str,
             nonfinite: str,
+            dtype: str = "float32",
         ) -> None:
             super().__init__(
                 preset, device, chunk_seconds=chunk_seconds, overwrite=overwrite,
                 nonfinite=nonfinite,
             )  # fmt: skip
+            import torch
+
+            #: the dtype of the audio through the chain and of the arrays (--dtype)
+            self.dtype = torch.float64 if dtype == "float64" else torch.float32
             self.params = params
             self.out_fmt = out_fmt
             self.image = image
@@ -619,9 +639,7 @@ def _engine_class() -> type:
                 self.module_for(rate)  # a parameter the rate does not allow fails here
             except Exception as exc:  # noqa: BLE001 - per-file failure
                 return self.failed(res, exc, t0)
-            return _Prepared(
-                job, res, info, steps, frames, run, rate, channels, info_dtype(info), t0
-            )
+            return _Prepared(job, res, info, steps, frames, run, rate, channels, self.dtype, t0)
 
         def failed(self, res: FeatureResult, exc: BaseException, t0: float) -> FeatureResult:
             from fxcli.engine.runner import Cancelled
@@ -649,7 +667,7 @@ def _engine_class() -> type:
             states = init_states(p.steps, (p.info.channels,), self.device)
             offset = 0
             for block in prefetch(lambda: self.read_chunks(p.info, p.frames, p.res)):  # type: ignore[arg-type]
-                x = torch.from_numpy(block).to(self.device, non_blocking=True)
+                x = torch.from_numpy(block).to(self.device, self.dtype, non_blocking=True)
                 y, states = self.run_chunk(p.steps, x, states, offset, p.run)
                 offset += block.shape[1]
                 if progress:
@@ -696,7 +714,7 @@ def _engine_class() -> type:
             try:
                 module = self.module_for(p.rate)
                 feats = module.from_power(linear) if hasattr(module, "from_power") else linear
-                feats = feats.detach().cpu().contiguous()
+                feats = feats.detach().cpu().to(self.dtype).contiguous()
             except Exception as exc:  # noqa: BLE001 - per-file failure
                 return self.failed(res, exc, p.t0)
             res.batched = batched
@@ -896,6 +914,8 @@ class FeatureOptions:
     jobs: int | None = None
     nonfinite: str = "error"
     shard: str | None = None
+    #: ``float32`` | ``float64``: the arrays' dtype and the dtype the audio is computed in
+    dtype: str = "float32"
 
 
 def run_features(inputs: list[str], output: Path, opts: FeatureOptions) -> int:
@@ -924,13 +944,17 @@ def run_features(inputs: list[str], output: Path, opts: FeatureOptions) -> int:
     preset = load_preset(preset_name) if preset_name else Preset(source="(no preset)")
     inputs, listed = inputs_and_list(inputs, input_list)
     ext = FEATURE_FORMATS[out_fmt]
-    if (
-        len(inputs) == 1
-        and not listed
-        and Path(inputs[0]).is_file()
-        and output.suffix.lower() == ext
-        and not output.is_dir()
-    ):
+    single = len(inputs) == 1 and not listed and Path(inputs[0]).is_file()
+    if single and output.suffix and output.suffix.lower() != ext and not output.is_dir():
+        # issue 16: "features in.wav one.png" made a folder one.png
+        other = [f for f, e in FEATURE_FORMATS.items() if e == output.suffix.lower()]
+        hint = f" (or --format {other[0]})" if other else ""
+        raise UsageError(
+            f"OUTPUT {str(output)!r}: one input writes one {ext} array: name it "
+            f"{output.with_suffix(ext).name}{hint}, or give a folder (an existing one, or a "
+            "name without an extension)"
+        )
+    if single and output.suffix.lower() == ext and not output.is_dir():
         job_list, ignored, root = [Job(Path(inputs[0]), output)], 0, output.parent
     else:
         collected = collect(inputs, output, listed, ext)
@@ -946,7 +970,7 @@ def run_features(inputs: list[str], output: Path, opts: FeatureOptions) -> int:
 
     engine = _engine_class()(
         preset, dev, params, out_fmt=out_fmt, image=image, chunk_seconds=chunk_seconds,
-        overwrite=overwrite, nonfinite=nonfinite,
+        overwrite=overwrite, nonfinite=nonfinite, dtype=opts.dtype,
     )  # fmt: skip
     from fxcli.cli.report import progress_shown
     from fxcli.cli.signals import Stop

@@ -55,7 +55,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per file 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 ProgressOpt = Annotated[
     ProgressMode,
-    typer.Option(help="Progress bar on stderr: auto (terminals only), always, never."),
+    typer.Option(
+        help="Progress on stderr: auto (a bar, terminals only), always (without a "
+        "terminal: a line per file and every 10 % or 10 s), never."
+    ),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="A file that missed a promise (loudness target, undefined loudness, "
+        "clipping, a peak over a ceiling: the warnings) fails (exit 1), its output "
+        "not written.",
+    ),
 ]
 InputListOpt = Annotated[
     str | None, typer.Option(help="File with input paths, one per line (- for stdin).")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fxcli.cli.conversion_options import BitsOpt, ChannelsOpt, RateOpt
 from fxcli.cli.options import (
     MAX_CHUNK_SECONDS,
     MAX_SPOOL_GB,
@@ -23,6 +24,7 @@ from fxcli.cli.options import (
     ProgressOpt,
     QuietOpt,
     SkipExistingOpt,
+    StrictOpt,
     Subtype,
     ThreadsOpt,
     apply_threads,
@@ -32,6 +34,7 @@ from fxcli.cli.options import (
     fail,
 )
 from fxcli.cli.output_options import BitrateModeOpt, BitrateOpt, KeepExtensionOpt, QualityOpt
+from fxcli.preset.conversions import bits_subtype
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class ProcessOptions:
     bitrate: float | None = None
     bitrate_mode: str | None = None
     tags: bool = True
+    strict: bool = False
+    rate: int | None = None  # --rate/--channels: conversions after the preset
+    channels: int | None = None
 
 
 def process(
@@ -88,7 +94,10 @@ def process(
         ),
     ],
     preset: Annotated[
-        str, typer.Option("--preset", "-p", help="Preset file, or a bundled preset name.")
+        str,
+        typer.Option(
+            "--preset", "-p", help="Preset file, a bundled preset name, or none (no chain)."
+        ),
     ],
     device: Annotated[
         str,
@@ -191,6 +200,10 @@ def process(
             "container can hold them (default), or drop them.",
         ),
     ] = True,
+    strict: StrictOpt = False,
+    rate: RateOpt = None,
+    channels: ChannelsOpt = None,
+    bits: BitsOpt = None,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -204,9 +217,11 @@ def process(
       find in -name '*.wav' -print0 | fxcli process --input-list - -0 out/ -p mastering
       sox in.wav -t wav - | fxcli process - - -p voice | sox -t wav - out.flac
       fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
+      fxcli process in.flac out.wav -p none --rate 16000 --channels 1 --bits 16
 
-    Exit codes: 0 all done, 1 some files failed, 2 usage or preset error, 130 interrupted,
-    141 stdout closed (e.g. --json | head).
+    Exit codes: 0 all done (files with warnings included, unless --strict), 1 some files
+    failed (with --strict: or missed a promise: a loudness target, a ceiling, clipping),
+    2 usage or preset error, 130 interrupted, 141 stdout closed (e.g. --json | head).
     """
     from fxcli.io.paths import UsageError
     from fxcli.preset.loader import PresetError
@@ -215,6 +230,10 @@ def process(
     policy = check_inputs_and_output(paths, input_list, overwrite, skip_existing)
     check_number("--chunk-seconds", chunk_seconds, above=0, at_most=MAX_CHUNK_SECONDS)
     check_number("--spool-gb", spool_gb, above=0, at_most=MAX_SPOOL_GB)
+    if bits is not None:
+        if subtype.value != "same":
+            fail("--bits and --subtype exclude each other")
+        subtype = Subtype(bits_subtype(bits.value))
     opts = ProcessOptions(
         preset=preset,
         device=device,
@@ -240,6 +259,9 @@ def process(
         bitrate=bitrate,
         bitrate_mode=bitrate_mode.value if bitrate_mode is not None else None,
         tags=tags,
+        strict=strict,
+        rate=rate,
+        channels=channels,
     )
     from dataclasses import replace
 
@@ -304,10 +326,11 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     from fxcli.batch.shard import shard as take_shard
     from fxcli.io.audio import AudioError, probe
     from fxcli.io.paths import UsageError, format_extension, inputs_and_list
-    from fxcli.preset.loader import load_preset
+    from fxcli.preset import conversions
 
     output = str(output)
-    preset = load_preset(opts.preset, allow_outside=opts.allow_preset_paths)
+    preset = conversions.load(opts.preset, allow_outside=opts.allow_preset_paths)
+    preset = conversions.with_conversions(preset, rate=opts.rate, channels=opts.channels)
 
     chunk_seconds, jobs, spool_gb = opts.chunk_seconds, opts.jobs, opts.spool_gb
     if chunk_seconds is not None and not 0 < chunk_seconds < float("inf"):
@@ -375,6 +398,7 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         nonfinite=opts.nonfinite,
         lossy=lossy,
         tags=opts.tags,
+        strict=opts.strict,
     )
     options: dict[str, Any] = {
         "format": opts.fmt,
@@ -385,6 +409,8 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         options["lossy"] = [lossy.quality, lossy.bitrate, lossy.bitrate_mode]
     if not opts.tags:  # only when set: manifests of earlier runs stay valid
         options["tags"] = "none"
+    if opts.strict:  # a file that passed without --strict is not done under it
+        options["strict"] = "true"
     work = WorkOptions(
         config_sha256=config_digest(preset, options),
         overwrite=opts.overwrite,

@@ -22,10 +22,13 @@ from typing import Any
 
 from fxcli.cli import exit_codes
 from fxcli.cli.escape import json_safe, shown
+from fxcli.cli.progress_lines import LineProgress
 
 
 def progress_shown(progress: str, quiet: bool) -> bool:
-    """Whether a progress bar is drawn: never when quiet; ``auto`` only on a terminal."""
+    """Whether progress is shown: never when quiet; ``auto`` only on a terminal (a
+    bar); ``always`` also without one (``progress:`` lines, see
+    :mod:`fxcli.cli.progress_lines`)."""
     return not quiet and (progress == "always" or (progress == "auto" and sys.stderr.isatty()))
 
 
@@ -52,7 +55,10 @@ class Reporter:
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._progress = None
         self._files_task = self._frames_task = None
-        if progress_shown(progress, quiet):
+        self._lines: LineProgress | None = None
+        if progress_shown(progress, quiet) and not sys.stderr.isatty():
+            self._lines = LineProgress(self.message, total_files, total_frames)
+        elif progress_shown(progress, quiet):
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -74,6 +80,8 @@ class Reporter:
             self._progress.start()
 
     def advance_frames(self, n: int) -> None:
+        if self._lines is not None and n:
+            self._lines.advance_frames(n)
         if self._progress is not None and n:
             self._progress.advance(self._frames_task, n)  # type: ignore[arg-type]
 
@@ -84,6 +92,8 @@ class Reporter:
     def file_done(self, result: Any, key: str | None = None) -> None:
         """Count ``result`` (under ``key``, default its status) and report it."""
         self.count(key or result.status)
+        if result.status == "ok" and getattr(result, "warnings", None):
+            self.count("warned")
         if self._progress is not None:
             self._progress.advance(self._files_task)  # type: ignore[arg-type]
         if self.json_mode:
@@ -94,24 +104,29 @@ class Reporter:
             return
         if result.status == "ok":
             self._say(self.ok_line(result))
+            for w in getattr(result, "warnings", None) or []:
+                self._say(f"warning: {result.input}: {w}")
         elif result.status == "skipped":
             self._say(f"skipped {result.input}: {'; '.join(result.notes)}")
         else:
             self._say(f"error: {result.input}: {result.error}")
+        if self._lines is not None:
+            self._lines.file_done()
 
     def ok_line(self, result: Any) -> str:
-        """The line of a file written (``process``: rates, channels, subtype, notes)."""
-        extra = f", clipped {result.clipped} samples" if result.clipped else ""
-        shape = f"{result.sample_rate} Hz, {result.channels} ch"
+        """The line of a file written (``process``: the input's and the output's rate,
+        channels and subtype, each named; notes other than the warnings, which get
+        lines of their own)."""
+        warnings = set(getattr(result, "warnings", None) or [])
         out_rate = result.output_sample_rate or result.sample_rate
         out_ch = result.output_channels or result.channels
-        if (out_rate, out_ch) != (result.sample_rate, result.channels):
-            shape += f" -> {out_rate} Hz, {out_ch} ch"
-        extra += "".join(f"; {n}" for n in result.notes if not n.startswith("clipped"))
-        return (
-            f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s, "
-            f"{shape}, {result.subtype}{extra})"
+        shape = (
+            f"in {result.sample_rate} Hz {result.channels} ch "
+            f"{getattr(result, 'input_subtype', None) or '?'}, "
+            f"out {out_rate} Hz {out_ch} ch {result.subtype}"
         )
+        extra = "".join(f"; {n}" for n in result.notes if n not in warnings)
+        return f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s; {shape}{extra})"
 
     def write_stdout(self, line: str) -> None:
         """Write and flush ``line`` on stdout; once stdout is closed, nothing."""
@@ -143,6 +158,8 @@ class Reporter:
             return
         counts = self.counts
         parts = [f"{counts.get('ok', 0)} processed"]
+        if counts.get("warned"):
+            parts.append(f"{counts['warned']} with warnings (--strict fails them)")
         if counts.get("failed"):
             parts.append(f"{counts['failed']} failed")
         if counts.get("skipped"):

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fxcli.dsp.levelmeter import LevelMeter
+from fxcli.engine import promises
 from fxcli.engine.chain import (
     NonFiniteError,
     flush_chain,
@@ -75,6 +77,8 @@ class FileRun:
     max_frames: int
     #: the input's identity when it was probed (see :func:`input_identity`)
     input_id: tuple[int, int, int, int] | None = None
+    #: the analysis steps' measurements (filled by the measuring passes)
+    measured: list[promises.Measured] = field(default_factory=list)
 
 
 @dataclass
@@ -97,9 +101,22 @@ class FileResult:
     elapsed_s: float = 0.0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the input's sample format (``subtype`` is the output's, kept for compatibility)
+    input_subtype: str | None = None
+    #: measured levels (``fxcli.engine.promises.check``); None when nothing was measured
+    levels: dict[str, Any] | None = None
+    #: the notes of promises missed (also in ``notes``); ``--strict`` fails on any
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The ``--json`` line: every field, plus ``input_sample_rate``,
+        ``input_channels`` and ``output_subtype`` so that input and output read
+        unambiguously (``sample_rate``/``channels`` are the input's, ``subtype`` the
+        output's)."""
+        d = asdict(self)
+        d["input_sample_rate"], d["input_channels"] = self.sample_rate, self.channels
+        d["output_subtype"] = self.subtype
+        return d
 
 
 class Engine:
@@ -124,10 +141,13 @@ class Engine:
         nonfinite: str = "error",
         lossy: LossyOptions | None = None,
         tags: bool = True,
+        strict: bool = False,
     ) -> None:
         self.preset = preset
         self.lossy = lossy
         self.tags = tags  # copy the input's tags to the output (--no-tags: False)
+        #: a result with warnings (missed promises) fails, its output not written
+        self.strict = strict
         if nonfinite not in ("error", "zero"):
             raise ValueError(f"nonfinite: got {nonfinite!r}; allowed: error, zero")
         self.nonfinite = nonfinite
@@ -218,14 +238,17 @@ class Engine:
             if tail is not None:
                 yield tail
 
-        return resolve_analysis(steps, measure_pass, self.device)
+        return resolve_analysis(steps, measure_pass, self.device, measured=run.measured)
 
     def _uploads(
-        self, info: AudioInfo, frames: int, res: FileResult | None
+        self, info: AudioInfo, frames: int, res: FileResult | None, meter: LevelMeter | None = None
     ) -> Iterator[torch.Tensor]:
         """Input blocks on the device (runs in the reader thread: on CUDA the upload
-        from pinned memory overlaps the previous chunk's compute)."""
+        from pinned memory overlaps the previous chunk's compute); ``meter`` measures
+        them on the way."""
         for block in self.read_chunks(info, frames, res):
+            if meter is not None:
+                meter.update(block)
             yield self.transfer.upload(block)
 
     def read_chunks(
@@ -265,6 +288,7 @@ class Engine:
                 raise
             info = probe(job.src)
             res.sample_rate, res.channels = info.samplerate, info.channels
+            res.input_subtype = info.subtype
             ofmt = output_format(info, self.fmt, self.subtype, self.preset.subtype, job.dest)
             res.subtype = ofmt.subtype
             if ofmt.note:
@@ -290,6 +314,8 @@ class Engine:
             else:
                 res.status, res.error = "failed", str(exc)
         except (AudioError, PresetError, NonFiniteError) as exc:
+            res.status, res.error = "failed", str(exc)
+        except promises.PromiseMissed as exc:
             res.status, res.error = "failed", str(exc)
         except out_of_memory():
             res.status, res.error = (
@@ -346,11 +372,20 @@ class Engine:
                     f"in {job.dest.parent}"
                 )
 
+            designed = self.chain_for(info.samplerate, info.channels)
+            in_meter = out_meter = None
+            if promises.has_promises(designed):  # measured while reading and writing
+                in_meter = LevelMeter(info.channels, info.samplerate)
+                out_meter = LevelMeter(channels, rate)
+
             def write(get: HostArray) -> None:
-                writer.write(get())
+                y = get()
+                writer.write(y)
+                if out_meter is not None:
+                    out_meter.update(y)
 
             with WriteBehind(write) as behind:
-                for block in prefetch(lambda: self._uploads(info, frames, res)):
+                for block in prefetch(lambda: self._uploads(info, frames, res, in_meter)):
                     x = self.transfer.adopt(block)
                     y, states = self.run_chunk(steps, x, states, offset, run)
                     behind.submit(self.transfer.download(y))
@@ -361,12 +396,26 @@ class Engine:
                 if tail is not None:
                     behind.submit(self.transfer.download(tail))
                 behind.finish()
+            res.levels, res.warnings = promises.check(
+                designed,
+                run.measured,
+                fs=info.samplerate,
+                frames=offset,
+                inp=in_meter,
+                out=out_meter,
+                clipped=writer.clipped,
+            )
+            if self.strict and res.warnings:
+                raise promises.PromiseMissed(res.warnings)
             if run.input_id is not None:  # None: features' runs, which write no audio
                 check_input_unchanged(job.src, run.input_id)  # after the writing pass
             writer.commit()
         peak_note = encoded_peak_note(job.dest, ofmt, self.preset.steps) if writer.frames else None
-        if peak_note:
-            res.notes.append(peak_note)
+        if peak_note:  # measured on the encoded file, so after the commit
+            res.warnings.append(peak_note)
+            if self.strict:
+                res.status = "failed"
+                res.error = f"--strict: {peak_note} (output written: measured after encoding)"
         res.frames = offset
         res.seconds = round(offset / info.samplerate, 6)
         res.output_frames = writer.frames
@@ -383,8 +432,7 @@ class Engine:
             )
         if res.nonfinite_replaced:
             res.notes.append(f"replaced {res.nonfinite_replaced} non-finite input samples with 0")
-        if writer.clipped:
-            res.notes.append(f"clipped {writer.clipped} samples")
+        res.notes.extend(res.warnings)
 
 
 def input_identity(path: Any) -> tuple[int, int, int, int]:
@@ -441,6 +489,8 @@ def resolve_analysis(
     steps: list[Step],
     measure_pass: Callable[[list[Step]], Iterator[torch.Tensor]],
     device: torch.device | str,
+    *,
+    measured: list[promises.Measured] | None = None,
 ) -> list[Step]:
     """Replace each analysis step (normalize, loudness) by its resolved gain, then fuse.
 
@@ -455,6 +505,9 @@ def resolve_analysis(
     chunks are kept (:class:`fxcli.engine.replay.Replay`: in memory up to a budget,
     then in an anonymous temporary file), so each try runs only the gain, the
     limiter and the meter over them, not the chain before them again.
+
+    ``measured``: a list that gets each analysis step's measurement and gain (for the
+    report, :mod:`fxcli.engine.promises`).
     """
     steps = list(steps)
     for k, step in enumerate(steps):
@@ -466,17 +519,22 @@ def resolve_analysis(
             acc = None
             for y in measure_pass(fuse(steps[:k])):
                 acc = step.measure(acc, y)
-            steps[k] = step.resolve(acc).to(device)
-            continue
-        assert nxt is not None
-        with Replay() as replay:
-            acc = None
-            for y in measure_pass(fuse(steps[:k])):
-                replay.add(y)
-                acc = step.measure(acc, y)
-            resolved = aim(
-                acc, functools.partial(_measure_replay, step, replay, limiter=nxt, device=device)
-            )
+            resolved, aimed = step.resolve(acc), False
+        else:
+            assert nxt is not None
+            with Replay() as replay:
+                acc = None
+                for y in measure_pass(fuse(steps[:k])):
+                    replay.add(y)
+                    acc = step.measure(acc, y)
+                resolved = aim(
+                    acc,
+                    functools.partial(_measure_replay, step, replay, limiter=nxt, device=device),
+                )
+            aimed = True
+        if measured is not None:
+            gain = float(getattr(resolved, "gain", 1.0))
+            measured.append(promises.Measured(k, step, acc, gain, aimed))
         steps[k] = resolved.to(device)
     return fuse(steps)
 

@@ -151,12 +151,24 @@ def container_subtypes(container: str) -> list[str]:
     return [s for s in subs if sf.check_format(container, s)]
 
 
+def eight_bit(container: str, subtype: str) -> str:
+    """``PCM_U8``/``PCM_S8`` as ``container`` stores 8-bit PCM (unsigned in WAV, signed
+    in FLAC/AIFF: the same samples); any other subtype unchanged."""
+    import soundfile as sf
+
+    if subtype in ("PCM_U8", "PCM_S8") and not sf.check_format(container, subtype):
+        other = "PCM_S8" if subtype == "PCM_U8" else "PCM_U8"
+        if sf.check_format(container, other):
+            return other
+    return subtype
+
+
 def check_subtype(container: str, subtype: str, where: str = "") -> None:
     """Raise :class:`UsageError` naming ``--subtype`` unless ``container`` holds
     ``subtype``; the message lists exactly the subtypes it holds."""
     import soundfile as sf
 
-    if subtype == "same" or sf.check_format(container, subtype):
+    if subtype == "same" or sf.check_format(container, eight_bit(container, subtype)):
         return
     at = f" ({where})" if where else ""
     raise UsageError.for_option(
@@ -198,6 +210,7 @@ def choose_subtype(
     import soundfile as sf
 
     if subtype != "same":
+        subtype = eight_bit(container, subtype)  # 8-bit: signed or unsigned, as stored
         check_subtype(container, subtype)
         return subtype, None
     note = None

@@ -61,6 +61,7 @@ from fxcli._version import __version__ as FXCLI_VERSION
 from fxcli.engine.chain import init_states, run_chain
 from fxcli.engine.device import chunk_frames
 from fxcli.errors import FxcliError
+from fxcli.measure import effect_chains
 from fxcli.preset.build import build_chain
 from fxcli.preset.loader import PresetError, StepConfig, load_preset
 from fxcli.steps import FIR, IIR, Gain, Normalize, Step, fuse
@@ -217,6 +218,8 @@ class Chain:
     sample_rate: int
     configs: list[StepConfig]
     steps: list[Step]
+    #: every step has a SciPy equivalent; else (effects) timed on cpu/cuda unchecked
+    checked: bool = True
 
 
 def resolve_chain(spec: str, sample_rate: int) -> Chain:
@@ -231,16 +234,9 @@ def resolve_chain(spec: str, sample_rate: int) -> Chain:
         raise BenchError.for_option("chain", f"{spec}: {exc}") from None
     if not steps:
         raise BenchError.for_option("chain", f"{spec}: the preset has no steps")
-    for cfg, step in zip(preset.steps, steps, strict=True):
-        if not isinstance(step, (IIR, FIR, Gain, Normalize)):
-            raise BenchError.for_option(
-                "chain",
-                f"{spec}: {cfg.where}: fxcli bench times filter chains, whose output "
-                "it checks against SciPy; allowed step types: IIR filters and EQ, fir, gain, "
-                "polarity, dc_block, normalize",
-            )
     name = key.lower() if key.lower() in NAMED_CHAINS else Path(key).stem
-    return Chain(name, preset.source, sample_rate, list(preset.steps), steps)
+    checked = effect_chains.checkable(steps)
+    return Chain(name, preset.source, sample_rate, list(preset.steps), steps, checked)
 
 
 def _resolve_analysis(steps: list[Step], x: np.ndarray) -> list[Step]:
@@ -632,10 +628,11 @@ def make_row(
     frames: int,
     times: Sequence[float],
     transfers: Sequence[float],
-    error: float,
+    error: float | None,
     scipy_median: float | None,
 ) -> dict[str, Any]:
-    """One result row (:data:`COLUMNS`) from the timed runs of one backend on one case."""
+    """One result row (:data:`COLUMNS`) from the timed runs of one backend on one case
+    (``error`` None: a chain with effects, timed without the check: ``unchecked``)."""
     med = statistics.median(times)
     samples = channels * frames
     return {
@@ -657,7 +654,13 @@ def make_row(
             _sig(scipy_median / med, 4) if scipy_median is not None and med > 0 else None
         ),
         "max_abs_error": _sig(error, 3),
-        "check": "ok" if error <= ERROR_THRESHOLD else "MISMATCH",
+        "check": (
+            effect_chains.UNCHECKED
+            if error is None
+            else "ok"
+            if error <= ERROR_THRESHOLD
+            else "MISMATCH"
+        ),
         "torch_version": torch.__version__,
         "fxcli_version": FXCLI_VERSION,
     }
@@ -704,6 +707,20 @@ def run_bench(
             case += 1
             frames = max(1, round(duration * sample_rate))
             x = make_noise(nch, frames, seed)
+            if not ch_obj.checked:
+                say(
+                    f"[{case}/{n_cases}] {ch_obj.name}: {duration:g} s x {nch} ch "
+                    f"({nch * frames / 1e6:.3g} M samples; effects: timed without the check)"
+                )
+                for row in _effects_case(
+                    ch_obj, x, duration, backends, (reps, warmup, max_seconds), skipped, say
+                ):
+                    rows.append(row)
+                    if on_row:
+                        on_row(row)
+                del x
+                gc.collect()
+                continue
             steps = _resolve_analysis(ch_obj.steps, x)
             say(
                 f"[{case}/{n_cases}] {ch_obj.name}: {duration:g} s x {nch} ch "
@@ -780,6 +797,51 @@ def run_bench(
                     on_row(row)
             del x, steps, runners, timings
             gc.collect()
+    return rows
+
+
+def _effects_case(
+    chain: Chain,
+    x: np.ndarray,
+    duration: float,
+    backends: Sequence[str],
+    timing: tuple[int, int, float],
+    skipped: set[str],
+    say: Log,
+) -> list[dict[str, Any]]:
+    """One case of a chain with effects (:mod:`fxcli.measure.effect_chains`): fxcli's
+    backends timed, rows marked ``unchecked``; the others skipped with a note."""
+    reps, warmup, max_seconds = timing
+    nch, frames = x.shape
+    try:
+        steps = effect_chains.design(chain.configs, chain.sample_rate, nch, x)
+    except PresetError as exc:
+        say(f"note: {nch} ch skipped: {exc}")
+        return []
+    rows = []
+    for b in backends:
+        if b in skipped:
+            continue
+        if b not in ("cpu", "cuda"):
+            skipped.add(b)
+            say(f"note: {b} skipped: the chain has effects without a {b} equivalent")
+            continue
+        if b == "cuda" and not torch.cuda.is_available():
+            skipped.add(b)
+            say("note: cuda skipped: CUDA is not available")
+            continue
+        run = effect_chains.runner(b, steps, chain.sample_rate, nch)
+        t = time_runner(run, x, warmup, reps, max_seconds)
+        name = cpu_name() if b == "cpu" else torch.cuda.get_device_name()
+        row = make_row(
+            chain.name, b, name, duration, nch, chain.sample_rate, frames,
+            t.times, t.transfers, None, None,
+        )  # fmt: skip
+        say(
+            f"    {b:<10} median {row['median_s']:.4g} s over {len(t.times)} reps, "
+            f"{row['msamples_per_s']} Msamples/s (unchecked)"
+        )
+        rows.append(row)
     return rows
 
 

@@ -141,7 +141,13 @@ def build_step(cfg: StepConfig, fs: float, channels: int | None = None) -> Step:
 
             if channels is None:
                 raise ValueError("remix needs the input channel count")
-            return Remix(p["matrix"], p["to"], channels=channels, label=label)
+            return Remix(
+                p["matrix"],
+                p["to"],
+                channels=channels,
+                to_channels=p.get("to_channels"),
+                label=label,
+            )
         effect = _effect_class(cfg.type)
         if effect is not None:
             step: Step = effect(**p, fs=fs, label=label)

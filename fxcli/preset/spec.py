@@ -341,8 +341,17 @@ STEPS: dict[str, StepSpec] = {
             (
                 Param("matrix", "matrix", "gains from each input channel to each output", None),
                 Param("to", "choice", "shorthand", None, choices=REMIX_SHORTHANDS),
+                Param(
+                    "to_channels",
+                    "int",
+                    "output channel count, mixed as SoX's -c: fewer outputs average inputs "
+                    "k, k+N, k+2N... into output k (mono: the mean); more repeat input k mod C",
+                    None,
+                    1,
+                    MAX_CHANNELS,
+                ),
             ),
-            one_of=(("matrix", "to"),),
+            one_of=(("matrix", "to", "to_channels"),),
         ),
         StepSpec("polarity", "invert the polarity of every channel", ()),
         StepSpec(

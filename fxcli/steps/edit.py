@@ -247,11 +247,30 @@ def remix_matrix(to: str, channels: int) -> list[list[float]]:
     raise ValueError(f"to: got {to!r}; allowed: {', '.join(REMIX_SHORTHANDS)}")
 
 
+def channels_matrix(outputs: int, inputs: int) -> list[list[float]]:
+    """The matrix that takes ``inputs`` channels to ``outputs`` as SoX's ``-c`` does:
+    fewer outputs average inputs ``k, k+N, k+2N, ...`` into output ``k`` (one output:
+    the mean of all); more outputs repeat input ``k mod inputs`` (mono: duplicated);
+    as many: unchanged.
+
+    >>> channels_matrix(1, 2)
+    [[0.5, 0.5]]
+    >>> channels_matrix(2, 1)
+    [[1.0], [1.0]]
+    """
+    rows = []
+    for k in range(outputs):
+        cols = [j for j in range(inputs) if j % outputs == k] if outputs < inputs else [k % inputs]
+        rows.append([1.0 / len(cols) if j in cols else 0.0 for j in range(inputs)])
+    return rows
+
+
 class Remix(Step):
     """Mix channels with a matrix ``(out_channels, in_channels)``: ``y = M @ x``.
 
-    Give ``matrix`` or a shorthand ``to`` (see :func:`remix_matrix`); the input
-    channel count must match the matrix's columns. Stateless; float64 arithmetic.
+    Give ``matrix``, a shorthand ``to`` (see :func:`remix_matrix`) or an output
+    channel count ``to_channels`` (see :func:`channels_matrix`); the input channel
+    count must match the matrix's columns. Stateless; float64 arithmetic.
 
     Devices: any. Autograd: gradients flow to the input.
     """
@@ -266,13 +285,18 @@ class Remix(Step):
         to: str | None = None,
         *,
         channels: int,
+        to_channels: int | None = None,
         fs: float | None = None,
         label: str = "remix",
     ) -> None:
         super().__init__()
-        if (matrix is None) == (to is None):
-            raise ValueError("give exactly one of matrix, to")
-        m = remix_matrix(to, channels) if to is not None else matrix
+        if sum(v is not None for v in (matrix, to, to_channels)) != 1:
+            raise ValueError("give exactly one of matrix, to, to_channels")
+        m: list[list[float]] | None
+        if to_channels is not None:
+            m = channels_matrix(check("remix", "to_channels", to_channels), channels)
+        else:
+            m = remix_matrix(to, channels) if to is not None else matrix
         assert m is not None
         mat = np.asarray(m, dtype=np.float64)
         if mat.ndim != 2 or mat.shape[1] != channels:

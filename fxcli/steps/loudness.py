@@ -87,7 +87,9 @@ class Loudness(Step):
     def measure(self, acc: LoudnessAcc | None, y: Any) -> LoudnessAcc:
         """Fold one chunk ``(channels, n)`` (or ``(n,)`` mono) of the chain's output in."""
         arrays = isinstance(y, np.ndarray)
-        y = y.reshape(-1, y.shape[-1])  # (n,) mono -> (1, n)
+        # (n,) mono -> (1, n); explicit rows: an empty chunk (a limiter's lookahead
+        # holds the first frames back) cannot be reshaped with -1 (issue 16)
+        y = y.reshape(math.prod(y.shape[:-1]) if y.ndim > 1 else 1, y.shape[-1])
         if acc is None:
             meter = L.meter_init(y.shape[0], self.fs, None if arrays else y.device)
             tp_state: Any = None
