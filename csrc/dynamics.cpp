@@ -11,13 +11,14 @@
 //   dB -> linear pow. Only the recurrence (and the rms mean square, per channel) is
 //   sequential in time; the libm calls, most of the cost, are spread over threads
 //   in blocks of frames.
-// - limiter: the gain requirements (sample peak or 4x oversampled true peak, the
-//   BS.1770-4 Annex 2 interpolator with the taps passed in `h`) in parallel blocks
-//   of frames, then per group the sequential planner and exact output check, then
-//   the gain applied to the delayed input (parallel blocks). Vectors of 4 lanes
-//   hold 4 frames in the requirement stage and the 4 interpolation phases of one
-//   output point in the exact check, whose window of pending output points slides
-//   along a buffer instead of being shifted.
+// - limiter: the gain requirements (sample peak or true peak: the interpolator of
+//   L phases x T taps passed in `h`, L a multiple of 4; fxcli passes the
+//   rate-dependent sinc of fxcli.dsp.truepeak.interpolator, issue 17) in parallel
+//   blocks of frames, then per group the sequential planner and exact output
+//   check, then the gain applied to the delayed input (parallel blocks). Vectors
+//   of 4 lanes hold 4 frames in the requirement stage and 4 interpolation phases
+//   of one output point in the exact check (L / 4 vectors per point), whose window
+//   of pending output points slides along a buffer instead of being shifted.
 //
 // max over channels / phases / frames: NaN propagates where torch's amax /
 // maximum propagated it (the requirement stage, formerly torch); values are >= 0
@@ -191,10 +192,9 @@ void dynamics_gain(const py::array& det, bool rms, double a_rms, int kind, doubl
 // lookahead limiter
 // ---------------------------------------------------------------------------
 
-constexpr int PH = 4;     // interpolation phases (BS.1770-4: 4x)
-constexpr int TAPS = 12;  // taps per phase
-constexpr int LAG = TAPS - 1;  // HISTORY: frames of interpolator support before a point
-constexpr int NPT = LAG + 1;   // pending output points checked at each step
+// The interpolator (true-peak mode) is L phases x T taps, taken at run time
+// (LimParams: L a multiple of 4, the vectors below hold 4 phases); LAG = T - 1
+// frames of support before a point, NPT = T pending output points per step.
 
 // Four doubles (the 4 phases of one output point, or 4 consecutive frames): a
 // vector, or a plain struct where the compiler has no vector extension. Lane by
@@ -279,7 +279,8 @@ struct LimParams {
     std::ptrdiff_t G, C, n, D, ramp;
     bool true_peak;
     double ceil, tgt, a_rel, snap, solve;
-    const double* h;  // (PH, TAPS) interpolator taps
+    const double* h;  // (L, T) interpolator taps
+    int L = 4, T = 12, LAG = 11;  // phases, taps per phase, T - 1
 };
 
 // The delayed input xx (G, C, D + n) = concat(pending (G, C, D) float64, x (G, C, n)),
@@ -308,9 +309,12 @@ struct Input {
 template <class T>
 FX_CLONES void tp_frames(const Input<T>& in, const LimParams& P, std::ptrdiff_t g,
                          std::ptrdiff_t t0, std::ptrdiff_t t1, double* tp, double* buf) {
-    d4 hs[PH][TAPS];
+    const int PH = P.L, TAPS = P.T, LAG = P.LAG;
+    // hs[4 (p * TAPS + k) + l] = h[p, k] (4 copies; loaded unaligned with ld4)
+    std::vector<double> hs(static_cast<size_t>(4 * PH * TAPS));
     for (int p = 0; p < PH; ++p)
-        for (int k = 0; k < TAPS; ++k) hs[p][k] = splat(P.h[p * TAPS + k]);
+        for (int k = 0; k < TAPS; ++k)
+            for (int l = 0; l < 4; ++l) hs[4 * (p * TAPS + k) + l] = P.h[p * TAPS + k];
     const std::ptrdiff_t len = t1 - t0;
     for (std::ptrdiff_t c = 0; c < P.C; ++c) {
         // buf[LAG + t - k] = xx[D + t0 + t - k]
@@ -320,8 +324,9 @@ FX_CLONES void tp_frames(const Input<T>& in, const LimParams& P, std::ptrdiff_t 
             const double* xt = buf + LAG + t;
             d4 m = splat(0.0);
             for (int p = 0; p < PH; ++p) {
-                d4 acc = ld4(xt) * hs[p][0];
-                for (int k = 1; k < TAPS; ++k) acc = acc + ld4(xt - k) * hs[p][k];
+                const double* hp = hs.data() + 4 * p * TAPS;
+                d4 acc = ld4(xt) * ld4(hp);
+                for (int k = 1; k < TAPS; ++k) acc = acc + ld4(xt - k) * ld4(hp + 4 * k);
                 acc = abs4(acc);
                 m = p == 0 ? acc : nanmax4(m, acc);
             }
@@ -343,7 +348,7 @@ FX_CLONES void tp_frames(const Input<T>& in, const LimParams& P, std::ptrdiff_t 
 }
 
 // win[t] = max(v[t : t + 12]), t < len (NaN wins)
-FX_CLONES void window_max(const double* v, std::ptrdiff_t len, double* win) {
+FX_CLONES void window_max(const double* v, std::ptrdiff_t len, int LAG, double* win) {
     std::ptrdiff_t t = 0;
     for (; t + 4 <= len; t += 4) {
         d4 w = ld4(v + t);
@@ -396,11 +401,13 @@ FX_CLONES void requirements(const Input<T>& in, const LimParams& P, std::ptrdiff
 // channel c: F(c, j) / U(c, j) the finalized / unfinalized parts (4 phases).
 // Storage: W points per channel, the window starts at offset `o` and slides.
 struct Window {
-    std::ptrdiff_t C, W, o = 0;
-    std::vector<double> F, U, pw;  // (C, W, 4), (C, W, 4), (W,)
-    Window(std::ptrdiff_t c, std::ptrdiff_t w)
-        : C(c), W(w), F(static_cast<size_t>(c * w * PH)), U(static_cast<size_t>(c * w * PH)),
-          pw(static_cast<size_t>(w)) {}
+    std::ptrdiff_t C, W;
+    int PH, LAG, NPT;
+    std::ptrdiff_t o = 0;
+    std::vector<double> F, U, pw;  // (C, W, L), (C, W, L), (W,)
+    Window(std::ptrdiff_t c, std::ptrdiff_t w, int ph, int lag)
+        : C(c), W(w), PH(ph), LAG(lag), NPT(lag + 1), F(static_cast<size_t>(c * w * ph)),
+          U(static_cast<size_t>(c * w * ph)), pw(static_cast<size_t>(w)) {}
     double* f(std::ptrdiff_t c, std::ptrdiff_t j) { return F.data() + (c * W + o + j) * PH; }
     double* u(std::ptrdiff_t c, std::ptrdiff_t j) { return U.data() + (c * W + o + j) * PH; }
     double* p() { return pw.data() + o; }
@@ -420,6 +427,7 @@ struct Window {
 
 // _excess: largest |fin + s un| - ceil over all points (<= 0: none above the ceiling)
 inline double excess(Window& w, double s, double ceil) {
+    const int PH = w.PH, NPT = w.NPT;
     double e = -ceil;
     for (std::ptrdiff_t c = 0; c < w.C; ++c)
         for (int p = 0; p < PH; ++p)
@@ -432,16 +440,20 @@ inline double excess(Window& w, double s, double ceil) {
 
 // excess(w, 1.0, ceil) > 0.0, vectorized (the common case: nothing to correct)
 inline bool above_at_one(Window& w, double ceil) {
+    const int PH = w.PH, NPT = w.NPT;
     const d4 one = splat(1.0), cv = splat(ceil), zero = splat(0.0);
     v4l m = no_mask();
     for (std::ptrdiff_t c = 0; c < w.C; ++c)
         for (int j = 0; j < NPT; ++j)
-            or_mask(m, gt_mask(abs4(ld4(w.f(c, j)) + one * ld4(w.u(c, j))) - cv, zero));
+            for (int v = 0; v < PH; v += 4)
+                or_mask(m, gt_mask(abs4(ld4(w.f(c, j) + v) + one * ld4(w.u(c, j) + v)) - cv,
+                                   zero));
     return any_mask(m);
 }
 
 // _fit_interval
 inline double fit_interval(Window& w, double ceil, double tgt, double solve) {
+    const int PH = w.PH, NPT = w.NPT;
     double lo = 0.0, hi = 1.0;
     for (std::ptrdiff_t c = 0; c < w.C; ++c)
         for (int p = 0; p < PH; ++p)
@@ -466,6 +478,7 @@ inline double fit_interval(Window& w, double ceil, double tgt, double solve) {
 
 // _scale_to_fit
 inline double scale_to_fit(Window& w, double ceil, double tgt, double solve) {
+    const int PH = w.PH, NPT = w.NPT;
     if (!above_at_one(w, ceil)) return 1.0;
     double s = fit_interval(w, ceil, tgt, solve);
     if (s >= 0.0) return s;
@@ -564,10 +577,14 @@ FX_CLONES void tp_group(const Input<T>& in, const LimParams& P, std::ptrdiff_t g
                         const double* rr, double& gp_state, double* plan, double* fin,
                         double* unf, double* out) {
     const std::ptrdiff_t C = P.C, n = P.n;
-    d4 hc[TAPS];  // hc[j][p] = h[p, j]
+    const int PH = P.L, TAPS = P.T, LAG = P.LAG, NV = P.L / 4;
+    // hc[4 (j * NV + v) + l] = h[4 v + l, j] (loaded unaligned with ld4)
+    std::vector<double> hcv(static_cast<size_t>(4 * TAPS * NV));
     for (int j = 0; j < TAPS; ++j)
-        hc[j] = d4{P.h[0 * TAPS + j], P.h[1 * TAPS + j], P.h[2 * TAPS + j], P.h[3 * TAPS + j]};
-    Window w(C, NPT + 256);
+        for (int v = 0; v < NV; ++v)
+            for (int l = 0; l < 4; ++l) hcv[4 * (j * NV + v) + l] = P.h[(4 * v + l) * TAPS + j];
+    auto hc = [&](int idx) { return ld4(hcv.data() + 4 * idx); };
+    Window w(C, LAG + 1 + 64, PH, LAG);  // F, U: ~10 KB each (stereo, L = 8), in L1
     for (int q = 0; q < LAG; ++q) {
         w.p()[q] = plan[q];
         for (std::ptrdiff_t c = 0; c < C; ++c)
@@ -594,17 +611,22 @@ FX_CLONES void tp_group(const Input<T>& in, const LimParams& P, std::ptrdiff_t g
             // entirely unfinalized): value = fin + un, exact.
             for (std::ptrdiff_t c = 0; c < C; ++c) {
                 const double* xr = xb.data() + c * stride + (i - i0);
-                d4 u = splat(0.0);
-                for (int q = 0; q <= LAG; ++q) u = u + hc[LAG - q] * splat(pw[q] * xr[q]);
-                st4(w.f(c, LAG), splat(0.0));
-                st4(w.u(c, LAG), u);
+                for (int v = 0; v < NV; ++v) {
+                    d4 u = splat(0.0);
+                    for (int q = 0; q <= LAG; ++q)
+                        u = u + hc((LAG - q) * NV + v) * splat(pw[q] * xr[q]);
+                    st4(w.f(c, LAG) + 4 * v, splat(0.0));
+                    st4(w.u(c, LAG) + 4 * v, u);
+                }
             }
             double s = scale_to_fit(w, P.ceil, P.tgt, P.solve);
             if (s < 1.0) {
                 for (int q = 0; q <= LAG; ++q) pw[q] *= s;
                 const d4 sv = splat(s);
                 for (std::ptrdiff_t c = 0; c < C; ++c)
-                    for (int j = 0; j <= LAG; ++j) st4(w.u(c, j), ld4(w.u(c, j)) * sv);
+                    for (int j = 0; j <= LAG; ++j)
+                        for (int v = 0; v < PH; v += 4)
+                            st4(w.u(c, j) + v, ld4(w.u(c, j) + v) * sv);
             }
             // finalize sample i: its contribution moves from un to fin
             const double gi = pw[0];
@@ -612,11 +634,14 @@ FX_CLONES void tp_group(const Input<T>& in, const LimParams& P, std::ptrdiff_t g
                 const d4 gx = splat(gi * xb[c * stride + (i - i0)]);
                 double* fc = w.f(c, 0);
                 double* uc = w.u(c, 0);
-                for (int j = 0; j <= LAG; ++j) {
-                    d4 v = hc[j] * gx;
-                    st4(fc + j * PH, ld4(fc + j * PH) + v);
-                    st4(uc + j * PH, ld4(uc + j * PH) - v);
-                }
+                for (int j = 0; j <= LAG; ++j)
+                    for (int v = 0; v < NV; ++v) {
+                        d4 d = hc(j * NV + v) * gx;
+                        double* fj = fc + j * PH + 4 * v;
+                        double* uj = uc + j * PH + 4 * v;
+                        st4(fj, ld4(fj) + d);
+                        st4(uj, ld4(uj) - d);
+                    }
             }
             out[i] = gi;
             ++w.o;  // point i is complete: the window slides
@@ -638,6 +663,7 @@ void limiter_run(const Input<T>& in, const LimParams& P, double* tpq, double* re
                  double* plan, double* fin, double* unf, double* new_pend, double* gout, T* y,
                  std::ptrdiff_t drop, int threads) {
     const std::ptrdiff_t G = P.G, C = P.C, n = P.n, D = P.D, ramp = P.ramp;
+    const int PH = P.L, LAG = P.LAG;
     const std::ptrdiff_t nb = n_blocks(n);
     const int th = stage_threads(G * C * n, threads);
     const std::ptrdiff_t rlen = ramp + n;
@@ -663,7 +689,7 @@ void limiter_run(const Input<T>& in, const LimParams& P, double* tpq, double* re
             const double* tp = gout + g * n;
             for (std::ptrdiff_t m = 0; m < len + LAG; ++m)  // concat(tpq, tp)[t0 + m]
                 full[m] = t0 + m < LAG ? tpq[g * LAG + t0 + m] : tp[t0 + m - LAG];
-            window_max(full.data(), len, win.data());
+            window_max(full.data(), len, LAG, win.data());
             requirements(in, P, g, D - LAG + t0, len, win.data(), rr.data() + g * rlen + ramp + t0,
                          peak.data(), buf.data());
         });
@@ -731,9 +757,16 @@ void limiter(const py::array& x, const py::array& pend, const py::array& h, py::
     P.a_rel = a_rel;
     P.snap = snap;
     P.solve = solve;
-    const std::ptrdiff_t G = P.G, C = P.C, n = P.n, lag = true_peak ? LAG : 0;
     const double* pp = cdata_of<double>(pend, "pend", 3);
     P.h = cdata_of<double>(h, "h", 2);
+    if (h.shape(0) < 4 || h.shape(0) % 4 != 0 || h.shape(0) > 64 || h.shape(1) < 2 ||
+        h.shape(1) > 1024)
+        throw std::invalid_argument("h: expected (L, T), L a multiple of 4 (4..64), 2 <= T <= 1024");
+    P.L = static_cast<int>(h.shape(0));
+    P.T = static_cast<int>(h.shape(1));
+    P.LAG = P.T - 1;
+    const int PH = P.L, LAG = P.LAG;
+    const std::ptrdiff_t G = P.G, C = P.C, n = P.n, lag = true_peak ? LAG : 0;
     double* tpqp = data_of<double>(tpq, "tpq", 2);
     double* reqp = data_of<double>(req, "req", 2);
     double* gainp = data_of<double>(gain, "gain", 1);
@@ -744,21 +777,20 @@ void limiter(const py::array& x, const py::array& pend, const py::array& h, py::
     double* goutp = data_of<double>(gout, "gout", 2);
     P.ramp = req.shape(1);
     P.D = pend.shape(2);
-    if (h.shape(0) != PH || h.shape(1) != TAPS) throw std::invalid_argument("h: expected (4, 12)");
     if (pend.shape(0) != G || pend.shape(1) != C || P.D != P.ramp + 2 * lag)
-        throw std::invalid_argument("pend: expected (G, C, lookahead (+ 22 in true-peak mode))");
+        throw std::invalid_argument("pend: expected (G, C, lookahead (+ 2 (T - 1) in true-peak mode))");
     if (new_pend.shape(0) != G || new_pend.shape(1) != C || new_pend.shape(2) != P.D)
         throw std::invalid_argument("new_pend: expected the shape of pend");
     if (tpq.shape(0) != G || tpq.shape(1) != LAG)
-        throw std::invalid_argument("tpq: expected (G, 11)");
+        throw std::invalid_argument("tpq: expected (G, T - 1)");
     if (req.shape(0) != G || P.ramp < 1)
         throw std::invalid_argument("req: expected (G, ramp >= 1)");
     if (gain.shape(0) != G) throw std::invalid_argument("gain: expected (G,)");
     if (plan.shape(0) != G || plan.shape(1) != lag)
-        throw std::invalid_argument("plan: expected (G, 11 or 0)");
+        throw std::invalid_argument("plan: expected (G, T - 1 or 0)");
     for (py::array* a : {&fin, &unf})
         if (a->shape(0) != G || a->shape(1) != C || a->shape(2) != PH || a->shape(3) != lag)
-            throw std::invalid_argument("fin, unf: expected (G, C, 4, 11 or 0)");
+            throw std::invalid_argument("fin, unf: expected (G, C, L, T - 1 or 0)");
     if (gout.shape(0) != G || gout.shape(1) != n)
         throw std::invalid_argument("gout: expected (G, n)");
     if (drop < 0 || drop > n) throw std::invalid_argument("drop: expected 0 <= drop <= n");

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from fxcli.dsp.dynamics import (
     _CEILING_GUARD,
-    _H,
     _LEVEL_FLOOR_DB,
     _SOLVE,
     _UNITY_SNAP,
@@ -27,10 +26,11 @@ from fxcli.dsp.dynamics import (
     _margin_db,
     dynamics_init_state,
     limiter_init_state,
+    limiter_interpolator,
     limiter_latency,
     one_pole_coeff,
 )
-from fxcli.dsp.truepeak import HISTORY
+from fxcli.dsp.truepeak import Interpolator
 
 
 def _dyn_kernel(
@@ -110,7 +110,7 @@ def _excess(fin, un, s, ceil, n_c, n_pts):
     """Largest |fin + s un| - ceil over all points (<= 0: none above the ceiling)."""
     e = -ceil
     for c in range(n_c):
-        for p in range(4):
+        for p in range(fin.shape[1]):
             for j in range(n_pts):
                 v = abs(fin[c, p, j] + s * un[c, p, j]) - ceil
                 if v > e:
@@ -124,7 +124,7 @@ def _fit_interval(fin, un, ceil, tgt, n_c, n_pts):
     lo = 0.0
     hi = 1.0
     for c in range(n_c):
-        for p in range(4):
+        for p in range(fin.shape[1]):
             for j in range(n_pts):
                 f = fin[c, p, j]
                 u = un[c, p, j]
@@ -166,7 +166,7 @@ def _scale_to_fit(fin, un, ceil, tgt, n_c, n_pts):
     best = 1.0
     best_e = _excess(fin, un, 1.0, ceil, n_c, n_pts)
     for c in range(n_c):
-        for p in range(4):
+        for p in range(fin.shape[1]):
             for j in range(n_pts):
                 f = fin[c, p, j]
                 u = un[c, p, j]
@@ -189,22 +189,23 @@ def _limiter_kernel(
     xx (G, C, D + n): pending + new input (index i = the sample finalized at step i);
     rr (G, ramp + n): gain requirements, rr[:, i : i + ramp + 1] is the window of
     the sample planned at step i; gp_state (G,) last planned gain; plan_state
-    (G, lag) planned, unfinalized gains; fin_state / un_state (G, C, 4, lag):
+    (G, lag) planned, unfinalized gains; fin_state / un_state (G, C, L, lag):
     finalized / unfinalized parts of the pending output points (updated
     incrementally); out (G, n) final gains.
     """
     n_g, n_c, _ = xx.shape
     n = out.shape[1]
+    n_ph = h.shape[0]
     pw = np.empty(lag + 1, dtype=np.float64)
-    fin = np.zeros((n_c, 4, lag + 1), dtype=np.float64)
-    un = np.zeros((n_c, 4, lag + 1), dtype=np.float64)
+    fin = np.zeros((n_c, n_ph, lag + 1), dtype=np.float64)
+    un = np.zeros((n_c, n_ph, lag + 1), dtype=np.float64)
     dq = np.empty(ramp + n + 1, dtype=np.int64)  # sliding-window minimum of rr
     for g in range(n_g):
         gp = gp_state[g]
         for q in range(lag):
             pw[q] = plan_state[g, q]
             for c in range(n_c):
-                for p in range(4):
+                for p in range(n_ph):
                     fin[c, p, q] = fin_state[g, c, p, q]
                     un[c, p, q] = un_state[g, c, p, q]
         head = 0
@@ -244,7 +245,7 @@ def _limiter_kernel(
             # Output points i + j, j = 0..lag (j = lag enters now, its support is
             # entirely unfinalized): value = fin + un, exact.
             for c in range(n_c):
-                for p in range(4):
+                for p in range(n_ph):
                     fin[c, p, lag] = 0.0
                     u = 0.0
                     for q in range(lag + 1):
@@ -255,14 +256,14 @@ def _limiter_kernel(
                 for q in range(lag + 1):
                     pw[q] *= s
                 for c in range(n_c):
-                    for p in range(4):
+                    for p in range(n_ph):
                         for j in range(lag + 1):
                             un[c, p, j] *= s
             # finalize sample i: its contribution moves from un to fin
             gi = pw[0]
             for c in range(n_c):
                 xi = xx[g, c, i]
-                for p in range(4):
+                for p in range(n_ph):
                     for j in range(lag + 1):
                         w = h[p, j] * (gi * xi)
                         fin[c, p, j] += w
@@ -272,14 +273,14 @@ def _limiter_kernel(
             for q in range(lag):
                 pw[q] = pw[q + 1]
                 for c in range(n_c):
-                    for p in range(4):
+                    for p in range(n_ph):
                         fin[c, p, q] = fin[c, p, q + 1]
                         un[c, p, q] = un[c, p, q + 1]
         gp_state[g] = gp
         for q in range(lag):
             plan_state[g, q] = pw[q]
             for c in range(n_c):
-                for p in range(4):
+                for p in range(n_ph):
                     fin_state[g, c, p, q] = fin[c, p, q]
                     un_state[g, c, p, q] = un[c, p, q]
 
@@ -335,14 +336,15 @@ def dynamics_gain(
     return gain, DynamicsState(torch.from_numpy(ms), torch.from_numpy(env), torch.from_numpy(hold))
 
 
-def _oversample_abs_max(xs: np.ndarray, n: int) -> np.ndarray:
-    """(G, C, 11 + n) -> (G, n): max over channels and the 4 phases of the
+def _oversample_abs_max(xs: np.ndarray, n: int, h: np.ndarray) -> np.ndarray:
+    """(G, C, T - 1 + n) -> (G, n): max over channels and the L phases of the
     interpolated values |sum_k h[p, k] x[t - k]| (summed in tap order)."""
     peaks = None
-    for taps in _H:
-        acc = xs[..., HISTORY : HISTORY + n] * taps[0]
+    hist = h.shape[1] - 1
+    for taps in h:
+        acc = xs[..., hist : hist + n] * taps[0]
         for k in range(1, len(taps)):
-            acc = acc + xs[..., HISTORY - k : HISTORY - k + n] * taps[k]
+            acc = acc + xs[..., hist - k : hist - k + n] * taps[k]
         a = np.abs(acc).max(axis=1)
         peaks = a if peaks is None else np.maximum(peaks, a)
     assert peaks is not None
@@ -358,14 +360,17 @@ def limit(
     lookahead: int,
     release_ms: float,
     fs: float,
+    interp: Interpolator | None = None,
 ) -> tuple[Tensor, LimiterState]:
     """fxcli.dsp.dynamics.limit on the reference kernel (CPU tensors)."""
     batch = tuple(x.shape[:-1])
     n = x.shape[-1]
     n_g, n_c = _groups(batch, True)
+    it = limiter_interpolator(fs, interp)
+    HISTORY = it.history  # noqa: N806
     if state is None:
-        state = limiter_init_state(batch, "cpu", lookahead, true_peak)
-    d = limiter_latency(lookahead, true_peak)
+        state = limiter_init_state(batch, "cpu", lookahead, true_peak, fs, it)
+    d = limiter_latency(lookahead, true_peak, fs, it)
     lag = HISTORY if true_peak else 0
     if n == 0:
         return x.detach().clone(), state
@@ -375,7 +380,7 @@ def limit(
     tpq_hist = state.tpq.detach().to(torch.float64).numpy()
     ceil = float(ceiling) * _CEILING_GUARD
     if true_peak:
-        tp_new = _oversample_abs_max(xx[..., d - HISTORY :], n)
+        tp_new = _oversample_abs_max(xx[..., d - HISTORY :], n, it.phases)
         tpq = np.concatenate([tpq_hist, tp_new], axis=-1)
         win = np.lib.stride_tricks.sliding_window_view(tpq, HISTORY + 1, axis=-1).max(axis=-1)
         xa = np.abs(xx[..., d - HISTORY : d - HISTORY + n]).max(axis=1)
@@ -398,7 +403,7 @@ def limit(
         _limiter_kernel(
             xx,
             rr,
-            _H,
+            it.phases,
             int(lookahead),
             lag,
             ceil,

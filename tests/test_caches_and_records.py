@@ -219,11 +219,11 @@ def test_kernels_need_no_jit_and_no_writable_location(tmp_path: Path) -> None:
     code = (
         "import sys, numpy as np\n"
         "from fxcli.dsp.iir.cpu import sosfilt_np\n"
-        "from fxcli.dsp.truepeak import true_peak_array\n"
+        "from fxcli.dsp.truepeak import interpolator, true_peak_array\n"
         "from fxcli.io import wavfast\n"
         "x = np.random.default_rng(0).standard_normal((2, 5000))\n"
         "y, _ = sosfilt_np(x, np.array([[0.5, 0.2, 0.1, 1.0, -0.3, 0.1]]), None)\n"
-        "p, _ = true_peak_array(x, None)\n"
+        "p, _ = true_peak_array(x, None, interpolator(48000))\n"
         "d = wavfast.decode(np.ones(2).view(np.uint8), 'DOUBLE', 1, 'float64')\n"
         "print(round(float(y.sum()), 6) == round(float(y.sum()), 6), p.shape, d.sum())\n"
         "print('numba' in sys.modules)\n"

@@ -325,7 +325,7 @@ def test_loudness_step_reaches_target() -> None:
 
 
 def test_loudness_step_true_peak_ceiling() -> None:
-    from fxcli.dsp.truepeak import true_peak
+    from fxcli.dsp.truepeak import interpolator, true_peak
     from fxcli.steps.loudness import Loudness
 
     fs = 48000
@@ -338,8 +338,9 @@ def test_loudness_step_true_peak_ceiling() -> None:
     g_free = free.gain_for(free.measure(None, t))
     acc = capped.measure(None, t)
     g = capped.gain_for(acc)
-    tail = torch.zeros(2, 11, dtype=t.dtype)  # the interpolator's ringing after the end
-    peak_out = float(true_peak(torch.cat([t, tail], dim=-1) * g, None)[0].max())
+    interp = interpolator(fs)  # issue 17: the step meters with the default interpolator
+    tail = torch.zeros(2, interp.history, dtype=t.dtype)  # its ringing after the end
+    peak_out = float(true_peak(torch.cat([t, tail], dim=-1) * g, None, interp)[0].max())
     assert g < g_free
     assert abs(20 * math.log10(peak_out) - (-1.0)) < 1e-9  # exactly at the ceiling
     assert "dBTP" in capped.describe(acc)

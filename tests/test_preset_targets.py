@@ -28,19 +28,26 @@ TARGETS = {
 
 @pytest.mark.parametrize("preset", sorted(TARGETS))
 def test_preset_hits_loudness_and_true_peak_targets(preset: str, tmp_path: Path) -> None:
+    """Targets reached, ceilings kept, and the report's warnings empty. The synthetic
+    voice is so peaky that -16 and -14 LUFS under the careful true-peak limiter need
+    35-95 dB of gain into it: the aim through the limiter takes up to 12 tries (with
+    6 it stopped 0.2-0.44 LU short once the careful interpolator came, issue 17)."""
     target, tol, ceiling = TARGETS[preset]
     out = tmp_path / preset
     runner = CliRunner()
-    r = runner.invoke(app, ["process", str(EXAMPLES), str(out), "-p", preset, "-q"])
+    r = runner.invoke(app, ["process", str(EXAMPLES), str(out), "-p", preset, "--json"])
     assert r.exit_code == 0, r.output
+    reports = {Path(rec["input"]).name: rec for rec in map(json.loads, r.stdout.splitlines())}
     files = sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac"))
     assert len(files) == 2
     r = runner.invoke(app, ["analyze", *map(str, files), "--json"])
     assert r.exit_code == 0, r.output
     for line in r.stdout.splitlines():
         rec = json.loads(line)
-        assert abs(rec["integrated_lufs"] - target) <= tol, rec
+        name = Path(rec["input"]).name
         assert rec["true_peak_dbtp"] <= ceiling, rec
+        assert abs(rec["integrated_lufs"] - target) <= tol, rec
+        assert not reports[name]["warnings"], reports[name]
     for f in files:
         y, fs = sf.read(f, dtype="float64")
         independent = pyln.Meter(fs).integrated_loudness(y)

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from fxcli.cli.app import app
 from fxcli.cli.progress_lines import LineProgress
-from fxcli.dsp.truepeak import true_peak_array
+from fxcli.dsp.truepeak import interpolator, true_peak_array
 from tests.conftest import ROOT, write_audio
 
 
@@ -52,9 +52,10 @@ def lufs_of(path: Path) -> float:
 
 
 def dbtp_of(path: Path) -> float:
-    y, _ = sf.read(str(path), dtype="float64", always_2d=True)
-    peak, state = true_peak_array(y.T, None)
-    tail, _ = true_peak_array(np.zeros((y.shape[1], 11)), state)
+    y, fs = sf.read(str(path), dtype="float64", always_2d=True)
+    interp = interpolator(fs)
+    peak, state = true_peak_array(y.T, None, interp)
+    tail, _ = true_peak_array(np.zeros((y.shape[1], interp.history)), state, interp)
     return 20 * math.log10(max(float(peak.max()), float(tail.max())))
 
 

@@ -35,7 +35,8 @@ class LevelMeter:
         self.fs = float(fs)
         self.frames = 0
         self._meter: Any = L.meter_init(channels, fs, None) if fs >= L.MIN_RATE_HZ else None
-        self._tp_state: np.ndarray = np.zeros((channels, TP.HISTORY))
+        self._interp = TP.interpolator(self.fs)  # the careful meter analyze reports
+        self._tp_state: np.ndarray = np.zeros((channels, self._interp.history))
         self._tp = 0.0
         self._peak = 0.0
 
@@ -48,7 +49,7 @@ class LevelMeter:
         x = x.reshape(-1, n)
         if self._meter is not None:
             self._meter = L.meter_update(x, self._meter)
-        p, self._tp_state = TP.true_peak_array(x, self._tp_state)
+        p, self._tp_state = TP.true_peak_array(x, self._tp_state, self._interp)
         self._tp = max(self._tp, float(p.max()))
         self._peak = max(self._peak, float(np.abs(x).max()))
         self.frames += n
@@ -60,7 +61,8 @@ class LevelMeter:
 
     def true_peak_db(self) -> float:
         """True peak, dBTP, including the interpolator's ringing after the last sample."""
-        tail, _ = TP.true_peak_array(np.zeros((self.channels, TP.HISTORY)), self._tp_state)
+        zeros = np.zeros((self.channels, self._interp.history))
+        tail, _ = TP.true_peak_array(zeros, self._tp_state, self._interp)
         return db(max(self._tp, float(tail.max())))
 
     def peak_db(self) -> float:

@@ -92,16 +92,20 @@ def true_peak_db(path: Path, block_frames: int = 1 << 16) -> float:
     import numpy as np
     import soundfile as sf
 
-    from fxcli.dsp.truepeak import true_peak_array
+    from fxcli.dsp.truepeak import interpolator, true_peak_array
 
     peak = 0.0
     state = None
     with sf.SoundFile(str(path)) as f:
+        interp = interpolator(f.samplerate)
         while True:
             block = f.read(block_frames, dtype="float64", always_2d=True)
             if block.shape[0] == 0:
                 break
-            p, state = true_peak_array(np.ascontiguousarray(block.T), state)
+            p, state = true_peak_array(np.ascontiguousarray(block.T), state, interp)
+            peak = max(peak, float(p.max()))
+        if state is not None:  # the interpolator's ringing after the last sample
+            p, _ = true_peak_array(np.zeros_like(state), state, interp)
             peak = max(peak, float(p.max()))
     return 20 * math.log10(peak) if peak > 0 else -math.inf
 

@@ -39,8 +39,9 @@ __all__ = [
     "has_promises",
 ]
 
-#: a loudness target counts as reached within this many LU (EBU R128's +-0.5 LU)
-TARGET_TOLERANCE_LU = 0.5
+#: a loudness target counts as reached within this many LU (the aim through a limiter
+#: stops within 0.05 LU; a linear gain lands within rounding; EBU R128 allows 0.5)
+TARGET_TOLERANCE_LU = 0.2
 #: a ceiling counts as kept within this many dB (measuring tolerance of the meters)
 CEILING_TOLERANCE_DB = 0.05
 #: the shortest signal with a defined integrated loudness (one 400 ms gating block)

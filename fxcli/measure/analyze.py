@@ -3,8 +3,9 @@
 Per file: integrated loudness (LUFS, ITU-R BS.1770-4 gating), loudness range
 (LU, EBU Tech 3342), max momentary and max short-term loudness (LUFS), and over
 all channels the sample peak, true peak, RMS and clipped-sample count; per
-channel: sample peak (dBFS), true peak (dBTP, BS.1770-4 Annex 2 4x
-oversampling, including the interpolator's ringing after the last sample),
+channel: sample peak (dBFS), true peak (dBTP, :func:`fxcli.dsp.truepeak.interpolator`:
+8x or more, at least 192 kHz, agreeing with ffmpeg's ``ebur128=peak=true``;
+issue 17; including the interpolator's ringing after the last sample),
 RMS (dBFS), DC offset (mean, full scale = 1), clipped samples and the
 channel's own integrated loudness (measured alone as mono). Plus duration,
 sample rate, channel count, container format and subtype.
@@ -229,11 +230,12 @@ def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = Non
     if block_frames is None:
         block_frames = chunk_frames("cpu" if on_cpu else ops.device, fs, ch, None)
     meter = L.meter_init(ch, fs, ops.device) if fs >= L.MIN_RATE_HZ else None
+    interp = TP.interpolator(fs)  # issue 17: 8x or more, >= 192 kHz (not BS.1770's 4x)
     if on_cpu:
-        tp_state: Any = np.zeros((ch, TP.HISTORY))
+        tp_state: Any = np.zeros((ch, interp.history))
         true_peak = TP.true_peak_array
     else:
-        tp_state = TP.init_state((ch,), ops.device)
+        tp_state = TP.init_state((ch,), interp, ops.device)
         true_peak = TP.true_peak  # type: ignore[assignment]
     zeros = ops.zeros(ch)
     peak, tpeak, sumsq, total = zeros, zeros, zeros, zeros
@@ -253,14 +255,14 @@ def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = Non
         sumsq = sumsq + (x64 * x64).sum(-1)
         total = total + x64.sum(-1)
         clipped = clipped + (a >= thr).sum(-1)
-        p, tp_state = true_peak(x, tp_state)
+        p, tp_state = true_peak(x, tp_state, interp)
         tpeak = ops.maximum(tpeak, p)
         if meter is not None:
             meter = L.meter_update(x, meter)
         frames += x.shape[-1]
     # the interpolator's ringing after the last sample (the file followed by silence)
-    silence = ops.f64(ops.block(np.zeros((ch, TP.HISTORY))))
-    p, _ = true_peak(silence, tp_state)
+    silence = ops.f64(ops.block(np.zeros((ch, interp.history))))
+    p, _ = true_peak(silence, tp_state, interp)
     tpeak = ops.maximum(tpeak, p)
     peak_l = ops.tolist(peak)
     tpeak_l = ops.tolist(tpeak)

@@ -147,12 +147,16 @@ class Limiter(Step):
     ``peak_limiter``: a ``loudness`` step directly before a limiter aims its gain
     through it (see :func:`fxcli.engine.runner.resolve_analysis`).
 
-    With ``true_peak`` the output's true peak (BS.1770-4, 4x) never exceeds
-    ``ceiling_db`` dBTP; without, its sample peak never exceeds ``ceiling_db`` dBFS.
+    With ``true_peak`` the output's true peak (measured as ``fxcli analyze`` does,
+    :func:`fxcli.dsp.truepeak.interpolator`: 8x or more, at least 192 kHz; issue
+    17) never exceeds ``ceiling_db`` dBTP (it aims 0.15 dB under, see
+    :data:`fxcli.dsp.dynamics.TRUE_PEAK_MARGIN_DB`); without, its sample peak never
+    exceeds ``ceiling_db`` dBFS.
     The gain aims :data:`QUANTIZATION_MARGIN` below the ceiling so that 16-bit
     output, TPDF-dithered, still meets it (8-bit output may not). Input that stays
     below that passes bit for bit. The step holds
-    ``round(lookahead_ms * fs / 1000)`` frames (+ 22 with ``true_peak``): the
+    ``round(lookahead_ms * fs / 1000)`` frames (+ 94 with ``true_peak``: twice the
+    interpolator's 47 samples of history, :func:`fxcli.dsp.dynamics.limiter_latency`): the
     first chunks return fewer frames and :meth:`flush` the rest, so the output
     has the input's length and alignment. Release: one-pole in dB, 63.2 % in
     ``release_ms``.
@@ -186,12 +190,14 @@ class Limiter(Step):
         self.lookahead_ms = check(self.spec_type, "lookahead_ms", lookahead_ms)
         self.release_ms = check(self.spec_type, "release_ms", release_ms)
         self.lookahead = max(1, round(self.lookahead_ms * 1e-3 * self.fs))
-        self.latency = limiter_latency(self.lookahead, self.true_peak)
+        self.latency = limiter_latency(self.lookahead, self.true_peak, self.fs)
         self.label = label
 
     def init_state(self, batch_shape: tuple[int, ...], device: torch.device | str) -> Any:
         """``(LimiterState, batch_shape, dtype of the last chunk or None)``."""
-        st = limiter_init_state(batch_shape, _state_device(device), self.lookahead, self.true_peak)
+        st = limiter_init_state(
+            batch_shape, _state_device(device), self.lookahead, self.true_peak, self.fs
+        )
         return (st, batch_shape, None)
 
     def _run(self, x: Tensor, st: LimiterState) -> tuple[Tensor, LimiterState]:

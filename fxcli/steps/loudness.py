@@ -3,8 +3,9 @@
 :class:`Loudness` measures the integrated loudness of the chain's output up to
 this step (a measuring pass, like peak ``normalize``), then applies one
 constant gain that brings it to ``target_lufs``; with ``max_true_peak_db`` the
-gain is lowered where needed so that the output's true peak (BS.1770-4 Annex 2,
-4x oversampled) stays at or below the ceiling. Being a single linear gain it
+gain is lowered where needed so that the output's true peak
+(:func:`fxcli.dsp.truepeak.interpolator`: 8x or more, at least 192 kHz) stays
+at or below the ceiling. Being a single linear gain it
 never changes the sound otherwise (no limiting): a ceiling that is reached
 leaves the output quieter than the target.
 
@@ -95,21 +96,26 @@ class Loudness(Step):
             tp_state: Any = None
             if self.max_true_peak_db is not None:
                 tp_state = (
-                    np.zeros((y.shape[0], TP.HISTORY))
+                    np.zeros((y.shape[0], self._interp.history))
                     if arrays
-                    else TP.init_state((y.shape[0],), y.device)
+                    else TP.init_state((y.shape[0],), self._interp, y.device)
                 )
             acc = (meter, tp_state, 0.0)
         meter, tp_state, peak = acc
         meter = L.meter_update(y, meter)
         if tp_state is not None and y.shape[-1]:
             p: Any
-            p, tp_state = (TP.true_peak_array if arrays else TP.true_peak)(y, tp_state)
+            p, tp_state = (TP.true_peak_array if arrays else TP.true_peak)(
+                y, tp_state, self._interp
+            )
             peak = max(peak, float(p.max()))
         return meter, tp_state, peak
 
-    @staticmethod
-    def true_peak(acc: LoudnessAcc | None) -> float:
+    @property
+    def _interp(self) -> TP.Interpolator:
+        return TP.interpolator(self.fs)
+
+    def true_peak(self, acc: LoudnessAcc | None) -> float:
         """Linear true peak of everything measured, including the interpolator's
         ringing after the last sample (the stream followed by silence); 0 when no
         ceiling is set."""
@@ -118,11 +124,12 @@ class Loudness(Step):
         _, tp_state, peak = acc
         if tp_state is None:
             return 0.0
+        interp = self._interp
         if isinstance(tp_state, np.ndarray):
-            zeros = np.zeros((*tp_state.shape[:-1], TP.HISTORY))
-            return max(peak, float(TP.true_peak_array(zeros, tp_state)[0].max()))
-        tail = tp_state.new_zeros((*tp_state.shape[:-1], TP.HISTORY))
-        return max(peak, float(TP.true_peak(tail, tp_state)[0].max()))
+            zeros = np.zeros((*tp_state.shape[:-1], interp.history))
+            return max(peak, float(TP.true_peak_array(zeros, tp_state, interp)[0].max()))
+        tail = tp_state.new_zeros((*tp_state.shape[:-1], interp.history))
+        return max(peak, float(TP.true_peak(tail, tp_state, interp)[0].max()))
 
     def gain_for(self, acc: LoudnessAcc | None) -> float:
         """The linear gain :meth:`resolve` applies for this measurement."""
@@ -141,7 +148,7 @@ class Loudness(Step):
         acc: LoudnessAcc | None,
         measure_at: Callable[[float], LoudnessAcc | None],
         tolerance_lu: float = 0.05,
-        max_passes: int = 6,
+        max_passes: int = 12,
     ) -> Step:
         """The gain that meets the target at the output of a peak limiter that follows.
 
@@ -169,7 +176,7 @@ class Loudness(Step):
             if len(tried) >= 2:
                 (g0, l0), (g1, l1) = tried[-2], tried[-1]
                 if g1 != g0:
-                    slope = min(max((l1 - l0) / (g1 - g0), 0.05), 1.0)
+                    slope = min(max((l1 - l0) / (g1 - g0), 0.01), 1.0)
             g_db += max(min((self.target_lufs - level) / slope, 24.0), -24.0)
         if tried:
             g_db = min(tried, key=lambda t: abs(t[1] - self.target_lufs))[0]
