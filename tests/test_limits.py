@@ -92,8 +92,9 @@ def _raw(t: str, key: str, value: float) -> dict:
     raw = {"type": t, **BASE.get(t, {}), key: value}
     if key == "high_hz" and isinstance(value, (int, float)) and value > 0:
         raw["low_hz"] = value / 2  # keep low_hz < high_hz
-    # keys that exclude each other: drop the partner of the one under test
-    for group in STEPS[t].exclusive:
+    # keys that exclude each other (at most one, or exactly one: ``one_of``): drop the
+    # partners of the one under test
+    for group in (*STEPS[t].exclusive, *STEPS[t].one_of):
         if key in group:
             for other in group:
                 if other != key:
