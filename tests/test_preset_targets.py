@@ -62,3 +62,21 @@ def test_dataset_preset_is_16k_mono_16_bit(tmp_path: Path) -> None:
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         y, _ = sf.read(f)
         assert abs(20 * np.log10(np.abs(y).max()) + 1.0) < 0.05  # peak -1 dBFS (+dither)
+
+
+def test_bundled_preset_index_matches_the_presets() -> None:
+    """`fxcli presets` lists the bundled presets from fxcli/presets/index.json (no YAML
+    parsing at start-up, issue 15); it must hold exactly their descriptions. After
+    adding or editing a bundled preset, regenerate it:
+    python -c "import json; from fxcli.preset.loader import *; print(json.dumps({n:
+    load_preset(str(BUNDLED_DIR / f'{n}.yaml')).description for n in bundled_names()},
+    indent=1, sort_keys=True))" > fxcli/presets/index.json"""
+    from fxcli.preset.loader import BUNDLED_DIR, bundled_names, load_preset
+
+    index = json.loads((BUNDLED_DIR / "index.json").read_text(encoding="utf-8"))
+    assert index == {
+        n: load_preset(str(BUNDLED_DIR / f"{n}.yaml")).description for n in bundled_names()
+    }
+    r = CliRunner().invoke(app, ["presets"])
+    assert r.exit_code == 0
+    assert [line.split()[0] for line in r.stdout.splitlines()] == bundled_names()

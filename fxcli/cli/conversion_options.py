@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from fxcli.preset.conversions import BITS_SUBTYPES
+from fxcli.io.formats import BITS_SUBTYPES
 
 Bits = Enum("Bits", {f"b{name}": name for name in BITS_SUBTYPES}, type=str)  # type: ignore[misc]
 

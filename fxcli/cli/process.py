@@ -34,7 +34,6 @@ from fxcli.cli.options import (
     fail,
 )
 from fxcli.cli.output_options import BitrateModeOpt, BitrateOpt, KeepExtensionOpt, QualityOpt
-from fxcli.preset.conversions import bits_subtype
 
 
 @dataclass(frozen=True)
@@ -233,6 +232,8 @@ def process(
     if bits is not None:
         if subtype.value != "same":
             fail("--bits and --subtype exclude each other")
+        from fxcli.preset.conversions import bits_subtype  # loads PyYAML: only when used
+
         subtype = Subtype(bits_subtype(bits.value))
     opts = ProcessOptions(
         preset=preset,

@@ -197,3 +197,14 @@ UNWRITABLE_EXTENSIONS = frozenset(
         ".3gp",
     }
 )
+
+#: ``--bits`` -> output subtype (8-bit is stored signed or unsigned as the container
+#: requires: unsigned in WAV, signed in FLAC/AIFF; see fxcli.io.audio.output_format)
+BITS_SUBTYPES = {
+    "8": "PCM_U8",
+    "16": "PCM_16",
+    "24": "PCM_24",
+    "32": "PCM_32",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from fxcli.errors import ParameterError, UsageError
+from fxcli.io.formats import BITS_SUBTYPES
 from fxcli.preset.loader import Preset, StepConfig, load_preset
 from fxcli.preset.spec import STEPS, check
 
@@ -20,17 +21,6 @@ __all__ = ["BITS_SUBTYPES", "NONE", "bits_subtype", "load", "with_conversions"]
 
 #: ``-p none``: no preset, the empty chain
 NONE = "none"
-
-#: ``--bits`` -> output subtype (8-bit is stored signed or unsigned as the container
-#: requires: unsigned in WAV, signed in FLAC/AIFF; see fxcli.io.audio.output_format)
-BITS_SUBTYPES = {
-    "8": "PCM_U8",
-    "16": "PCM_16",
-    "24": "PCM_24",
-    "32": "PCM_32",
-    "float": "FLOAT",
-    "double": "DOUBLE",
-}
 
 
 def load(name: str, *, allow_outside: bool = False) -> Preset:
