@@ -45,20 +45,18 @@ class Reporter:
         total_files: int = 0,
         total_frames: int = 0,
     ) -> None:
-        from rich.console import Console
-
         self.counts: dict[str, int] = {}
         self.json_mode = json_mode
         self.quiet = quiet
         self.stdout_closed = False
         self.on_stdout_closed: Callable[[], None] | None = None
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._progress = None
         self._files_task = self._frames_task = None
         self._lines: LineProgress | None = None
         if progress_shown(progress, quiet) and not sys.stderr.isatty():
             self._lines = LineProgress(self.message, total_files, total_frames)
         elif progress_shown(progress, quiet):
+            from rich.console import Console  # imported for the bar only (~30 ms)
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -72,7 +70,7 @@ class Reporter:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
-                console=self.err,
+                console=Console(stderr=True, highlight=False, soft_wrap=True),
                 transient=True,
             )
             self._files_task = self._progress.add_task("files", total=total_files)
@@ -174,8 +172,17 @@ class Reporter:
         self._say(text)
 
     def _say(self, text: str) -> None:
-        """One line on stderr, names escaped (:func:`fxcli.cli.escape.shown`)."""
-        self.err.print(shown(text), markup=False)
+        """One line on stderr, names escaped (:func:`fxcli.cli.escape.shown`): through
+        the progress bar's console while a bar is drawn (the line goes above it), else
+        written as is."""
+        if self._progress is not None:
+            self._progress.console.print(shown(text), markup=False)
+            return
+        try:
+            sys.stderr.write(shown(text) + "\n")
+            sys.stderr.flush()
+        except (BrokenPipeError, OSError):
+            pass
 
     def exit_code(self, stopped_by: int | None = None) -> int:
         """The run's exit code. ``stopped_by``: the signal that stopped it (SIGPIPE:
