@@ -62,6 +62,7 @@ from fxcli.engine.chain import init_states, run_chain
 from fxcli.engine.device import chunk_frames
 from fxcli.errors import FxcliError
 from fxcli.measure import effect_chains
+from fxcli.measure.timing import timed_cpu, timed_cuda
 from fxcli.preset.build import build_chain
 from fxcli.preset.loader import PresetError, StepConfig, load_preset
 from fxcli.steps import FIR, IIR, Gain, Normalize, Step, fuse
@@ -402,13 +403,7 @@ def _cpu_runner(
     fused = [s.to(dev) for s in fuse(steps)]
     chunk = chunk_frames(dev, sample_rate, channels, None)
 
-    def run(x: np.ndarray) -> tuple[Any, float, float]:
-        xt = torch.from_numpy(x)
-        t0 = time.perf_counter()
-        y = _run_engine(fused, xt, chunk)
-        return y, time.perf_counter() - t0, 0.0
-
-    return run, cpu_name()
+    return timed_cpu(lambda xt: _run_engine(fused, xt, chunk)), cpu_name()
 
 
 def _cuda_runner(
@@ -420,22 +415,9 @@ def _cuda_runner(
     dev = torch.device("cuda")
     fused = [s.to(dev) for s in fuse(steps)]
     chunk = chunk_frames(dev, sample_rate, channels, None, streaming=False)
-
-    def run(x: np.ndarray) -> tuple[Any, float, float]:
-        torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        xd = torch.from_numpy(x).to(dev)
-        torch.cuda.synchronize(dev)
-        t1 = time.perf_counter()
-        yd = _run_engine(fused, xd, chunk)
-        torch.cuda.synchronize(dev)  # without this only the launches would be timed
-        t2 = time.perf_counter()
-        y = yd.cpu()
-        t3 = time.perf_counter()
-        del xd, yd
-        return y, t2 - t1, (t1 - t0) + (t3 - t2)
-
-    return run, torch.cuda.get_device_name(dev)
+    return timed_cuda(lambda xd: _run_engine(fused, xd, chunk), dev), torch.cuda.get_device_name(
+        dev
+    )
 
 
 def _scipy_chain(ops: list[tuple[str, Any]], x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ the engine's measuring passes (not timed). Steps are designed per channel count
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from fxcli.engine.chain import flush_chain, init_states, run_chain
 from fxcli.engine.device import chunk_frames
 from fxcli.engine.runner import resolve_analysis
+from fxcli.measure.timing import timed_cpu, timed_cuda
 from fxcli.preset.build import build_chain
 from fxcli.preset.loader import StepConfig
 from fxcli.steps import FIR, IIR, Gain, Normalize, Step, fuse
@@ -75,25 +75,6 @@ def runner(backend: str, steps: list[Step], sample_rate: int, channels: int) -> 
     fused = [s.to(dev) for s in fuse(steps)]
     if backend == "cpu":
         chunk = chunk_frames(dev, sample_rate, channels, None)
-
-        def run_cpu(x: np.ndarray) -> tuple[Any, float, float]:
-            t0 = time.perf_counter()
-            y = _run(fused, torch.from_numpy(x), chunk)
-            return y, time.perf_counter() - t0, 0.0
-
-        return run_cpu
+        return timed_cpu(lambda xt: _run(fused, xt, chunk))
     chunk = chunk_frames(dev, sample_rate, channels, None, streaming=False)
-
-    def run_cuda(x: np.ndarray) -> tuple[Any, float, float]:
-        torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        xd = torch.from_numpy(x).to(dev)
-        torch.cuda.synchronize(dev)
-        t1 = time.perf_counter()
-        yd = _run(fused, xd, chunk)
-        torch.cuda.synchronize(dev)
-        t2 = time.perf_counter()
-        y = yd.cpu()
-        return y, t2 - t1, (t1 - t0) + (time.perf_counter() - t2)
-
-    return run_cuda
+    return timed_cuda(lambda xd: _run(fused, xd, chunk), dev)
