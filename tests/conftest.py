@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,25 @@ def write_audio(
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), x.T, fs, subtype=subtype, format=fmt)
     return path
+
+
+def communicate_rest(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """``proc.communicate()`` after a ``proc.stdout.readline()``, without losing lines.
+
+    communicate() reads the pipe's file descriptor directly, so the lines that
+    readline() had already buffered are lost: a run whose second file finished
+    together with the first printed both JSON lines in one write, and the test saw
+    an output with no line (flaky under load, session 8). Read stdout through the
+    same buffered object instead, stderr on a thread so neither pipe fills.
+    """
+    assert proc.stdout is not None and proc.stderr is not None
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))  # type: ignore[union-attr]
+    reader.start()
+    rest = proc.stdout.read()
+    proc.wait(timeout=timeout)
+    reader.join(timeout=timeout)
+    return rest, "".join(err)
 
 
 def run_chunked(step, x: torch.Tensor, chunk: int) -> torch.Tensor:

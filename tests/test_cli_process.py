@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fxcli.cli.app import app
 from fxcli.io.audio import TEMP_MARK
-from tests.conftest import ROOT, SIMPLE_PRESET, noise, write_audio
+from tests.conftest import ROOT, SIMPLE_PRESET, communicate_rest, noise, write_audio
 
 runner = CliRunner()
 
@@ -432,7 +432,7 @@ def test_signal_mid_batch_exit_code_and_no_partial(
     first = proc.stdout.readline()  # one file finished
     assert json.loads(first)["status"] == "ok"
     proc.send_signal(sig)
-    rest, err = proc.communicate(timeout=60)
+    rest, err = communicate_rest(proc, timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err
     done = [json.loads(x)["output"] for x in [first, *rest.splitlines()] if x.strip()]

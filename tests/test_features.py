@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from fxcli import features as FT
 from fxcli.cli.app import app
 from fxcli.io.audio import TEMP_MARK
-from tests.conftest import ROOT, noise, write_audio
+from tests.conftest import ROOT, communicate_rest, noise, write_audio
 
 EXAMPLES = ROOT / "examples" / "audio"
 runner = CliRunner()
@@ -484,7 +484,7 @@ def test_cli_signal_exit_code_no_partial_and_index_of_finished(
     first = proc.stdout.readline()  # one file finished (streamed: longer than a chunk)
     assert json.loads(first)["status"] == "ok"
     proc.send_signal(sig)
-    rest, err = proc.communicate(timeout=120)
+    rest, err = communicate_rest(proc, timeout=120)
     assert proc.returncode == code, err
     assert "Traceback" not in err
     done = sorted(json.loads(x)["output"] for x in [first, *rest.splitlines()] if x.strip())
