@@ -4,6 +4,9 @@ measured by `fxcli analyze` and by an independent BS.1770 meter (pyloudnorm)."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +83,63 @@ def test_bundled_preset_index_matches_the_presets() -> None:
     r = CliRunner().invoke(app, ["presets"])
     assert r.exit_code == 0
     assert [line.split()[0] for line in r.stdout.splitlines()] == bundled_names()
+
+
+# ------------------------------------------------------------------ long files
+def _long_signals(seconds: int) -> dict[str, tuple[np.ndarray, int, str]]:
+    """Music and speech of ``seconds`` s from the bundled examples: the music tiled with
+    level jumps of -8..+4 dB, the speech tiled at -10..+2 dB with pauses between
+    phrases (fixed seed)."""
+    rng = np.random.default_rng(1)
+    m, fm = sf.read(EXAMPLES / "music_stereo.wav")
+    v, fv = sf.read(EXAMPLES / "voice" / "voice_mono.flac")
+    music = np.concatenate(
+        [m * 10 ** (rng.uniform(-8, 4) / 20) for _ in range(seconds * fm // len(m) + 1)]
+    )[: seconds * fm]
+    parts: list[np.ndarray] = []
+    while sum(map(len, parts)) < seconds * fv:
+        parts += [v * 10 ** (rng.uniform(-10, 2) / 20), np.zeros(int(fv * rng.uniform(0.2, 1)))]
+    speech = np.concatenate(parts)[: seconds * fv]
+    return {"music": (music, fm, "PCM_24"), "speech": (speech, fv, "PCM_16")}
+
+
+def _ffmpeg_levels(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) by FFmpeg's ``ebur128=peak=true`` summary."""
+    r = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128=peak=true",
+         "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    summary = r.stderr[r.stderr.rindex("Summary:") :]
+    integrated = float(re.search(r"\bI:\s+(-?[\d.]+) LUFS", summary).group(1))  # type: ignore[union-attr]
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1))  # type: ignore[union-attr]
+    return integrated, peak
+
+
+def test_presets_reach_their_targets_on_long_files_by_outside_meters(tmp_path: Path) -> None:
+    """Issue 17: the loudness presets reach their targets within 0.1 LU on files of 20 s
+    or more, by pyloudnorm and by FFmpeg's ebur128 (where installed), and keep their
+    ceilings by an 8x polyphase meter (scipy.signal.resample_poly) and FFmpeg's."""
+    from scipy.signal import resample_poly
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (x, fs, subtype) in _long_signals(25).items():
+        sf.write(src / f"{name}.wav", x, fs, subtype=subtype)
+    have_ffmpeg = shutil.which("ffmpeg") is not None
+    for preset, (target, _, ceiling) in sorted(TARGETS.items()):
+        out = tmp_path / preset
+        r = CliRunner().invoke(app, ["process", str(src), str(out), "-p", preset, "-q"])
+        assert r.exit_code == 0, r.output
+        for f in sorted(out.glob("*.wav")):
+            y, fs = sf.read(f, dtype="float64")
+            where = (preset, f.name)
+            assert abs(pyln.Meter(fs).integrated_loudness(y) - target) <= 0.1, where
+            tp8 = 20 * np.log10(np.abs(resample_poly(y, 8, 1, axis=0)).max())
+            assert tp8 <= ceiling + 0.01, (where, tp8)
+            if have_ffmpeg:  # prints one decimal: within 0.1 LU shows as <= 0.1 off
+                integrated, peak = _ffmpeg_levels(f)
+                assert abs(integrated - target) <= 0.1, (where, integrated)
+                assert peak <= ceiling, (where, peak)
+    if not have_ffmpeg:
+        pytest.skip("ffmpeg not installed: checked by pyloudnorm and the 8x meter only")
