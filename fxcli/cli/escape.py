@@ -1,4 +1,4 @@
-"""File names as the user sees them (issue 16): no control character, escape
+"""File names as the user sees them: no control character, escape
 sequence or undecodable byte of a name reaches a terminal or a log raw.
 
 - :func:`shown` makes a line safe to print: control characters (C0 but tab, DEL,

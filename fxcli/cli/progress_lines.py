@@ -1,7 +1,7 @@
 """Progress as plain lines, for stderr that is not a terminal (CI logs, ``2> log``).
 
 A terminal gets rich's redrawn bar; a log cannot redraw, so ``--progress always``
-without a terminal prints ``progress:`` lines instead (issue 16): one when a file
+without a terminal prints ``progress:`` lines instead: one when a file
 finishes (``3/10 files``) and one each time the frames done cross another
 :data:`STEP_PERCENT` percent or :data:`EVERY_SECONDS` seconds have passed since the
 last line, whichever comes first. Thread-safe: frames are counted from worker

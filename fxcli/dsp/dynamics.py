@@ -28,7 +28,7 @@ smooth *branching* detector placed on the gain:
 
 **Lookahead limiter** (:func:`limit`), see its docstring: a min-ramp planner on
 per-sample gain requirements from the sample or true peak (the rate-dependent
-interpolator :func:`fxcli.dsp.truepeak.interpolator`, issue 17) plus an exact check of every
+interpolator :func:`fxcli.dsp.truepeak.interpolator`) plus an exact check of every
 interpolated output point whose filter support is still unfinalized.
 
 The per-sample recurrences are kernels of the compiled core
@@ -309,7 +309,7 @@ _CEILING_GUARD = 1.0 - 1e-6
 #: 10 dB reduction the output is the input again, bit for bit.
 _UNITY_SNAP = 1.0 - 1e-7
 #: Planning target under the ceiling once limiting is engaged (true-peak mode), dB.
-#: Issue 17: the detector's 8x grid can miss up to 0.14 dB of a crest at 0.45 fs
+#: The detector's 8x grid can miss up to 0.14 dB of a crest at 0.45 fs
 #: between its points, and other careful meters use other filters; measured on
 #: voice and music driven +12 to +18 dB into a -1 dBTP ceiling at 44.1/48 kHz,
 #: 16x FFT oversampling and scipy's resample_poly(8) read up to 0.16 dB above the
@@ -367,8 +367,8 @@ def limiter_latency(
 ) -> int:
     """Frames the limiter holds back: ``lookahead`` (+ ``2 (T - 1)`` in true-peak
     mode, ``T`` the interpolator's taps per phase: ``T - 1`` for its support in the
-    detector and ``T - 1`` for the exact output check; 94 with the default 48 taps,
-    issue 17; 22 with the BS.1770 filter)."""
+    detector and ``T - 1`` for the exact output check; 94 with the default 48 taps;
+    22 with the BS.1770 filter)."""
     return lookahead + (2 * limiter_interpolator(fs, interp).history if true_peak else 0)
 
 
@@ -425,7 +425,7 @@ def limit(
        else ``r[j] = c' / P[j]``, with ``P[j] = max_ch |x[j]|`` (sample peak) or,
        with ``true_peak``, also the largest interpolated value (``L`` phases of
        ``T`` taps, :func:`limiter_interpolator`: by default the meter of
-       ``fxcli analyze``, 8x or more, 48 taps; issue 17) of every output point
+       ``fxcli analyze``, 8x or more, 48 taps) of every output point
        whose ``T``-tap support contains sample ``j`` (a gain at or below ``r``
        on a whole support limits that point exactly when the gain is constant
        there). ``c' = c`` in sample-peak

@@ -12,7 +12,7 @@ start of one call come from the explicit ``state`` (the last ``T - 1`` input
 samples). ``y[L n + p]`` estimates the continuous signal at input time
 ``n - delay + p / L``.
 
-**The default, :func:`interpolator` (issue 17).** The BS.1770-4 example filter
+**The default, :func:`interpolator`.** The BS.1770-4 example filter
 (48 taps, 4x) reads inter-sample peaks up to ~0.15 dB low on real recordings,
 and 4x sampling alone misses up to ``1 - cos(pi f / (4 fs))`` of a peak at
 frequency ``f`` (0.55 dB at 0.45 fs). :func:`interpolator` samples at

@@ -1,6 +1,6 @@
 """What a file's result promised and what it reached: the measured levels of a run
-and the warnings for promises missed (issue 16: a report never says ``ok`` to a
-result that missed its promise without saying so).
+and the warnings for promises missed: a report never says ``ok`` to a result
+that missed its promise without saying so.
 
 The engine hands in what it measured anyway: each analysis step's measurement from
 its measuring pass (:class:`Measured`), and the input and output

@@ -6,7 +6,7 @@ destination, or with ``replace=False`` given the name only if nothing holds it
 (:func:`commit_no_replace`). Temporary files of dead runs are removed by the next
 run that writes into the folder (:func:`sweep_dead_temps_once`).
 
-Replacing a file in place (issue 16) is safe as ``sed -i`` does it: a destination
+Replacing a file in place is safe as ``sed -i`` does it: a destination
 that is a symlink is written through (:func:`write_target`: the temporary file is
 made next to the link's target and renamed over the target, so the link stays a
 link), and the replaced file's permission bits and, where permitted, owner and

@@ -5,7 +5,7 @@ Per file: integrated loudness (LUFS, ITU-R BS.1770-4 gating), loudness range
 all channels the sample peak, true peak, RMS and clipped-sample count; per
 channel: sample peak (dBFS), true peak (dBTP, :func:`fxcli.dsp.truepeak.interpolator`:
 8x or more, at least 192 kHz, agreeing with ffmpeg's ``ebur128=peak=true``;
-issue 17; including the interpolator's ringing after the last sample),
+including the interpolator's ringing after the last sample),
 RMS (dBFS), DC offset (mean, full scale = 1), clipped samples and the
 channel's own integrated loudness (measured alone as mono). Plus duration,
 sample rate, channel count, container format and subtype.
@@ -230,7 +230,7 @@ def analyze_file(path: Path, device: Any = "cpu", block_frames: int | None = Non
     if block_frames is None:
         block_frames = chunk_frames("cpu" if on_cpu else ops.device, fs, ch, None)
     meter = L.meter_init(ch, fs, ops.device) if fs >= L.MIN_RATE_HZ else None
-    interp = TP.interpolator(fs)  # issue 17: 8x or more, >= 192 kHz (not BS.1770's 4x)
+    interp = TP.interpolator(fs)  # 8x or more, >= 192 kHz (not BS.1770's 4x)
     if on_cpu:
         tp_state: Any = np.zeros((ch, interp.history))
         true_peak = TP.true_peak_array

@@ -1,4 +1,4 @@
-"""``fxcli bench`` for chains with effects (issue 16): dynamics, loudness, resampling,
+"""``fxcli bench`` for chains with effects: dynamics, loudness, resampling,
 remixing, edits, reverb... have no SciPy equivalent to check their output against,
 so they are timed on fxcli's own backends (``cpu``, ``cuda``) without the check
 (the ``check`` column says ``unchecked``).

@@ -1,4 +1,4 @@
-"""Quick conversions without a YAML file, as SoX's ``-r -c -b`` (issue 16).
+"""Quick conversions without a YAML file, as SoX's ``-r -c -b``.
 
 ``fxcli process --rate HZ --channels N --bits B`` appends a ``resample`` and a
 ``remix`` step (``to_channels``: SoX's channel rule, see

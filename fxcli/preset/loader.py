@@ -147,7 +147,7 @@ PresetLoader.add_implicit_resolver(
 #: recursion limit (100,000 nested ``[`` crash the process), so it only reads texts
 #: whose nesting cannot exceed :data:`_C_NESTING_BOUND`. Each nesting level needs one
 #: of ``[ { - ? :`` or a new line, so their count bounds the depth; texts above the
-#: bound go to the Python composer, whose RecursionError is reported as before.
+#: bound go to the Python composer, whose RecursionError becomes a one-line preset error.
 _C_LOADER: type | None = None
 if getattr(yaml, "__with_libyaml__", False):
 

@@ -148,8 +148,8 @@ class Limiter(Step):
     through it (see :func:`fxcli.engine.runner.resolve_analysis`).
 
     With ``true_peak`` the output's true peak (measured as ``fxcli analyze`` does,
-    :func:`fxcli.dsp.truepeak.interpolator`: 8x or more, at least 192 kHz; issue
-    17) never exceeds ``ceiling_db`` dBTP (it aims 0.15 dB under, see
+    :func:`fxcli.dsp.truepeak.interpolator`: 8x or more, at least 192 kHz) never
+    exceeds ``ceiling_db`` dBTP (it aims 0.15 dB under, see
     :data:`fxcli.dsp.dynamics.TRUE_PEAK_MARGIN_DB`); without, its sample peak never
     exceeds ``ceiling_db`` dBFS.
     The gain aims :data:`QUANTIZATION_MARGIN` below the ceiling so that 16-bit

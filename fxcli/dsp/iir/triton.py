@@ -36,7 +36,7 @@ which stores ``zf``. On an H200 (4-section IIR chain, 12 ch x 600 s float32) the
 ``_seg_kernel`` reached 28 Gsamples/s, its pass 2 alone 36 (pass 1: 222): each
 warp store touched 32 sectors; the tiled kernels reach 115.
 
-Pass 2 is the issue's "state response correction" ``y = y_zs + C A^n s_{j-1}``
+Pass 2 is the blocked scan's "state response correction" ``y = y_zs + C A^n s_{j-1}``
 done by re-running the recursion from ``s_{j-1}`` instead: mathematically the same,
 but it needs no float64 ``y_zs`` buffer and no ``T`` table (memory traffic: two
 reads of ``x`` and one write of ``y``), and inside a segment the arithmetic is
