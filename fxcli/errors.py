@@ -8,6 +8,10 @@ working. Nothing here imports torch or numpy.
 
 from __future__ import annotations
 
+import _string  # the parser of str.format (string.Formatter.parse), without the string module
+from collections.abc import Callable
+from typing import Any, Self
+
 __all__ = [
     "AudioError",
     "DesignError",
@@ -22,26 +26,68 @@ __all__ = [
 class FxcliError(Exception):
     """The root of fxcli's errors.
 
-    An error about one option of a run (a device, a shard, a manifest path) names the
-    option in library words: :meth:`for_option` keeps it in :attr:`option`, so the CLI
-    can print its flag (``--device``) while the library says ``device``.
+    An error that names options of a run (a device, a shard, ``overwrite``) names them
+    in library words: :meth:`about` keeps the message as a template whose unfilled
+    fields are the options, so the CLI prints their flags (``--device``,
+    ``--skip-existing``: :meth:`worded`) while ``str(exc)`` says ``device`` and
+    ``skip_existing``. :meth:`for_option` is the common case of a message about one
+    option. CLI words appear only in ``fxcli/cli``.
     """
 
-    option: str | None = None
-    detail: str = ""
+    option: str | None = None  # the first option named, if any
+    options: tuple[str, ...] = ()
+    template: str = ""
+    values: dict[str, object] = {}
 
     @classmethod
-    def for_option(cls, option: str, detail: str) -> FxcliError:
-        exc = cls()
-        exc.option, exc.detail = option, detail
-        exc.args = (exc.naming(option),)
+    def about(cls, template: str, **values: object) -> Self:
+        """An error with the message ``template`` (``str.format`` syntax): fields given
+        in ``values`` are filled with them (paths and numbers: never parsed as a
+        template), every other field names an option of the run, e.g.
+        ``about("output {dest} exists (use {overwrite})", dest=path)``."""
+        exc = cls.__new__(cls)
+        fields = [f for _, f, _, _ in _string.formatter_parser(template) if f]
+        exc.options = tuple(dict.fromkeys(f for f in fields if f not in values))
+        exc.option = exc.options[0] if exc.options else None
+        exc.template, exc.values = template, dict(values)
+        exc.args = (exc.worded(lambda name: name),)
         return exc
 
-    def naming(self, option: str) -> str:
-        """The message of an option error with the option called ``option`` (the
-        library says ``device``, the CLI ``--device``)."""
-        sep = "" if self.detail.startswith(":") else " "
-        return f"{option}{sep}{self.detail}"
+    @classmethod
+    def for_option(cls, option: str, detail: str) -> Self:
+        """An error about ``option``: its name, then ``detail`` (a space between
+        unless ``detail`` starts with a colon)."""
+        sep = "" if detail.startswith(":") else " "
+        return cls.about("{" + option + "}" + sep + "{detail}", detail=detail)
+
+    @classmethod
+    def wrapping(cls, exc: BaseException, prefix: str = "", suffix: str = "") -> Self:
+        """``prefix``, ``exc``'s message and ``suffix`` as a ``cls``, still naming the
+        options ``exc`` names (a file or step added in front of a lower error)."""
+        if isinstance(exc, FxcliError) and exc.template:
+            return cls.about(_literal(prefix) + exc.template + _literal(suffix), **exc.values)
+        return cls(prefix + str(exc) + suffix)
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        if not self.template:
+            return super().__reduce__()
+        return (_about, (type(self), self.template, self.values))
+
+    def worded(self, flag: Callable[[str], str]) -> str:
+        """The message with each option named by ``flag(name)`` (the CLI: ``--name``)."""
+        if not self.template:
+            return str(self)
+        return self.template.format(**self.values, **{o: flag(o) for o in self.options})
+
+
+def _literal(text: str) -> str:
+    """``text`` as a format template that reads as itself."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _about(cls: type[FxcliError], template: str, values: dict[str, object]) -> FxcliError:
+    """Unpickle an error made by :meth:`FxcliError.about` (its options kept)."""
+    return cls.about(template, **values)
 
 
 class ParameterError(FxcliError, ValueError):

@@ -225,7 +225,7 @@ class Wave:
         y = self.ys.detach().cpu().numpy()
         why = check_stream(sub, int(fs), y.shape[0], library=True)
         if why is not None:
-            raise AudioError(f"cannot write {dest}: {why}")
+            raise AudioError(f"cannot write {dest}: {why}") from None
         out = lossy_encoding(out, None, int(fs), y.shape[0], None)
         with AtomicWriter(
             dest,

@@ -10,6 +10,7 @@ included), so a lazy import cannot hide a cycle.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,60 @@ def test_every_error_class_has_the_one_root() -> None:
 
     walk(fxcli)
     assert outside == []
+
+
+# --------------------------------------------------------------------- CLI words
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
+#: flags of other programs that messages below cli/ may name
+_OTHER_PROGRAMS_FLAGS = {"--force-reinstall"}
+
+
+def test_cli_words_only_in_cli() -> None:
+    """Issue 14: CLI words (``--flag``) only in ``fxcli/cli``. Messages below it name
+    options in library words through ``FxcliError.about``/``for_option``, which the CLI
+    words as flags (``cli_text``); a string literal naming a flag (docstrings aside)
+    fails here."""
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        if path.relative_to(PKG).parts[0] == "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if id(node) in docs:
+                    continue
+                flags = set(_FLAG.findall(node.value)) - _OTHER_PROGRAMS_FLAGS
+                if flags:
+                    found.append(f"{path.relative_to(PKG)}:{node.lineno}: {sorted(flags)}")
+    assert found == []
+
+
+def test_option_words_library_and_cli() -> None:
+    """An error naming options says ``skip_existing`` to the library and
+    ``--skip-existing`` on the command line; values are never parsed as a template
+    (a path with braces), and pickling (Ray) keeps the options."""
+    import pickle
+
+    from fxcli.cli.options import cli_text
+    from fxcli.errors import PresetError, UsageError
+
+    exc = UsageError.about(
+        "output {dest} exists (use {overwrite} or {skip_existing})", dest="a{0}}.wav"
+    )
+    assert str(exc) == "output a{0}}.wav exists (use overwrite or skip_existing)"
+    assert cli_text(exc) == "output a{0}}.wav exists (use --overwrite or --skip-existing)"
+    assert exc.option == "overwrite" and exc.options == ("overwrite", "skip_existing")
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is UsageError and cli_text(again) == cli_text(exc)
+    wrapped = PresetError.wrapping(exc, "p.yaml:3: {x}: ")
+    assert cli_text(wrapped) == "p.yaml:3: {x}: " + cli_text(exc)
+    assert cli_text(UsageError.for_option("device", ": no GPU")) == "--device: no GPU"
+    assert str(UsageError.for_option("shard", "'x': bad")) == "shard 'x': bad"

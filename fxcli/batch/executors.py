@@ -49,7 +49,8 @@ class EngineConfig:
     nonfinite: str = "error"
     lossy: LossyOptions | None = None
     tags: bool = True
-    strict: bool = False  # --strict: missed promises fail the file
+    strict: bool = False  # missed promises fail the file
+    words: Callable[[BaseException], str] = str  # an error's message in a result
 
     def build(self, device: Any, overwrite: str) -> Engine:
         return Engine(
@@ -63,6 +64,7 @@ class EngineConfig:
             lossy=self.lossy,
             tags=self.tags,
             strict=self.strict,
+            words=self.words,
         )
 
 

@@ -35,7 +35,7 @@ from fxcli.io.atomic import temp_stem
 from fxcli.io.audio import TEMP_MARK, TEMP_NAME
 from fxcli.io.containers import check_output_name, is_audio_output_name
 from fxcli.io.formats import AUDIO_EXTENSIONS
-from fxcli.io.paths import UsageError, collect, collision, output_rel
+from fxcli.io.paths import UsageError, collect, collision, no_inputs, output_rel
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 #: default bound on the local spool (bytes)
@@ -187,7 +187,7 @@ def collect_tasks(
         pairs += got
         ignored += ign
     if not pairs:
-        raise UsageError("no input files (give files, folders, glob patterns or --input-list)")
+        raise no_inputs()
     single = len(pairs) == 1 and len(inputs) == 1 and not listed
     single_file = single and (
         is_audio_output_name("x" + out_suffix)
@@ -211,7 +211,7 @@ def collect_tasks(
         else:
             dest = str(Path(output) / PurePath(rel_p.as_posix()))
         if dest in seen:
-            raise UsageError(collision(seen[dest], src, dest, out_ext, keep_extension))
+            raise collision(seen[dest], src, dest, out_ext, keep_extension)
         seen[dest] = src
         tasks.append(Task(src, dest, rel_p.as_posix() if not single_file else rel_p.name))
     return Collection(tasks, ignored, in_output)

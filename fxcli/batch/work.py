@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from fxcli.batch import remote
 from fxcli.batch.manifest import MANIFEST_VERSION, is_done, sha256_file
 from fxcli.engine.runner import Engine, FileResult, ProgressFn
+from fxcli.errors import AudioError
 from fxcli.io.paths import Job
 
 #: bytes reserved in the spool per byte of a remote input (the input, plus room for
@@ -30,7 +32,8 @@ class WorkOptions:
 
     config_sha256: str
     overwrite: str = "refuse"  # refuse | overwrite | skip
-    hash_inputs: bool = False  # with --manifest
+    hash_inputs: bool = False  # with a manifest
+    words: Callable[[BaseException], str] = str  # an error's message in a result
 
 
 def _now() -> str:
@@ -103,7 +106,12 @@ def run_task(
             if opts.overwrite == "skip":
                 return _result(task, "skipped", note="output exists"), None
             if opts.overwrite != "overwrite":
-                err = f"output {task.dest} exists (use --overwrite or --skip-existing)"
+                err = opts.words(
+                    AudioError.about(
+                        "output {dest} exists (use {overwrite} or {skip_existing})",
+                        dest=task.dest,
+                    )
+                )
                 res = _result(task, "failed", err=err)
                 return res, _record(
                     task, res, opts, in_bytes, in_sha, in_fp, out_bytes, started, t0, timings

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fxcli.cli.options import InputListOpt, NullOpt, ThreadsOpt, apply_threads, fail
+from fxcli.cli.options import InputListOpt, NullOpt, ThreadsOpt, apply_threads, cli_text, fail
 from fxcli.cli.report import Reporter
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def run_analyze(
         try:
             res = analyze_file(path, dev)
         except AudioError as exc:
-            res = FileAnalysis(input=str(path), status="failed", error=str(exc))
+            res = FileAnalysis(input=str(path), status="failed", error=cli_text(exc))
         except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. a malformed stream
             res = FileAnalysis(input=str(path), status="failed", error=_one_line(exc))
         res.input = shown.get(str(path), res.input)

@@ -582,7 +582,7 @@ def _engine_class() -> type:
         ) -> None:
             super().__init__(
                 preset, device, chunk_seconds=chunk_seconds, overwrite=overwrite,
-                nonfinite=nonfinite,
+                nonfinite=nonfinite, words=cli_text,
             )  # fmt: skip
             import torch
 
@@ -653,7 +653,8 @@ def _engine_class() -> type:
             elif isinstance(exc, OSError):
                 msg = f"cannot write: {exc.strerror or exc}"
             else:
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                text = self.words(exc).strip()
+                msg = text.splitlines()[0] if text else repr(exc)
             res.status, res.error = "failed", msg
             res.elapsed_s = round(time.perf_counter() - t0, 6)
             return res

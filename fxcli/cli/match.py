@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from fxcli.cli.options import fail
+from fxcli.cli.options import cli_text, fail
 
 
 def match(
@@ -64,14 +64,14 @@ def match(
         try:
             spectra.append(M.long_term_spectrum(Path(name)))
         except AudioError as exc:
-            fail(f"{name}: {exc}")
+            fail(f"{name}: {cli_text(exc)}")
         except M.MatchError as exc:
-            fail(str(exc))
+            fail(exc)
     ref, ins = spectra[0], spectra[1:]
     try:
         result = M.match(ref, ins, bands=bands, max_gain_db=max_gain_db)
     except M.MatchError as exc:
-        fail(str(exc))
+        fail(exc)
     text = M.preset_yaml(result, reference_name=Path(reference).name, loudness=include is not None)
     try:
         with atomic_path(out) as tmp:

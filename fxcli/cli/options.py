@@ -99,9 +99,14 @@ MAX_THREADS = 1024
 def cli_text(exc: BaseException) -> str:
     """An error's message in CLI words: an error about an option of the run
     (``FxcliError.for_option``) names its flag (``device`` -> ``--device``)."""
-    if isinstance(exc, FxcliError) and exc.option:
-        return exc.naming("--" + exc.option.replace("_", "-"))
+    if isinstance(exc, FxcliError):
+        return exc.worded(flag)
     return str(exc)
+
+
+def flag(option: str) -> str:
+    """An option's flag: ``skip_existing`` -> ``--skip-existing``."""
+    return "--" + option.replace("_", "-")
 
 
 def fail(message: str | BaseException, code: int = exit_codes.USAGE) -> NoReturn:
@@ -163,4 +168,4 @@ def apply_threads(threads: int | None) -> None:
         native.set_threads(threads)
         native.threads()  # reads FXCLI_THREADS when --threads is not given
     except ValueError as exc:
-        fail(str(exc))
+        fail(exc)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fxcli.cli import exit_codes
-from fxcli.cli.options import fail
+from fxcli.cli.options import cli_text, fail
 
 presets_app = typer.Typer(help="List, show and validate presets.", invoke_without_command=True)
 
@@ -85,7 +85,7 @@ def presets_validate(
                     build_chain(preset.steps, sr, 2)  # designs checked for stereo input
             typer.echo(f"ok: {preset.source} ({len(preset.steps)} steps)")
         except PresetError as exc:
-            sys.stderr.write(f"error: {exc}\n")
+            sys.stderr.write(f"error: {cli_text(exc)}\n")
             bad += 1
     raise typer.Exit(exit_codes.USAGE if bad else exit_codes.OK)
 

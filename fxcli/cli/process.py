@@ -400,6 +400,7 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         lossy=lossy,
         tags=opts.tags,
         strict=opts.strict,
+        words=cli_text,
     )
     options: dict[str, Any] = {
         "format": opts.fmt,
@@ -416,6 +417,7 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         config_sha256=config_digest(preset, options),
         overwrite=opts.overwrite,
         hash_inputs=opts.manifest is not None,
+        words=cli_text,
     )
     from fxcli._version import __version__
 

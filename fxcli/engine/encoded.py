@@ -21,7 +21,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fxcli.errors import AudioError
 from fxcli.io.audio import AudioInfo, OutputFormat
 from fxcli.io.containers import (
     CODEC_RATES,
@@ -68,7 +67,7 @@ def prepare_output(
         return ofmt
     why = check_stream(ofmt.subtype, round(rate), channels)
     if why is not None:
-        raise AudioError(why)
+        raise why
     try:
         size = Path(info.path).stat().st_size
     except OSError:
@@ -127,5 +126,5 @@ def encoded_peak_note(path: Path, ofmt: OutputFormat, steps: list[Any]) -> str |
     return (
         f"true peak {peak:.2f} dBTP after the {ofmt.subtype} encode exceeds the limiter "
         f"ceiling {ceiling:.2f} dBTP by {peak - ceiling:.2f} dB (lower the ceiling, or "
-        "raise --quality/--bitrate)"
+        "raise the encoder's quality or bitrate)"
     )

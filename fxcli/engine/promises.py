@@ -62,11 +62,12 @@ class Measured:
 
 
 class PromiseMissed(FxcliError):
-    """``--strict``: the result missed a promise; the message lists the warnings."""
+    """A strict run (the CLI's ``--strict``): the result missed a promise; the message
+    lists the warnings."""
 
-    def __init__(self, warnings: list[str]) -> None:
-        super().__init__("--strict: " + "; ".join(warnings))
-        self.warnings = warnings
+    @classmethod
+    def of(cls, warnings: list[str]) -> PromiseMissed:
+        return cls.about("{strict}: {warnings}", warnings="; ".join(warnings))
 
 
 def has_promises(steps: list[Step]) -> bool:

@@ -142,10 +142,13 @@ class Engine:
         lossy: LossyOptions | None = None,
         tags: bool = True,
         strict: bool = False,
+        words: Callable[[BaseException], str] = str,
     ) -> None:
         self.preset = preset
+        #: an error's message in a file's result (the CLI: options named as its flags)
+        self.words = words
         self.lossy = lossy
-        self.tags = tags  # copy the input's tags to the output (--no-tags: False)
+        self.tags = tags  # copy the input's tags to the output (False: none)
         #: a result with warnings (missed promises) fails, its output not written
         self.strict = strict
         if nonfinite not in ("error", "zero"):
@@ -307,16 +310,14 @@ class Engine:
             self._write(job, info, steps, frames, ofmt, run, progress)
         except OutputExistsError as exc:
             # the output appeared while this file was processed (another run?): never
-            # replaced without --overwrite; under --skip-existing that is a skip
+            # replaced unless overwriting; when skipping existing outputs, a skip
             if self.overwrite == "skip":
                 res.status = "skipped"
                 res.notes.append("output appeared during processing (another run?)")
             else:
-                res.status, res.error = "failed", str(exc)
-        except (AudioError, PresetError, NonFiniteError) as exc:
-            res.status, res.error = "failed", str(exc)
-        except promises.PromiseMissed as exc:
-            res.status, res.error = "failed", str(exc)
+                res.status, res.error = "failed", self.words(exc)
+        except (AudioError, PresetError, NonFiniteError, promises.PromiseMissed) as exc:
+            res.status, res.error = "failed", self.words(exc)
         except out_of_memory():
             res.status, res.error = (
                 "failed",
@@ -406,7 +407,7 @@ class Engine:
                 clipped=writer.clipped,
             )
             if self.strict and res.warnings:
-                raise promises.PromiseMissed(res.warnings)
+                raise promises.PromiseMissed.of(res.warnings)
             if run.input_id is not None:  # None: features' runs, which write no audio
                 check_input_unchanged(job.src, run.input_id)  # after the writing pass
             writer.commit()
@@ -415,7 +416,8 @@ class Engine:
             res.warnings.append(peak_note)
             if self.strict:
                 res.status = "failed"
-                res.error = f"--strict: {peak_note} (output written: measured after encoding)"
+                missed = promises.PromiseMissed.of([peak_note])
+                res.error = self.words(missed) + " (output written: measured after encoding)"
         res.frames = offset
         res.seconds = round(offset / info.samplerate, 6)
         res.output_frames = writer.frames

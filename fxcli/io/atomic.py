@@ -226,8 +226,9 @@ def commit_no_replace(tmp: Path, dest: Path) -> None:
 
 
 def _exists(dest: Path) -> OutputExistsError:
-    return OutputExistsError(
-        f"output appeared during processing: {dest} (another run?); not replaced (use --overwrite)"
+    return OutputExistsError.about(
+        "output appeared during processing: {dest} (another run?); not replaced (use {overwrite})",
+        dest=dest,
     )
 
 

@@ -331,7 +331,7 @@ def output_format(
             in_ext=info.path.suffix,
         )
     except UsageError as exc:
-        raise AudioError(str(exc)) from None
+        raise AudioError.wrapping(exc) from None
 
 
 class Quantizer:

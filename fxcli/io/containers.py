@@ -39,7 +39,7 @@ import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fxcli.errors import UsageError
+from fxcli.errors import AudioError, UsageError
 from fxcli.io.formats import (
     CONTAINER_SUBTYPES,
     EXTENSION_CODECS,
@@ -226,9 +226,12 @@ def choose_subtype(
     elif codec is not None:
         sub = codec
     elif in_subtype in LINEAR_SUBTYPES:  # FLOAT into FLAC: refused, never downgraded
-        raise UsageError(
-            f"cannot write subtype {in_subtype} to {container}; allowed for {container}: "
-            f"{', '.join(container_subtypes(container))} (choose one with --subtype)"
+        raise UsageError.about(
+            "cannot write subtype {sub} to {container}; allowed for {container}: {allowed} "
+            "(choose one with {subtype})",
+            sub=in_subtype,
+            container=container,
+            allowed=", ".join(container_subtypes(container)),
         )
     elif sf.check_format(container, "PCM_24"):
         sub = "PCM_24"
@@ -276,29 +279,36 @@ def choose(
 
 def check_stream(
     subtype: str, samplerate: int, channels: int, *, library: bool = False
-) -> str | None:
+) -> AudioError | None:
     """Why a lossy encoder cannot take this stream (one line, with the way out for
-    the CLI, or for a library caller with ``library``), or None."""
+    a run, or for a library caller with ``library``), or None."""
     rates = CODEC_RATES.get(subtype)
     if rates is not None and samplerate not in rates:
         name = "Opus" if subtype == "OPUS" else "MP3"
         fix = (
             "resample the wave first"
             if library
-            else "add a resample step to the preset, or choose another container with --format"
+            else "add a resample step to the preset, or choose another container with {format}"
         )
-        return (
-            f"{name} outputs take {', '.join(str(r) for r in rates)} Hz; got "
-            f"{samplerate} Hz ({fix})"
+        return AudioError.about(
+            "{name} outputs take {rates} Hz; got {rate} Hz (" + fix + ")",
+            name=name,
+            rates=", ".join(str(r) for r in rates),
+            rate=samplerate,
         )
     most = CODEC_MAX_CHANNELS.get(subtype)
     if most is not None and channels > most:
         fix = (
             "remix the wave first"
             if library
-            else "add a remix step, or choose another container with --format"
+            else "add a remix step, or choose another container with {format}"
         )
-        return f"{subtype} outputs take at most {most} channels; got {channels} ({fix})"
+        return AudioError.about(
+            "{subtype} outputs take at most {most} channels; got {channels} (" + fix + ")",
+            subtype=subtype,
+            most=most,
+            channels=channels,
+        )
     return None
 
 
@@ -404,7 +414,7 @@ def check_run(
     if b is not None and not (math.isfinite(b) and 8.0 <= b <= 2000.0):
         raise UsageError.for_option("bitrate", f"{b:g}: allowed: 8 .. 2000 kbps")
     if q is not None and b is not None:
-        raise UsageError("--quality and --bitrate exclude each other; give one")
+        raise UsageError.about("{quality} and {bitrate} exclude each other; give one")
     mode = lossy.bitrate_mode
     if mode is not None and mode not in BITRATE_MODES:
         raise UsageError.for_option("bitrate_mode", f"{mode}: allowed: {', '.join(BITRATE_MODES)}")

@@ -145,10 +145,11 @@ def read_input_list(source: str, *, null: bool = False) -> list[str]:
     lines = [os.fsdecode(ln.strip()) for ln in data.splitlines()]
     for i, ln in enumerate(lines, 1):
         if "\0" in ln:
-            raise UsageError.for_option(
-                "input_list",
-                f"{name}: line {i} holds a NUL byte; allowed: one path per "
-                "line, or NUL-separated names with --null/-0 (find -print0)",
+            raise UsageError.about(
+                "{input_list} {name}: line {i} holds a NUL byte; allowed: one path per "
+                "line, or NUL-separated names with {null}/-0 (find -print0)",
+                name=name,
+                i=i,
             )
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
@@ -256,7 +257,7 @@ def collect(
                 f"no input files: the {out.in_output} matching files are all inside "
                 f"OUTPUT {output} (outputs are never inputs)"
             )
-        raise UsageError("no input files (give files, folders, glob patterns or --input-list)")
+        raise no_inputs()
     seen: dict[Path, Path] = {}
     seen_case: dict[str, tuple[Path, Path]] = {}  # case key -> (src, dest)
     for src, rel in found.files:
@@ -267,7 +268,7 @@ def collect(
             dest = output / rel
         key = dest.resolve()
         if key in seen:
-            raise UsageError(collision(seen[key], src, dest, out_ext, keep_extension))
+            raise collision(seen[key], src, dest, out_ext, keep_extension)
         seen[key] = src
         ckey = _case_key(key)
         if ckey in seen_case:
@@ -310,12 +311,25 @@ def output_rel(rel: PurePath, out_ext: str | None, keep_extension: bool) -> Path
     return Path(rel.with_suffix(out_ext))
 
 
-def collision(first: object, second: object, dest: object, out_ext: str | None, keep: bool) -> str:
-    """The message of two inputs mapping to one output, with the way out."""
+def no_inputs() -> UsageError:
+    """The error of a run whose inputs name no file."""
+    return UsageError.about("no input files (give files, folders, glob patterns or {input_list})")
+
+
+def collision(
+    first: object, second: object, dest: object, out_ext: str | None, keep: bool
+) -> UsageError:
+    """The error of two inputs mapping to one output, with the way out."""
     hint = ""
     if out_ext is not None and not keep:
-        hint = f" (add --keep-extension to name outputs like speech.mp3{out_ext})"
-    return f"inputs {first} and {second} would both write {dest}{hint}"
+        hint = " (add {keep_extension} to name outputs like speech.mp3{ext})"
+    return UsageError.about(
+        "inputs {first} and {second} would both write {dest}" + hint,
+        first=first,
+        second=second,
+        dest=dest,
+        ext=out_ext,
+    )
 
 
 def format_extension(fmt: str) -> str | None:
@@ -334,7 +348,9 @@ def skip_existing_output(targets: list[Path], overwrite: str) -> bool:
     if overwrite == "skip":
         return True
     if overwrite != "overwrite":
-        raise AudioError(f"output {existing[0]} exists (use --overwrite or --skip-existing)")
+        raise AudioError.about(
+            "output {dest} exists (use {overwrite} or {skip_existing})", dest=existing[0]
+        )
     if any(p.is_dir() for p in existing):
         raise AudioError(f"output {existing[0]} is a directory")
     return False

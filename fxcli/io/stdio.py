@@ -108,19 +108,19 @@ def _not_audio(head: bytes) -> UsageError:
     body = sample.replace(b"\0", b"")
     printable = all(32 <= b < 127 or b in b"\t\r\n" or b >= 0x80 for b in body)
     if b"\0" in sample and printable and body:
-        return UsageError(
+        return UsageError.about(
             "stdin (-) holds NUL-separated names (find -print0), not audio: "
             "- is audio on stdin (as in sox); for a NUL byte separated list of paths "
-            "use --input-list - --null"
+            "use {input_list} - {null}"
         )
     if printable and body:
-        return UsageError(
+        return UsageError.about(
             "stdin (-) holds text (a list of paths?), not audio: - is audio on stdin "
-            "(as in sox); for paths one per line use --input-list -"
+            "(as in sox); for paths one per line use {input_list} -"
         )
-    return UsageError(
+    return UsageError.about(
         "stdin (-): not a known audio container (WAV, RF64, W64, FLAC, OGG, Opus, AIFF, "
-        "AU, CAF, MP3); raw PCM needs --input-rate, --input-channels and --input-subtype"
+        "AU, CAF, MP3); raw PCM needs {input_rate}, {input_channels} and {input_subtype}"
     )
 
 

@@ -31,18 +31,21 @@ def load(name: str, *, allow_outside: bool = False) -> Preset:
 
 
 def bits_subtype(bits: str) -> str:
-    """The output subtype of ``--bits``; a usage error names the allowed values."""
+    """The output subtype of ``bits`` (the CLI's ``--bits``); a usage error names the
+    allowed values."""
     try:
         return BITS_SUBTYPES[bits.strip().lower()]
     except KeyError:
-        raise UsageError(f"--bits {bits!r}: allowed: {', '.join(BITS_SUBTYPES)}") from None
+        raise UsageError.for_option(
+            "bits", f"{bits!r}: allowed: {', '.join(BITS_SUBTYPES)}"
+        ) from None
 
 
 def _step(preset: Preset, type_: str, option: str, key: str, value: int) -> StepConfig:
     try:
         checked = check(type_, key, value)
     except ParameterError as exc:
-        raise UsageError(f"{option} {value}: allowed: {exc.allowed}") from None
+        raise UsageError.for_option(option, f"{value}: allowed: {exc.allowed}") from None
     params = {p.name: (None if p.required else p.default) for p in STEPS[type_].params}
     params[key] = checked
     return StepConfig(type_, params, len(preset.steps), None, option)
@@ -53,12 +56,12 @@ def with_conversions(
 ) -> Preset:
     """``preset`` with a ``resample`` to ``rate`` Hz and a ``remix`` to ``channels``
     appended (whichever is given; remix first, so fewer channels are resampled).
-    Raises :class:`UsageError` naming ``--rate``/``--channels`` for values outside
+    Raises :class:`UsageError` naming ``rate``/``channels`` for values outside
     the steps' limits."""
     steps = list(preset.steps)
     out = dataclasses.replace(preset, steps=steps)
     if channels is not None:
-        steps.append(_step(out, "remix", "--channels", "to_channels", channels))
+        steps.append(_step(out, "remix", "channels", "to_channels", channels))
     if rate is not None:
-        steps.append(_step(out, "resample", "--rate", "rate_hz", rate))
+        steps.append(_step(out, "resample", "rate", "rate_hz", rate))
     return out

@@ -49,9 +49,9 @@ PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 class PresetFileError(FxcliError, ValueError):
     """A file a preset names may not be read; ``reason`` never quotes the file's content."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return str(self)
 
 
 class FileTooLargeError(PresetFileError):
@@ -185,10 +185,11 @@ def resolve_preset_file(
         except (OSError, RuntimeError):
             root = None
         if root is None or not target.is_relative_to(root):
-            raise PresetFileError(
-                f"{value!r} is outside the preset's folder {root or folder}; presets may "
-                "only read files in their own folder (use --allow-preset-paths for "
-                "trusted presets)"
+            raise PresetFileError.about(
+                "{value!r} is outside the preset's folder {root}; presets may only read "
+                "files in their own folder (use {allow_preset_paths} for trusted presets)",
+                value=value,
+                root=root or folder,
             )
 
     if not allow_outside:

@@ -416,7 +416,7 @@ def _referenced_file(
     try:
         return resolve_preset_file(base_dir, name, key, allow_outside=allow_outside)
     except PresetFileError as exc:
-        raise PresetError(f"{where}: key '{key}': {exc.reason}") from None
+        raise PresetError.wrapping(exc, f"{where}: key '{key}': ") from None
 
 
 def _parse_taps_text(data: bytes, shown: str, where: str) -> list[float]:
