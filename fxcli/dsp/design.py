@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -193,42 +194,52 @@ def rbj(
     ``kind`` is ``peaking``, ``lowshelf``, ``highshelf``, ``notch`` or ``allpass``.
     Shelves accept ``slope`` (S = 1 is the steepest monotonic shelf) instead of ``q``.
     """
+    if kind not in ("peaking", "lowshelf", "highshelf", "notch", "allpass"):
+        raise DesignError(f"unknown RBJ biquad kind {kind!r}")
     w0, cw, alpha = _rbj_common(freq_hz, fs, q)
     a = 10.0 ** (gain_db / 40.0)
-    if kind == "peaking":
-        return _section(
-            [1 + alpha * a, -2 * cw, 1 - alpha * a], [1 + alpha / a, -2 * cw, 1 - alpha / a]
-        )
-    if kind == "notch":
-        return _section([1, -2 * cw, 1], [1 + alpha, -2 * cw, 1 - alpha])
-    if kind == "allpass":
-        return _section([1 - alpha, -2 * cw, 1 + alpha], [1 + alpha, -2 * cw, 1 - alpha])
+    s = 0.0  # shelves only
     if kind in ("lowshelf", "highshelf"):
-        al = shelf_alpha(w0, gain_db, None if slope is not None else q, slope)
-        s = 2 * math.sqrt(a) * al
-        if kind == "lowshelf":
-            b = [
-                a * ((a + 1) - (a - 1) * cw + s),
-                2 * a * ((a - 1) - (a + 1) * cw),
-                a * ((a + 1) - (a - 1) * cw - s),
-            ]
-            den = [
-                (a + 1) + (a - 1) * cw + s,
-                -2 * ((a - 1) + (a + 1) * cw),
-                (a + 1) + (a - 1) * cw - s,
-            ]
-        else:
-            b = [
-                a * ((a + 1) + (a - 1) * cw + s),
-                -2 * a * ((a - 1) + (a + 1) * cw),
-                a * ((a + 1) + (a - 1) * cw - s),
-            ]
-            den = [
-                (a + 1) - (a - 1) * cw + s,
-                2 * ((a - 1) - (a + 1) * cw),
-                (a + 1) - (a - 1) * cw - s,
-            ]
-        return _section(b, den)
+        s = 2 * math.sqrt(a) * shelf_alpha(w0, gain_db, None if slope is not None else q, slope)
+    return _section(*rbj_ba(kind, a, cw, alpha, s, 1))
+
+
+def rbj_ba(kind: str, a: Any, cw: Any, alpha: Any, s: Any, one: Any) -> tuple[list[Any], list[Any]]:
+    """The Audio EQ Cookbook's numerator and denominator of one biquad of ``kind``
+    (``peaking``, ``lowshelf``, ``highshelf``, ``notch``, ``allpass``, ``lowpass``,
+    ``highpass``) from ``A = 10^(gain/40)``, ``cos w0``, ``alpha`` and, for shelves,
+    ``s = 2 sqrt(A) alpha``; ``one`` is 1 in the arguments' type. Plain arithmetic in
+    one order: floats here, tensors in :mod:`fxcli.dsp.design_torch` (gradients)."""
+    if kind == "peaking":
+        return [1 + alpha * a, -2 * cw, 1 - alpha * a], [1 + alpha / a, -2 * cw, 1 - alpha / a]
+    if kind == "notch":
+        return [one, -2 * cw, one], [1 + alpha, -2 * cw, 1 - alpha]
+    if kind == "allpass":
+        return [1 - alpha, -2 * cw, 1 + alpha], [1 + alpha, -2 * cw, 1 - alpha]
+    if kind == "lowpass":
+        return [(1 - cw) / 2, 1 - cw, (1 - cw) / 2], [1 + alpha, -2 * cw, 1 - alpha]
+    if kind == "highpass":
+        return [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2], [1 + alpha, -2 * cw, 1 - alpha]
+    if kind == "lowshelf":
+        return [
+            a * ((a + 1) - (a - 1) * cw + s),
+            2 * a * ((a - 1) - (a + 1) * cw),
+            a * ((a + 1) - (a - 1) * cw - s),
+        ], [
+            (a + 1) + (a - 1) * cw + s,
+            -2 * ((a - 1) + (a + 1) * cw),
+            (a + 1) + (a - 1) * cw - s,
+        ]
+    if kind == "highshelf":
+        return [
+            a * ((a + 1) + (a - 1) * cw + s),
+            -2 * a * ((a - 1) + (a + 1) * cw),
+            a * ((a + 1) + (a - 1) * cw - s),
+        ], [
+            (a + 1) - (a - 1) * cw + s,
+            2 * ((a - 1) - (a + 1) * cw),
+            (a + 1) - (a - 1) * cw - s,
+        ]
     raise DesignError(f"unknown RBJ biquad kind {kind!r}")
 
 

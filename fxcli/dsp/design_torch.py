@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from fxcli.dsp.design import rbj_ba
+
 __all__ = [
     "RBJ_KINDS",
     "butterworth",
@@ -94,46 +96,13 @@ def rbj_torch(
     g = _t(gain_db, dev)
     a = 10.0 ** (g / 40.0)
     one = torch.ones((), dtype=torch.float64, device=dev)
-    if kind == "peaking":
-        return _sec(
-            [1 + alpha * a, -2 * cw, 1 - alpha * a], [1 + alpha / a, -2 * cw, 1 - alpha / a]
-        )
-    if kind == "notch":
-        return _sec([one, -2 * cw, one], [1 + alpha, -2 * cw, 1 - alpha])
-    if kind == "allpass":
-        return _sec([1 - alpha, -2 * cw, 1 + alpha], [1 + alpha, -2 * cw, 1 - alpha])
-    if kind == "lowpass":
-        return _sec([(1 - cw) / 2, 1 - cw, (1 - cw) / 2], [1 + alpha, -2 * cw, 1 - alpha])
-    if kind == "highpass":
-        return _sec([(1 + cw) / 2, -(1 + cw), (1 + cw) / 2], [1 + alpha, -2 * cw, 1 - alpha])
-    # shelves
-    if slope is not None:
-        arg = (a + 1.0 / a) * (1.0 / _t(slope, dev) - 1.0) + 2.0
-        alpha = sw / 2.0 * torch.sqrt(arg)
-    s = 2 * torch.sqrt(a) * alpha
-    if kind == "lowshelf":
-        b = [
-            a * ((a + 1) - (a - 1) * cw + s),
-            2 * a * ((a - 1) - (a + 1) * cw),
-            a * ((a + 1) - (a - 1) * cw - s),
-        ]
-        den = [
-            (a + 1) + (a - 1) * cw + s,
-            -2 * ((a - 1) + (a + 1) * cw),
-            (a + 1) + (a - 1) * cw - s,
-        ]
-    else:
-        b = [
-            a * ((a + 1) + (a - 1) * cw + s),
-            -2 * a * ((a - 1) + (a + 1) * cw),
-            a * ((a + 1) + (a - 1) * cw - s),
-        ]
-        den = [
-            (a + 1) - (a - 1) * cw + s,
-            2 * ((a - 1) - (a + 1) * cw),
-            (a + 1) - (a - 1) * cw - s,
-        ]
-    return _sec(b, den)
+    s = torch.zeros((), dtype=torch.float64, device=dev)  # shelves only
+    if kind in ("lowshelf", "highshelf"):
+        if slope is not None:
+            arg = (a + 1.0 / a) * (1.0 / _t(slope, dev) - 1.0) + 2.0
+            alpha = sw / 2.0 * torch.sqrt(arg)
+        s = 2 * torch.sqrt(a) * alpha
+    return _sec(*rbj_ba(kind, a, cw, alpha, s, one))
 
 
 def butterworth_torch(btype: str, cutoff_hz: Num, fs: float, order: int = 2) -> torch.Tensor:
