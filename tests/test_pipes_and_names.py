@@ -316,7 +316,7 @@ def test_temp_name_fits_name_max(tmp_path: Path) -> None:
 
 
 def test_shown_escapes_controls_and_bytes() -> None:
-    from fxcli.cli.escape import json_safe, shown
+    from fxcli.io.display import json_safe, shown
 
     s = os.fsdecode(b"a\x1b[2J\xff\x9b\x7f\xc3\xa9\tz")
     assert shown(s) == "a\\x1b[2J\\xff\\x9b\\x7fé\tz"

@@ -111,7 +111,7 @@ def flag(option: str) -> str:
 
 def fail(message: str | BaseException, code: int = exit_codes.USAGE) -> NoReturn:
     """``error: MESSAGE`` on stderr, then exit (a usage error unless ``code``)."""
-    from fxcli.cli.escape import shown
+    from fxcli.io.display import shown
 
     text = cli_text(message) if isinstance(message, BaseException) else message
     sys.stderr.write(f"error: {shown(text)}\n")

@@ -81,6 +81,8 @@ class ProcessOptions:
     strict: bool = False
     rate: int | None = None  # --rate/--channels: conversions after the preset
     channels: int | None = None
+    #: ``--report``: the batch's HTML page (:mod:`fxcli.measure.batch_report`)
+    report: str | None = None
 
 
 def process(
@@ -203,6 +205,13 @@ def process(
     rate: RateOpt = None,
     channels: ChannelsOpt = None,
     bits: BitsOpt = None,
+    report: Annotated[
+        str | None,
+        typer.Option(
+            help="Write one self-contained HTML page for the batch: per file loudness, "
+            "true peak, gain, clipping, notes, failures and a loudness plot; sortable.",
+        ),
+    ] = None,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -217,6 +226,7 @@ def process(
       sox in.wav -t wav - | fxcli process - - -p voice | sox -t wav - out.flac
       fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
       fxcli process in.flac out.wav -p none --rate 16000 --channels 1 --bits 16
+      fxcli process in/ out/ -p voice --report report.html
 
     Exit codes: 0 all done (files with warnings included, unless --strict), 1 some files
     failed (with --strict: or missed a promise: a loudness target, a ceiling, clipping),
@@ -263,6 +273,7 @@ def process(
         strict=strict,
         rate=rate,
         channels=channels,
+        report=report,
     )
     from dataclasses import replace
 
@@ -363,6 +374,14 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     check_run([t.dest for t in tasks], opts.fmt, opts.subtype, lossy)
     if shard_kn is not None:
         tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
+    page = None
+    if opts.report is not None:  # a usage error before any file is processed
+        from fxcli._version import __version__ as version
+        from fxcli.measure.batch_report import BatchReport, check_report_path
+
+        names = [n for t in tasks for n in (t.src, t.dest)]
+        path = check_report_path(opts.report, names, output)
+        page = BatchReport(path, opts.preset, version)
 
     from fxcli.batch.devices import files_per_device, parse_devices
 
@@ -468,6 +487,8 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         if opts.executor == "ray" and res.frames:
             rep.advance_frames(res.frames)
         rep.file_done(res, key)
+        if page is not None:
+            page.add(res.to_json())
 
     spool = (
         Spool(int(spool_gb * 1e9)) if any(is_url(t.src) or is_url(t.dest) for t in tasks) else None
@@ -510,4 +531,15 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
                 f"finished (skipped), {len(man)} files recorded"
             )
         rep.summary(ignored, time.perf_counter() - t0, in_output=found.in_output)
-    return rep.exit_code(stop.signum)
+    code = rep.exit_code(stop.signum)
+    if page is not None:
+        late = Stop()  # Ctrl-C while the curves are measured: the page without them
+        with late.installed():
+            wall_s = time.perf_counter() - t0
+            error = page.write(wall_s, ignored=ignored, signum=stop.signum, cancel=late.is_set)
+        if error:
+            rep.message(error)
+            code = code or 1
+        elif not opts.quiet:
+            rep.message(f"report: {page.path}")
+    return code

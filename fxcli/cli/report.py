@@ -1,7 +1,7 @@
 """How results reach the user: progress bars on terminals, one line per file,
 JSON lines for pipelines, a summary. Human output goes to stderr; ``--json``
 lines go to stdout so they can be piped (to stderr when stdout carries audio,
-``OUTPUT -``). Names are escaped on the way out (:mod:`fxcli.cli.escape`).
+``OUTPUT -``). Names are escaped on the way out (:mod:`fxcli.io.display`).
 
 A closed stdout (``fxcli process ... --json | head -1``) is no error: the reporter
 stops writing to it (pointing the descriptor at /dev/null so the interpreter's
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fxcli.cli import exit_codes
-from fxcli.cli.escape import json_safe, shown
 from fxcli.cli.progress_lines import LineProgress
+from fxcli.io.display import json_safe, shown
 
 
 def progress_shown(progress: str, quiet: bool) -> bool:
@@ -172,7 +172,7 @@ class Reporter:
         self._say(text)
 
     def _say(self, text: str) -> None:
-        """One line on stderr, names escaped (:func:`fxcli.cli.escape.shown`): through
+        """One line on stderr, names escaped (:func:`fxcli.io.display.shown`): through
         the progress bar's console while a bar is drawn (the line goes above it), else
         written as is."""
         if self._progress is not None:
