@@ -62,8 +62,9 @@ class Compressor(Step):
 
     State: ``(DynamicsState, sidechain sosfilt state or None)``. No latency.
 
-    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
-    for it). Autograd: gradients flow to the input through the applied gain (the gain
+    Devices: any (CPU: the compiled gain-envelope kernel; CUDA: Triton programs on the
+    device, :mod:`fxcli.dsp.dynamics_triton`, or the CPU kernel where Triton is
+    missing). Autograd: gradients flow to the input through the applied gain (the gain
     itself is treated as a constant).
     """
 
@@ -161,8 +162,8 @@ class Limiter(Step):
     has the input's length and alignment. Release: one-pole in dB, 63.2 % in
     ``release_ms``.
 
-    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
-    for it). Autograd: not supported: calling it on a tensor that requires grad raises
+    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors are copied to
+    the CPU for it and the result back). Autograd: not supported: calling it on a tensor that requires grad raises
     (run it under torch.no_grad()).
     """
 
@@ -240,8 +241,9 @@ class Expander(Step):
     gain or more. Instantaneous peak detector, channels linked (max level).
     Time constants: 63.2 % of a gain step in dB (see :mod:`fxcli.dsp.dynamics`).
 
-    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
-    for it). Autograd: gradients flow to the input through the applied gain (the gain
+    Devices: any (CPU: the compiled gain-envelope kernel; CUDA: Triton programs on the
+    device, :mod:`fxcli.dsp.dynamics_triton`, or the CPU kernel where Triton is
+    missing). Autograd: gradients flow to the input through the applied gain (the gain
     itself is treated as a constant).
     """
 
@@ -291,8 +293,9 @@ class Gate(Expander):
     """Noise gate: an :class:`Expander` with a steep default ratio (10: 9 dB of
     attenuation per dB below the threshold, at most 120 dB) and gate timings.
 
-    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors hop to the CPU
-    for it). Autograd: gradients flow to the input through the applied gain (the gain
+    Devices: any (CPU: the compiled gain-envelope kernel; CUDA: Triton programs on the
+    device, :mod:`fxcli.dsp.dynamics_triton`, or the CPU kernel where Triton is
+    missing). Autograd: gradients flow to the input through the applied gain (the gain
     itself is treated as a constant).
     """
 

@@ -209,7 +209,9 @@ class Reverb(Step):
         width: stereo width in [0, 1].
         fs: input sample rate in Hz (>= 100).
 
-    Devices: any (the comb/allpass network runs on the CPU kernel). Autograd: not
+    Devices: any (CPU: the compiled comb/allpass kernel; CUDA: Triton programs on the
+    device, :mod:`fxcli.dsp.reverb_triton`, or the CPU kernel where Triton is missing).
+    Autograd: not
     supported: calling it on a tensor that requires grad raises (run it under
     torch.no_grad()).
     """
