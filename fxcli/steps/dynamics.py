@@ -163,8 +163,8 @@ class Limiter(Step):
     ``release_ms``.
 
     Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors are copied to
-    the CPU for it and the result back). Autograd: not supported: calling it on a tensor that requires grad raises
-    (run it under torch.no_grad()).
+    the CPU for it and the result back). Autograd: not supported: calling it on a
+    tensor that requires grad raises (run it under torch.no_grad()).
     """
 
     differentiable = False
