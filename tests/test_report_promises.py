@@ -117,6 +117,12 @@ def test_reached_target_has_levels_and_no_warning(tmp_path: Path) -> None:
     assert lufs_of(out) == pytest.approx(-16, abs=0.5)
     assert res["levels"]["output"]["lufs"] == pytest.approx(lufs_of(out), abs=0.05)
     assert dbtp_of(out) <= -1.0 + 0.05
+    # the human line says what was reached, as the JSON does
+    r = run("process", str(src), str(tmp_path / "out2.wav"), "-p", str(p))
+    assert r.exit_code == 0, r.output
+    out_levels = res["levels"]["output"]
+    reached = f", {out_levels['lufs']:.1f} LUFS, {out_levels['true_peak_dbtp']:.2f} dBTP)"
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("ok")][0].endswith(reached)
 
 
 @pytest.mark.parametrize(

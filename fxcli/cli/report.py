@@ -124,7 +124,11 @@ class Reporter:
             f"out {out_rate} Hz {out_ch} ch {result.subtype}"
         )
         extra = "".join(f"; {n}" for n in result.notes if n not in warnings)
-        return f"ok      {result.input} -> {result.output} ({result.seconds:.2f} s; {shape}{extra})"
+        levels = _output_levels(getattr(result, "levels", None))
+        return (
+            f"ok      {result.input} -> {result.output} "
+            f"({result.seconds:.2f} s; {shape}{levels}{extra})"
+        )
 
     def write_stdout(self, line: str) -> None:
         """Write and flush ``line`` on stdout; once stdout is closed, nothing."""
@@ -194,3 +198,15 @@ class Reporter:
             self.message(f"{what}: files in progress were not written; finished files are complete")
             return exit_codes.for_signal(stopped_by)
         return exit_codes.SOME_FAILED if self.counts.get("failed") else exit_codes.OK
+
+
+def _output_levels(levels: dict[str, Any] | None) -> str:
+    """``, -14.0 LUFS, -1.04 dBTP`` (after the output's shape) where the run measured
+    its output (a preset with a loudness target or a limiter), else nothing."""
+    out = (levels or {}).get("output") or {}
+    parts = []
+    if out.get("lufs") is not None:
+        parts.append(f"{out['lufs']:.1f} LUFS")
+    if out.get("true_peak_dbtp") is not None:
+        parts.append(f"{out['true_peak_dbtp']:.2f} dBTP")
+    return "".join(", " + p for p in parts)
