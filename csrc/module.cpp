@@ -11,6 +11,7 @@ void register_loudness(py::module_& m);
 void register_reverb(py::module_& m);
 void register_truepeak(py::module_& m);
 void register_wav(py::module_& m);
+void register_writeback(py::module_& m);
 }  // namespace fx
 
 PYBIND11_MODULE(_core, m) {
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
     fx::register_reverb(m);
     fx::register_truepeak(m);
     fx::register_wav(m);
+    fx::register_writeback(m);
 }

@@ -368,7 +368,7 @@ def test_missing_and_existing_outside_files_get_the_same_answer(site: Path) -> N
 def test_yaml_12_integers() -> None:
     """YAML 1.2 integers: a leading zero stays decimal (YAML 1.1 read 010 as octal 8),
     0o and 0x keep their bases, 1_000 and 0b11 are not numbers."""
-    from fxcli.preset.loader import PresetLoader
+    from fxcli.preset.yaml_text import PresetLoader
 
     def load(text: str) -> object:
         return yaml.load(f"a: {text}", Loader=PresetLoader)["a"]
@@ -385,12 +385,13 @@ def test_c_parser_reads_presets_like_the_python_one_and_deep_texts_stay_safe() -
     composer recurses in C without a limit (100,000 nested ``[`` crash the process),
     so texts whose nesting could be deep go to the Python composer, whose
     RecursionError is reported as "nested too deeply"."""
-    from fxcli.preset import loader as L
+    from fxcli.preset import loader
+    from fxcli.preset import yaml_text as L
 
     if L._C_LOADER is None:
         pytest.skip("PyYAML was built without libyaml: only the Python composer exists")
-    for name in L.bundled_names():
-        text = (L.BUNDLED_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+    for name in loader.bundled_names():
+        text = (loader.BUNDLED_DIR / f"{name}.yaml").read_text(encoding="utf-8")
         assert L._loader_for(text) is L._C_LOADER
         c_data, c_lines = L.load_yaml(text, name)
         root = yaml.compose(text, Loader=L.PresetLoader)

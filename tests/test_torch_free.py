@@ -337,3 +337,84 @@ def test_a_process_that_loaded_torch_gets_the_torch_engine(tmp_path: Path) -> No
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert sf.info(str(tmp_path / "o.wav")).frames > 0
+
+
+LOADED_AT_EXIT = """
+import os, sys
+from fxcli.cli.app import main
+sys.argv = ["fxcli", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    watch = os.environ["WATCH_MODULES"].split(",")
+    print("LOADED", ",".join(m for m in watch if m in sys.modules) or "-", file=sys.stderr)
+    print("OPENBLAS_THREAD_TIMEOUT", os.environ.get("OPENBLAS_THREAD_TIMEOUT"), file=sys.stderr)
+    raise
+"""
+
+#: what a one-file ``process`` through an IIR chain does not need
+NOT_NEEDED = (
+    "fxcli.cli.features",
+    "fxcli.cli.analyze",
+    "fxcli.cli.bench",
+    "fxcli.cli.match",
+    "fxcli.cli.presets",
+    "numpy.random",
+    "fxcli.dsp.loudness",
+    "fxcli.dsp.truepeak",
+    "yaml",
+    "torch",
+    "scipy",
+)
+
+
+def test_one_file_process_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """Issue 15 (one call per file within 3x FFmpeg's wall time): ``fxcli process`` builds
+    only the process command (the other command modules and Typer's reading of their
+    signatures were ~25 ms), draws no dither generator for an output without dither
+    (numpy.random), measures no levels for a chain that promises none (the meters'
+    modules), and a preset parsed before comes from the parse cache (PyYAML's import is
+    ~15 ms). numpy's OpenBLAS is told not to spin idle threads."""
+    src = tmp_path / "in.wav"
+    rng = np.random.default_rng(3)
+    sf.write(src, 0.1 * rng.standard_normal((4410, 2)), 44100, subtype="PCM_24")
+    env = {k: v for k, v in os.environ.items() if k not in ("FXCLI_CPU_ENGINE",)}
+    env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+    env.update(PYTHONPATH=str(ROOT), WATCH_MODULES=",".join(NOT_NEEDED))
+    out = tmp_path / "out.wav"
+    args = ["process", str(src), str(out), "-p", "iir_chain", "--device", "cpu", "--overwrite"]
+    for _ in range(2):  # the first run may parse the preset (and fill the parse cache)
+        r = subprocess.run(
+            [sys.executable, "-c", LOADED_AT_EXIT, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+    assert "LOADED -" in r.stderr.splitlines(), r.stderr
+    assert "OPENBLAS_THREAD_TIMEOUT 4" in r.stderr, r.stderr
+    assert sf.info(str(out)).frames == 4410
+    r = subprocess.run(  # a value the user set is kept
+        [sys.executable, "-c", LOADED_AT_EXIT, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "OPENBLAS_THREAD_TIMEOUT": "12"},
+        timeout=300,
+    )
+    assert r.returncode == 0 and "OPENBLAS_THREAD_TIMEOUT 12" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["process", "analyze", "features", "presets", "bench", "match"])
+def test_one_command_app_has_the_full_apps_help(command: str) -> None:
+    """Issue 15: ``fxcli COMMAND ...`` runs an app holding that command only; its help
+    (usage line, options, texts) is the full app's, and so are its usage errors."""
+    from typer.testing import CliRunner
+
+    from fxcli.cli.app import app, build_app
+
+    runner = CliRunner()
+    for args in ([command, "--help"], [command, "--no-such-option"]):
+        full = runner.invoke(app, args, prog_name="fxcli")
+        one = runner.invoke(build_app(command), args, prog_name="fxcli")
+        assert (one.exit_code, one.output) == (full.exit_code, full.output)

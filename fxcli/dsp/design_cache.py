@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fxcli.cache_files import cache_dir, read_cache_file, write_cache_file
 
 MAX_ENTRIES = 2000
 #: a cache file larger than this is not ours (2000 designs are about 1 MB)
@@ -52,18 +53,8 @@ _log = logging.getLogger("fxcli")
 
 
 def cache_path() -> Path | None:
-    env = os.environ.get("FXCLI_CACHE_DIR")
-    if env == "off":
-        return None
-    if env:
-        return Path(env) / "designs.json"
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
-            return None
-    return Path(base) / "fxcli" / "designs.json"
+    folder = cache_dir()
+    return None if folder is None else folder / "designs.json"
 
 
 def _valid_entry(key: Any, entry: Any) -> bool:
@@ -98,27 +89,7 @@ def _set_aside(path: Path, why: str) -> None:
 def _read(path: Path) -> bytes | None:
     """The cache file's bytes; None when there is none. Raises ValueError for a
     path that is not a regular file, OSError when it cannot be read."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if os.path.islink(path):
-            raise ValueError("a symlink") from None
-        raise exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > MAX_BYTES:
-            raise ValueError(f"{st.st_size} bytes, more than {MAX_BYTES}")
-        chunks = []
-        while block := os.read(fd, 1 << 20):
-            chunks.append(block)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return read_cache_file(path, MAX_BYTES)
 
 
 def _load(path: Path | None) -> dict[str, list[Any]]:
@@ -152,25 +123,11 @@ def _store(path: Path | None, designs: dict[str, list[Any]]) -> None:
     if path is None or path == _disabled:
         return
     text = json.dumps({"format": _FORMAT, "designs": designs}, allow_nan=False).encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(tmp, flags, 0o644)
-        try:
-            view = memoryview(text)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_cache_file(path, text)
     except OSError as exc:
         _disabled = path
         _log.info("fxcli design cache off: cannot write %s (%s)", path, exc)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,7 +4,8 @@ true peak (BS.1770-4 Annex 2, 4x oversampled) and sample peak, on numpy arrays.
 Feeds on the blocks a run reads or writes anyway (the engine calls
 :meth:`LevelMeter.update` from its reader and writer threads), so measuring the
 input and output of a file costs no extra pass over it. numpy and the compiled
-core only: no torch, no scipy.
+core only: no torch, no scipy. The meters' modules are imported by the first
+:class:`LevelMeter` (a run whose chain promises no level imports neither).
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import math
 from typing import Any
 
 import numpy as np
-
-from fxcli.dsp import loudness as L
-from fxcli.dsp import truepeak as TP
 
 __all__ = ["LevelMeter", "db"]
 
@@ -31,6 +29,10 @@ class LevelMeter:
     loudness is measured (:meth:`lufs` is ``None``)."""
 
     def __init__(self, channels: int, fs: float) -> None:
+        from fxcli.dsp import loudness as L
+        from fxcli.dsp import truepeak as TP
+
+        self._L, self._TP = L, TP
         self.channels = channels
         self.fs = float(fs)
         self.frames = 0
@@ -48,8 +50,8 @@ class LevelMeter:
             return
         x = x.reshape(-1, n)
         if self._meter is not None:
-            self._meter = L.meter_update(x, self._meter)
-        p, self._tp_state = TP.true_peak_array(x, self._tp_state, self._interp)
+            self._meter = self._L.meter_update(x, self._meter)
+        p, self._tp_state = self._TP.true_peak_array(x, self._tp_state, self._interp)
         self._tp = max(self._tp, float(p.max()))
         self._peak = max(self._peak, float(np.abs(x).max()))
         self.frames += n
@@ -57,12 +59,12 @@ class LevelMeter:
     def lufs(self) -> float | None:
         """Integrated loudness, LUFS; ``-inf`` when undefined (shorter than 400 ms,
         or nothing above the -70 LUFS gate); ``None`` when not measured."""
-        return None if self._meter is None else L.integrated_lufs(self._meter)
+        return None if self._meter is None else self._L.integrated_lufs(self._meter)
 
     def true_peak_db(self) -> float:
         """True peak, dBTP, including the interpolator's ringing after the last sample."""
         zeros = np.zeros((self.channels, self._interp.history))
-        tail, _ = TP.true_peak_array(zeros, self._tp_state, self._interp)
+        tail, _ = self._TP.true_peak_array(zeros, self._tp_state, self._interp)
         return db(max(self._tp, float(tail.max())))
 
     def peak_db(self) -> float:

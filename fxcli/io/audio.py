@@ -347,8 +347,9 @@ class Quantizer:
         self.subtype = subtype
         self.bits = PCM_BITS.get(subtype)
         self.dither = dither if self.bits is not None else "none"
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed  # the generator is made at the first draw (numpy.random: ~5 ms)
         self.clipped = 0
+        self._rng: np.random.Generator | None = None
         self._pending = np.empty((0, 0))  # drawn, not yet used dither (frames, channels)
 
     def noise(self, frames: int, channels: int) -> np.ndarray | None:
@@ -367,8 +368,10 @@ class Quantizer:
         need = frames
         while need > 0:
             if self._pending.shape[0] == 0 or self._pending.shape[1] != channels:
+                if self._rng is None:
+                    self._rng = np.random.default_rng(self.seed)
                 shape = (self.DITHER_BLOCK, channels)
-                self._pending = self.rng.random(shape) - self.rng.random(shape)
+                self._pending = self._rng.random(shape) - self._rng.random(shape)
             take = self._pending[:need]
             self._pending = self._pending[need:]
             parts.append(take)

@@ -62,6 +62,7 @@ import numpy as np
 
 from fxcli.dsp.native import core
 from fxcli.io.wavmeta import JUNK_RESERVE
+from fxcli.io.writeback import EarlyWriteback
 
 __all__ = [
     "WavLayout",
@@ -389,6 +390,7 @@ class PcmWavWriter:
         self._buf = np.empty(0, dtype=np.uint8)
         self._f: BinaryIO | None = open(path, "xb", buffering=0)  # noqa: SIM115
         self._f.write(self._header())
+        self._writeback = EarlyWriteback(self._f.fileno())
 
     def _header(self) -> bytes:
         return riff_header(
@@ -414,6 +416,7 @@ class PcmWavWriter:
         while done < need:
             done += self._f.write(view[done:]) or 0
         self.data_bytes += need
+        self._writeback.wrote(need)
         return clipped
 
     def close(self) -> None:

@@ -2,8 +2,10 @@
 
 Errors are :class:`PresetError` with one line of the form
 ``FILE:LINE: step INDEX (TYPE): key 'KEY': what is wrong; allowed: ...``.
-Only ``yaml.SafeLoader`` (:class:`PresetLoader`: YAML 1.2 scalars, plus ``1e3``
-floats) is used: presets may come from untrusted places. Files that a preset names
+Only ``yaml.SafeLoader`` (:class:`fxcli.preset.yaml_text.PresetLoader`: YAML 1.2
+scalars, plus ``1e3`` floats) is used: presets may come from untrusted places. A
+preset file's parsed text comes from :mod:`fxcli.preset.parse_cache` when it was
+read before (PyYAML is then not imported). Files that a preset names
 are read only through :mod:`fxcli.preset.files` (regular files in the preset's own
 folder, size-bounded; errors never quote a file's content).
 """
@@ -12,12 +14,9 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from fxcli.errors import ParameterError, PresetError
 from fxcli.preset.files import (
@@ -71,221 +70,6 @@ class Preset:
     subtype: str = "same"
     dither: str | None = None  # None: tpdf for PCM of 16 bits or fewer, else none
     steps: list[StepConfig] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- YAML with lines
-
-
-class PresetLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2 scalars: only ``true``/``false`` are booleans
-    (YAML 1.1 also read ``yes``, ``no``, ``on``, ``off``, so ``to: no`` became False),
-    no sexagesimal numbers (``-1:30`` was -90), and exponent floats without a dot
-    (``1e3``; PyYAML's YAML 1.1 rules made ``cutoff_hz: 1e3`` the string ``'1e3'``).
-    The resolver table is a filtered copy: ``yaml.SafeLoader`` is not changed."""
-
-
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
-#: PyYAML's YAML 1.1 int and float forms without the sexagesimal ones (``1:30``)
-_YAML12_RESOLVERS = {
-    _BOOL_TAG: re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    # YAML 1.2 core: decimal (leading zeros stay decimal: 010 is 10, not YAML 1.1's
-    # octal 8), 0o octal, 0x hex; no underscores, no 0b
-    _INT_TAG: re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    _FLOAT_TAG: re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
-            |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
-            |[-+]?\.(?:inf|Inf|INF)
-            |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-}
-
-
-def _yaml12_resolvers(
-    table: dict[Any, list[tuple[str, re.Pattern[str]]]],
-) -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
-    """A copy of a loader's implicit resolver table with the YAML 1.1-only forms
-    dropped: bool words other than true/false (first letters y, n, o lose the bool
-    resolver) and sexagesimal ints and floats."""
-    out: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
-    for first, entries in table.items():
-        kept = []
-        for tag, regexp in entries:
-            if tag == _BOOL_TAG and first not in ("t", "T", "f", "F"):
-                continue
-            kept.append((tag, _YAML12_RESOLVERS.get(tag, regexp)))
-        if kept:
-            out[first] = kept
-    return out
-
-
-PresetLoader.yaml_implicit_resolvers = _yaml12_resolvers(yaml.SafeLoader.yaml_implicit_resolvers)
-
-
-def _construct_int12(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    """YAML 1.2 ints (PyYAML's constructor reads a leading 0 as octal)."""
-    text = str(loader.construct_scalar(node))
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text, 10)
-
-
-PresetLoader.add_constructor(_INT_TAG, _construct_int12)
-PresetLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-#: libyaml's C parser (10-20x faster: the bundled presets' listing went from about
-#: 90 to 6 ms) composes the same nodes; its composer recurses in C without Python's
-#: recursion limit (100,000 nested ``[`` crash the process), so it only reads texts
-#: whose nesting cannot exceed :data:`_C_NESTING_BOUND`. Each nesting level needs one
-#: of ``[ { - ? :`` or a new line, so their count bounds the depth; texts above the
-#: bound go to the Python composer, whose RecursionError becomes a one-line preset error.
-_C_LOADER: type | None = None
-if getattr(yaml, "__with_libyaml__", False):
-
-    class _CPresetLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
-        """:class:`PresetLoader`'s resolvers on libyaml's parser."""
-
-    _CPresetLoader.yaml_implicit_resolvers = PresetLoader.yaml_implicit_resolvers
-    _C_LOADER = _CPresetLoader
-
-_C_NESTING_BOUND = 5000
-
-
-def _loader_for(text: str) -> type:
-    """The C loader where available and safe for ``text`` (see :data:`_C_LOADER`)."""
-    if _C_LOADER is None:
-        return PresetLoader
-    bound = sum(text.count(c) for c in "[{-?:\n")
-    return _C_LOADER if bound <= _C_NESTING_BOUND else PresetLoader
-
-
-#: nodes built per preset at most: aliases can expand a few lines of YAML
-#: exponentially ("billion laughs"); real presets build a few hundred
-MAX_YAML_NODES = 100_000
-
-#: nesting depth of mappings and lists at most (a preset needs 4)
-MAX_YAML_DEPTH = 64
-
-
-_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
-
-
-class _Budget:
-    """Nodes left to build, and the collection nodes being built (alias cycles)."""
-
-    def __init__(self) -> None:
-        self.left = MAX_YAML_NODES
-        self.open: set[int] = set()
-        self.depth = 0
-
-
-def _construct(
-    node: yaml.Node,
-    lines: dict[int, int],
-    loader: yaml.SafeLoader,
-    budget: _Budget | None = None,
-) -> Any:
-    """Build Python data from a composed node, recording each mapping's line by id().
-
-    Recursive aliases (``&a [*a]``) and alias expansions beyond
-    :data:`MAX_YAML_NODES` nodes are a :class:`PresetError`, not a RecursionError
-    or an exhausted memory."""
-    if budget is None:
-        budget = _Budget()
-    budget.left -= 1
-    if budget.left < 0:
-        raise PresetError(
-            f"line {node.start_mark.line + 1}: the document expands to more than "
-            f"{MAX_YAML_NODES} values (aliases); not a preset"
-        )
-    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-        if id(node) in budget.open:
-            raise PresetError(f"line {node.start_mark.line + 1}: recursive alias")
-        if node.tag not in _PLAIN_TAGS:  # e.g. !!python/object/apply on a list
-            raise PresetError(
-                f"line {node.start_mark.line + 1}: tag {node.tag!r} is not allowed "
-                "(plain YAML mappings and lists only)"
-            )
-        if budget.depth >= MAX_YAML_DEPTH:
-            raise PresetError(
-                f"line {node.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} "
-                "levels deep; not a preset"
-            )
-        budget.open.add(id(node))
-        budget.depth += 1
-        try:
-            return _construct_collection(node, lines, loader, budget)
-        finally:
-            budget.open.discard(id(node))
-            budget.depth -= 1
-    try:
-        return loader.construct_object(node, deep=True)  # scalars: SafeLoader's own rules
-    except (ValueError, OverflowError):  # int('1' * 5000), an impossible date, ...
-        kind = str(node.tag).rsplit(":", 1)[-1]
-        raise PresetError(
-            f"line {node.start_mark.line + 1}: the {kind} value cannot be converted "
-            "(too many digits, or out of range)"
-        ) from None
-
-
-def _construct_collection(
-    node: yaml.Node, lines: dict[int, int], loader: yaml.SafeLoader, budget: _Budget
-) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for k, v in node.value:
-            if k.tag == "tag:yaml.org,2002:merge":
-                raise PresetError(
-                    f"line {k.start_mark.line + 1}: merge keys (<<) are not supported"
-                )
-            key = _construct(k, lines, loader, budget)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise PresetError(f"line {k.start_mark.line + 1}: mapping keys must be plain words")
-            if key in out:
-                raise PresetError(f"line {k.start_mark.line + 1}: duplicate key {key!r}")
-            out[key] = _construct(v, lines, loader, budget)
-        lines[id(out)] = node.start_mark.line + 1
-        return out
-    seq = [_construct(v, lines, loader, budget) for v in node.value]
-    lines[id(seq)] = node.start_mark.line + 1
-    return seq
-
-
-def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
-    """Parse YAML safely; return the data and a map ``id(container) -> line``."""
-    try:
-        root = yaml.compose(text, Loader=_loader_for(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PresetError(f"{where}: invalid YAML: {problem}") from None
-    except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise PresetError(
-            f"{source}: invalid YAML: nested too deeply (at most {MAX_YAML_DEPTH} levels)"
-        ) from None
-    except (ValueError, OverflowError):  # pragma: no cover - the composer builds no values
-        raise PresetError(f"{source}: invalid YAML: a value cannot be read") from None
-    lines: dict[int, int] = {}
-    if root is None:
-        return None, lines
-    try:
-        return _construct(root, lines, PresetLoader("")), lines
-    except PresetError as exc:
-        raise PresetError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise PresetError(f"{source}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:  # pragma: no cover - MAX_YAML_DEPTH stops it first
-        raise PresetError(f"{source}: invalid YAML: nested too deeply") from None
 
 
 # --------------------------------------------------------------------------- values
@@ -515,12 +299,22 @@ def bundled_names() -> list[str]:
 
 
 def parse_preset(
-    text: str, source: str, base_dir: Path | None = None, *, allow_outside: bool = False
+    text: str,
+    source: str,
+    base_dir: Path | None = None,
+    *,
+    allow_outside: bool = False,
+    cached: bool = False,
 ) -> Preset:
     """Validate preset text (static checks: types, keys, ranges, cross-key rules).
 
     Files the preset names must lie in ``base_dir`` (the preset's folder; the working
-    folder when None) unless ``allow_outside`` (trusted presets)."""
+    folder when None) unless ``allow_outside`` (trusted presets). ``cached``: take the
+    parsed text from :mod:`fxcli.preset.parse_cache` (and keep it there)."""
+    if cached:
+        from fxcli.preset.parse_cache import load_yaml
+    else:
+        from fxcli.preset.yaml_text import load_yaml
     data, lines = load_yaml(text, source)
     if not isinstance(data, dict):
         raise PresetError(f"{source}: a preset is a mapping with 'version: 1' and a 'chain' list")
@@ -586,4 +380,6 @@ def load_preset(name_or_path: str, *, allow_outside: bool = False) -> Preset:
         raise PresetError(f"{path}: cannot read preset: it {exc.reason}") from None
     except UnicodeDecodeError:
         raise PresetError(f"{path}: cannot read preset: not UTF-8 text") from None
-    return parse_preset(text, str(path), path.resolve().parent, allow_outside=allow_outside)
+    return parse_preset(
+        text, str(path), path.resolve().parent, allow_outside=allow_outside, cached=True
+    )
