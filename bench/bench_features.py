@@ -197,7 +197,10 @@ def bench_end_to_end(audio: np.ndarray, args, rows: list[dict]) -> None:
     import librosa
     import soundfile as sf
 
-    from fxcli.cli.features import FeatureOptions, FeatureParams, run_features
+    from fxcli.batch.feature_run import FeatureOptions
+    from fxcli.batch.run import BatchOptions
+    from fxcli.cli.features import run_features
+    from fxcli.engine.feature_params import FeatureParams
 
     fs = args.sample_rate
     audio_s = args.files * args.seconds
@@ -217,11 +220,9 @@ def bench_end_to_end(audio: np.ndarray, args, rows: list[dict]) -> None:
                 np.save(out / f"{path.stem}.npy", db[None])
 
         def run_fxcli() -> None:
-            opts = FeatureOptions(
-                params=FeatureParams(), out_fmt="npy", device="cpu", overwrite="overwrite",
-                quiet=True, progress="never", jobs=args.threads,
-            )  # fmt: skip
-            code = run_features([str(src)], tmp / "fxcli", opts)
+            batch = BatchOptions(device="cpu", overwrite="overwrite", jobs=args.threads)
+            opts = FeatureOptions(params=FeatureParams(), out_fmt="npy", batch=batch)
+            code = run_features([str(src)], str(tmp / "fxcli"), opts, quiet=True, progress="never")
             assert code == 0
 
         cases = [("e2e-librosa", run_librosa), ("e2e-fxcli-features", run_fxcli)]

@@ -1,10 +1,15 @@
-"""Executors: who runs :func:`fxcli.batch.work.run_task` for each file.
+"""Executors: who runs :func:`fxcli.batch.work.run_task` for each file, whatever the
+worker (:class:`~fxcli.batch.work.FileWorker`: an :class:`~fxcli.engine.runner.Engine`
+for ``process``, a :class:`~fxcli.engine.feature_engine.FeatureEngine` for
+``features``), built from a picklable :class:`WorkerConfig`.
 
-- :func:`run_local`: a thread pool in this process with one
-  :class:`~fxcli.engine.runner.Engine` (pipeline, designed chains) per device;
-  each worker thread is bound to one device, round-robin, so files spread evenly
-  across ``--device`` lists. Kernels, libsndfile and hashing release the GIL, so
-  threads are the CPU workers that decode/encode for the devices.
+- :func:`run_local`: a thread pool in this process with one worker (pipeline,
+  designed chains) per device; each worker thread is bound to one device,
+  round-robin, so files spread evenly across ``--device`` lists. Kernels,
+  libsndfile and hashing release the GIL, so threads are the CPU workers that
+  decode/encode for the devices. A worker with ``process_window`` (features: short
+  files batched on the device) gets the local files a window at a time
+  (:func:`run_windows`); the checks and records are the same.
 - :func:`run_ray`: one Ray task per file on a Ray cluster (``--executor ray``),
   each asking for ``1 / files_per_gpu`` GPU (or one CPU); a worker process keeps
   one Engine per configuration for all the files it runs. Results stream back to
@@ -17,25 +22,37 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fxcli.batch.manifest import Manifest
-from fxcli.batch.remote import Spool, Task
-from fxcli.batch.work import WorkOptions, run_task
+from fxcli.batch.remote import Spool, Task, is_url
+from fxcli.batch.work import FileWorker, Pending, WorkOptions, after_local, before_local, run_task
 from fxcli.engine.runner import Cancelled, Engine, FileResult, ProgressFn
 from fxcli.io.containers import LossyOptions
 from fxcli.io.paths import UsageError
 from fxcli.preset.loader import Preset
 
-ResultFn = Callable[[FileResult, "dict[str, Any] | None"], None]
+#: ``on_result(result, record)``: a file finished (its manifest record, or None)
+ResultFn = Callable[[Any, "dict[str, Any] | None"], None]
+#: files a windowed worker gets at once (read, batched, written, reported in order)
+WINDOW_FILES = 64
+
+
+class WorkerConfig(Protocol):
+    """How to build a run's worker on a device (picklable: Ray workers build their
+    own): :class:`EngineConfig` for ``process``,
+    :class:`~fxcli.batch.feature_run.FeatureConfig` for ``features``."""
+
+    def build(self, device: Any, overwrite: str) -> FileWorker: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,7 @@ class EngineConfig:
 
 def run_local(
     tasks: list[Task],
-    engines: list[Engine],
+    engines: list[Any],
     opts: WorkOptions,
     *,
     workers: int,
@@ -89,6 +106,12 @@ def run_local(
     caller)."""
     if not engines:
         raise ValueError("run_local: engines: got none; allowed: one or more")
+    if len(engines) == 1 and hasattr(engines[0], "process_window"):
+        run_windows(
+            tasks, engines[0], opts, workers=workers, on_result=on_result, manifest=manifest,
+            spool=spool, progress=progress, stopped=stopped,
+        )  # fmt: skip
+        return
     counter = itertools.count()
     bound = threading.local()
 
@@ -116,13 +139,178 @@ def run_local(
             on_result(res, rec)
 
 
+def run_windows(
+    tasks: list[Task],
+    worker: Any,
+    opts: WorkOptions,
+    *,
+    workers: int,
+    on_result: ResultFn,
+    manifest: Manifest | None = None,
+    spool: Spool | None = None,
+    progress: ProgressFn | None = None,
+    stopped: Callable[[], bool] = lambda: False,
+    window: int = WINDOW_FILES,
+) -> None:
+    """:func:`run_local` for a worker that runs local files a window at a time
+    (``worker.process_window(jobs, pool, done, progress)``). Each window's files get
+    :func:`~fxcli.batch.work.before_local`'s checks on the pool first; URL tasks run
+    one by one (:func:`~fxcli.batch.work.run_task`). Manifest records are appended as
+    files finish; ``on_result`` is called in input order on this thread, as soon as
+    every earlier file of the window is done. After a stop, the files that finished
+    completely are still reported (``ok`` only)."""
+    try:
+        with ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="fxcli-file"
+        ) as pool:
+            for start in range(0, len(tasks), window):
+                if stopped():
+                    break
+                win = _Window(tasks[start : start + window], manifest, on_result)
+                if not win.run(worker, pool, opts, spool, progress):
+                    break
+    finally:
+        close = getattr(worker, "close", None)
+        if close is not None:
+            close()
+
+
+class _Window:
+    """The results of one window, finished on any thread, reported in input order on
+    the caller's."""
+
+    def __init__(self, tasks: list[Task], manifest: Manifest | None, on_result: ResultFn) -> None:
+        self.tasks = tasks
+        self.manifest = manifest
+        self.on_result = on_result
+        self.results: dict[int, tuple[Any, dict[str, Any] | None]] = {}
+        self.reported = 0
+        self.started = 0
+        self.cond = threading.Condition()
+
+    def run(
+        self,
+        worker: Any,
+        pool: ThreadPoolExecutor,
+        opts: WorkOptions,
+        spool: Spool | None,
+        progress: ProgressFn | None,
+    ) -> bool:
+        """Run and report the window's files; False when stopped (Cancelled)."""
+        from fxcli.io.paths import Job
+
+        kind: type = getattr(worker, "result_type", FileResult)
+        manifest = self.manifest
+
+        def check(task: Task) -> Any:
+            if is_url(task.src) or is_url(task.dest):
+                return None
+            prior = manifest.latest(task.src, task.dest) if manifest else None
+            return before_local(task, opts, prior=prior, kind=kind)
+
+        local: list[tuple[int, Pending]] = []
+        for i, (task, before) in enumerate(
+            zip(self.tasks, pool.map(check, self.tasks), strict=True)
+        ):
+            if isinstance(before, Pending):
+                local.append((i, before))
+                continue
+            self.expect()
+            if before is None:  # a URL: spooled, one file at a time
+                prior = manifest.latest(task.src, task.dest) if manifest else None
+                fut = pool.submit(
+                    run_task, task, worker, opts, prior=prior, spool=spool, progress=progress
+                )
+                fut.add_done_callback(functools.partial(self.finish, i))
+            else:
+                self.finish(i, before)
+
+        def local_done(j: int, res: Any) -> None:
+            i, pending = local[j]
+            self.expect()
+            if isinstance(res, Future):
+                res.add_done_callback(lambda f: self.finish_local(i, pending, f, opts))
+            else:
+                self.finish_local(i, pending, res, opts)
+            self.report_ready()
+
+        jobs = [Job(Path(self.tasks[i].src), Path(self.tasks[i].dest)) for i, _ in local]
+        try:
+            if jobs:
+                worker.process_window(jobs, pool, local_done, progress)
+        except Cancelled:
+            self.wait()
+            self.report_finished()
+            return False
+        self.wait()
+        self.report_ready()
+        return True
+
+    def finish(self, i: int, item: Any) -> None:
+        """``item``: ``(result, record)`` or its future."""
+        if isinstance(item, Future):
+            try:
+                item = item.result()
+            except (Cancelled, CancelledError):
+                item = None
+            except Exception as exc:  # noqa: BLE001 - fails this file only
+                t = self.tasks[i]
+                item = (FileResult(t.src, t.dest, "failed", error=str(exc)), None)
+        if item is not None and item[1] is not None and self.manifest is not None:
+            self.manifest.append(item[1])  # as each file finishes, not in input order
+        with self.cond:
+            self.results[i] = item
+            self.cond.notify_all()
+
+    def finish_local(self, i: int, pending: Pending, res: Any, opts: WorkOptions) -> None:
+        if isinstance(res, Future):
+            try:
+                res = res.result()
+            except BaseException:  # noqa: BLE001 - a cancelled write: nothing finished
+                with self.cond:
+                    self.results[i] = None  # type: ignore[assignment]
+                    self.cond.notify_all()
+                return
+        self.finish(i, after_local(self.tasks[i], pending, res, opts))
+
+    def expect(self) -> None:
+        """One more file was started (its result will come through :meth:`finish`)."""
+        with self.cond:
+            self.started += 1
+
+    def wait(self) -> None:
+        """Until every started file has finished (pending writes and URL tasks
+        included)."""
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.results) >= self.started)
+
+    def report_ready(self) -> None:
+        while True:
+            with self.cond:
+                if self.reported not in self.results:
+                    return
+                item = self.results[self.reported]
+                self.reported += 1
+            if item is not None:
+                self.on_result(*item)
+
+    def report_finished(self) -> None:
+        """After a stop: the completed files not reported yet (``ok`` only)."""
+        with self.cond:
+            left = sorted(i for i in self.results if i >= self.reported)
+            items = [self.results[i] for i in left]
+        for item in items:
+            if item is not None and item[0].status == "ok":
+                self.on_result(*item)
+
+
 # --------------------------------------------------------------------------- Ray
 
-_WORKER_ENGINES: dict[str, Engine] = {}
+_WORKER_ENGINES: dict[str, Any] = {}
 _WORKER_SPOOL: list[Spool] = []
 
 
-def _worker_engine(cfg: EngineConfig, device: str, overwrite: str) -> Engine:
+def _worker_engine(cfg: WorkerConfig, device: str, overwrite: str) -> Any:
     import pickle
 
     from fxcli.engine.device import resolve_device
@@ -137,7 +325,7 @@ def _worker_engine(cfg: EngineConfig, device: str, overwrite: str) -> Engine:
 
 def _ray_entry(
     task: Task,
-    cfg: EngineConfig,
+    cfg: WorkerConfig,
     device: str,
     opts: WorkOptions,
     prior: dict[str, Any] | None,
@@ -181,7 +369,7 @@ def import_ray() -> Any:
 
 def run_ray(
     tasks: list[Task],
-    cfg: EngineConfig,
+    cfg: WorkerConfig,
     opts: WorkOptions,
     *,
     device: str,

@@ -268,6 +268,9 @@ def upload_atomic(local: Path, dest_url: str) -> None:
     On any failure the temporary key is removed (best effort) and the error raised."""
     fs, path = url_fs(dest_url)
     tmp = temp_key(path)
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if "file" in protocols:  # a local folder (file://) must exist; object stores have none
+        fs.makedirs(path.rstrip("/").rpartition("/")[0] or "/", exist_ok=True)
     try:
         fs.put_file(str(local), tmp)
         fs.mv(tmp, path)

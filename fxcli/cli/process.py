@@ -3,7 +3,6 @@ them: local threads or Ray, shards, a manifest, URLs, several devices)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -333,94 +332,55 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     """Returns the exit code. Usage and preset errors are raised (UsageError,
     PresetError) before any file is touched. ``inputs`` and ``output`` name files:
     the command resolves ``-`` (audio through pipes) first (:mod:`fxcli.cli.pipes`)."""
-    from fxcli.batch.remote import collect_tasks, is_url
-    from fxcli.batch.shard import parse_shard
-    from fxcli.batch.shard import shard as take_shard
-    from fxcli.io.audio import AudioError, probe
-    from fxcli.io.paths import UsageError, format_extension, inputs_and_list
+    from fxcli.io.containers import LossyOptions, check_run
+    from fxcli.io.paths import UsageError, format_extension
     from fxcli.preset import conversions
 
-    output = str(output)
     preset = conversions.load(opts.preset, allow_outside=opts.allow_preset_paths)
     preset = conversions.with_conversions(preset, rate=opts.rate, channels=opts.channels)
+    # decided before the engine is imported: the steps follow numpy or torch from here
+    host = opts.executor == "local" and cpu_path_without_torch(preset, opts.device)
+    from fxcli.batch import run as batch_run
+    from fxcli.batch.devices import files_per_device, parse_devices
+    from fxcli.batch.executors import EngineConfig
+    from fxcli.batch.manifest import config_digest
+    from fxcli.cli.batch_session import run_reported
 
-    chunk_seconds, jobs, spool_gb = opts.chunk_seconds, opts.jobs, opts.spool_gb
-    if chunk_seconds is not None and not 0 < chunk_seconds < float("inf"):
-        raise UsageError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
-    if jobs is not None and not 1 <= jobs <= 256:
-        raise UsageError(f"--jobs must be between 1 and 256, got {jobs}")
-    if opts.executor not in ("local", "ray"):
-        raise UsageError(f"--executor {opts.executor!r}: allowed: local, ray")
-    if opts.address is not None and opts.executor != "ray":
-        raise UsageError("--address needs --executor ray")
-    if not 0 < spool_gb < float("inf"):
-        raise UsageError(f"--spool-gb must be a finite number > 0, got {spool_gb}")
-    if opts.manifest is not None:
-        from fxcli.batch.manifest import ManifestError, check_manifest_path
-
-        try:
-            check_manifest_path(opts.manifest)
-        except ManifestError as exc:
-            raise UsageError(cli_text(exc)) from None
-    shard_kn = parse_shard(opts.shard) if opts.shard is not None else None
-    inputs, listed = inputs_and_list(inputs, opts.input_list, null=opts.null)
-    found = collect_tasks(
-        inputs, output, listed, format_extension(opts.fmt), keep_extension=opts.keep_extension
+    if opts.chunk_seconds is not None and not 0 < opts.chunk_seconds < float("inf"):
+        raise UsageError(f"--chunk-seconds must be a finite number > 0, got {opts.chunk_seconds}")
+    bopts = batch_run.BatchOptions(
+        device=opts.device, jobs=opts.jobs, overwrite=opts.overwrite,
+        input_list=opts.input_list, null=opts.null, shard=opts.shard, manifest=opts.manifest,
+        executor=opts.executor, address=opts.address, spool_gb=opts.spool_gb,
+    )  # fmt: skip
+    batch_run.check_options(bopts)
+    found = batch_run.find_tasks(
+        inputs, str(output), bopts, format_extension(opts.fmt), keep_extension=opts.keep_extension
     )
-    tasks, ignored = found.tasks, found.ignored
-    from fxcli.io.containers import LossyOptions, check_run
-
     lossy = LossyOptions(opts.quality, opts.bitrate, opts.bitrate_mode)
-    check_run([t.dest for t in tasks], opts.fmt, opts.subtype, lossy)
-    if shard_kn is not None:
-        tasks = take_shard(tasks, *shard_kn, key=lambda t: t.rel)
+    check_run([t.dest for t in found.tasks], opts.fmt, opts.subtype, lossy)
+    tasks = batch_run.take_shard(found.tasks, bopts)
     page = None
     if opts.report is not None:  # a usage error before any file is processed
         from fxcli._version import __version__ as version
         from fxcli.measure.batch_report import BatchReport, check_report_path
 
         names = [n for t in tasks for n in (t.src, t.dest)]
-        path = check_report_path(opts.report, names, output)
+        path = check_report_path(opts.report, names, str(output))
         page = BatchReport(path, opts.preset, version)
-
-    from fxcli.batch.devices import files_per_device, parse_devices
-
-    if opts.executor == "local" and cpu_path_without_torch(preset, opts.device):
+    if opts.executor == "ray":
+        devices = batch_run.ray_devices(bopts)
+    elif host:
         from fxcli.engine.device import HOST
 
-        devices: list[Any] = [HOST]
-    elif opts.executor == "ray":
-        # the driver needs no GPU: Ray places the tasks on the cluster's devices
-        if opts.device.strip().lower() not in ("auto", "cpu", "cuda"):
-            raise UsageError(
-                f"--device {opts.device!r} with --executor ray: allowed: auto, cpu, cuda "
-                "(Ray places tasks on GPUs)"
-            )
-        import torch
-
-        devices = [torch.device("cpu")]
-        from fxcli.batch.executors import import_ray
-
-        import_ray()  # a missing Ray is a usage error before any file is touched
+        devices = [HOST]
     else:
-        devices = parse_devices(opts.device)
-
-    from fxcli.batch.executors import EngineConfig, run_local, run_ray
-    from fxcli.batch.manifest import Manifest, config_digest
-    from fxcli.batch.remote import Spool
-    from fxcli.batch.work import WorkOptions
-
+        devices = list(parse_devices(opts.device))
     cfg = EngineConfig(
-        preset,
-        chunk_seconds=chunk_seconds,
-        fmt=opts.fmt,
-        subtype=opts.subtype,
-        nonfinite=opts.nonfinite,
-        lossy=lossy,
-        tags=opts.tags,
-        strict=opts.strict,
+        preset, chunk_seconds=opts.chunk_seconds, fmt=opts.fmt, subtype=opts.subtype,
+        nonfinite=opts.nonfinite, lossy=lossy, tags=opts.tags, strict=opts.strict,
         words=cli_text,
-    )
+    )  # fmt: skip
     options: dict[str, Any] = {
         "format": opts.fmt,
         "subtype": opts.subtype,
@@ -432,114 +392,32 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         options["tags"] = "none"
     if opts.strict:  # a file that passed without --strict is not done under it
         options["strict"] = "true"
-    work = WorkOptions(
-        config_sha256=config_digest(preset, options),
-        overwrite=opts.overwrite,
-        hash_inputs=opts.manifest is not None,
-        words=cli_text,
-    )
-    from fxcli._version import __version__
+    batch = batch_run.prepare(
+        tasks, cfg, bopts, config_sha256=config_digest(preset, options), devices=devices,
+        default_jobs=lambda devs, n: files_per_device(list(devs), n),
+        ignored=found.ignored, in_output=found.in_output, words=cli_text,
+    )  # fmt: skip
+    if page is None:
+        return run_reported(
+            batch, json_mode=opts.json_mode, quiet=opts.quiet, progress=opts.progress,
+            names=opts.names,
+        )  # fmt: skip
+    report = page
 
-    man = Manifest(opts.manifest, fxcli_version=__version__) if opts.manifest is not None else None
-    engines = [cfg.build(d, opts.overwrite) for d in devices] if opts.executor == "local" else []
-    from fxcli.cli.report import Reporter, progress_shown
-    from fxcli.cli.signals import Stop
+    def write_page(rep: Any, code: int, signum: int | None, wall_s: float) -> int:
+        from fxcli.cli.signals import Stop
 
-    total_frames = 0
-    if progress_shown(opts.progress, opts.quiet):  # header reads only for the bar's total
-        for t in tasks:
-            if is_url(t.src):
-                continue
-            try:
-                total_frames += probe(Path(t.src)).frames
-            except AudioError:
-                pass
-
-    rep = Reporter(
-        json_mode=opts.json_mode,
-        quiet=opts.quiet,
-        progress=opts.progress,
-        total_files=len(tasks),
-        total_frames=total_frames,
-    )
-
-    def cancel() -> None:
-        for e in engines:
-            e.cancel.set()
-
-    stop = Stop(cancel)
-    rep.on_stdout_closed = stop.stdout_closed
-    t0 = time.perf_counter()
-    if opts.executor == "ray":
-        per_device = jobs if jobs is not None else 2  # files per GPU (or 1 CPU each)
-    else:
-        per_device = jobs if jobs is not None else files_per_device(devices, len(tasks))
-    # --jobs counts files in flight per device: each device gets its own CPU workers
-    n_workers = max(1, min(per_device * len(devices), max(1, len(tasks)) * len(devices)))
-
-    def on_result(res: Any, rec: Any) -> None:
-        if opts.names:  # audio through pipes: "-", not the temporary files
-            res.input = opts.names.get(res.input, res.input)
-            res.output = opts.names.get(res.output, res.output)
-        key = res.status
-        if key == "skipped" and "finished in the manifest" in res.notes:
-            key = "finished"
-        if opts.executor == "ray" and res.frames:
-            rep.advance_frames(res.frames)
-        rep.file_done(res, key)
-        if page is not None:
-            page.add(res.to_json())
-
-    spool = (
-        Spool(int(spool_gb * 1e9)) if any(is_url(t.src) or is_url(t.dest) for t in tasks) else None
-    )
-    with stop.installed():
-        try:
-            if opts.executor == "local":
-                run_local(
-                    tasks,
-                    engines,
-                    work,
-                    workers=n_workers,
-                    on_result=on_result,
-                    manifest=man,
-                    spool=spool,
-                    progress=rep.advance_frames,
-                    stopped=stop.is_set,
-                )
-            else:
-                run_ray(
-                    tasks,
-                    cfg,
-                    work,
-                    device=opts.device.strip().lower(),
-                    on_result=on_result,
-                    address=opts.address,
-                    manifest=man,
-                    files_per_gpu=per_device,
-                    spool_bytes=int(spool_gb * 1e9),
-                    stopped=stop.is_set,
-                )
-        finally:
-            rep.close()
-            if spool is not None:
-                spool.close()
-    if stop.signum is None:
-        if man is not None and not opts.quiet:
-            rep.message(
-                f"manifest: {man.path}: {rep.counts.get('finished', 0)} files already "
-                f"finished (skipped), {len(man)} files recorded"
-            )
-        rep.summary(ignored, time.perf_counter() - t0, in_output=found.in_output)
-    code = rep.exit_code(stop.signum)
-    if page is not None:
         late = Stop()  # Ctrl-C while the curves are measured: the page without them
         with late.installed():
-            wall_s = time.perf_counter() - t0
-            error = page.write(wall_s, ignored=ignored, signum=stop.signum, cancel=late.is_set)
+            error = report.write(wall_s, ignored=found.ignored, signum=signum, cancel=late.is_set)
         if error:
             rep.message(error)
-            code = code or 1
-        elif not opts.quiet:
-            rep.message(f"report: {page.path}")
-    return code
+            return code or 1
+        if not opts.quiet:
+            rep.message(f"report: {report.path}")
+        return code
+
+    return run_reported(
+        batch, json_mode=opts.json_mode, quiet=opts.quiet, progress=opts.progress,
+        names=opts.names, on_file=lambda res: report.add(res.to_json()), finish=write_page,
+    )  # fmt: skip

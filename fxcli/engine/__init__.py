@@ -5,4 +5,7 @@
 - :mod:`~fxcli.engine.pipeline`: reader and writer threads (decode ahead, encode behind).
 - :mod:`~fxcli.engine.transfer`: host <-> device copies of chunks (pinned, side stream).
 - :mod:`~fxcli.engine.runner`: one preset over many files (the ``Engine``).
+- :mod:`~fxcli.engine.feature_engine`: the chain feeding :mod:`fxcli.features`, one
+  array per file (:mod:`~fxcli.engine.feature_params`: what to compute;
+  :mod:`~fxcli.engine.feature_batches`: short files batched on the device).
 """
