@@ -125,3 +125,38 @@ def test_spilled_replay_writes_the_same_file(tmp_path: Path) -> None:
     assert (tmp_path / "mem.wav").read_bytes() == (tmp_path / "disk.wav").read_bytes()
     y, fs = sf.read(tmp_path / "mem.wav")
     assert abs(pyloudnorm.Meter(fs).integrated_loudness(y) + 14.0) <= 0.05
+
+
+def test_the_writing_pass_reuses_the_kept_chunks(tmp_path: Path) -> None:
+    """The writing pass of a chain ending in loudness -> limiter starts from the last
+    measuring pass's kept chunks (and, when the aim settled on its last try, writes
+    that try's output): the file is read by the measuring passes only, and the bytes
+    equal the whole chain run again from the file
+    (the library's process_array) for chains whose steps before the aimed gain do
+    not fuse with it."""
+    from fxcli.engine.runner import Engine, process_array
+    from fxcli.io.paths import Job
+    from fxcli.preset.build import build_chain
+    from fxcli.preset.loader import load_preset
+
+    fs = 44100
+    x = _music(fs, 6.0)
+    src = tmp_path / "in.wav"
+    sf.write(src, x.T, fs, subtype="FLOAT")
+    reads: list[int] = []
+    engine = Engine(load_preset("mastering"), torch.device("cpu"), chunk_seconds=1.0)
+    original = engine.read_chunks
+
+    def counting(info, frames, res):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return original(info, frames, res)
+
+    engine.read_chunks = counting  # type: ignore[method-assign]
+    res = engine.process(Job(src, tmp_path / "out.wav"))
+    assert res.status == "ok", res.error
+    assert len(reads) == 2  # two loudness steps: two measuring passes, no third read
+    y, _ = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+    steps = build_chain(load_preset("mastering").steps, fs, 2)
+    whole = process_array(steps, torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(y.T, whole)
+    assert res.levels is not None and res.levels["input"]["lufs"] is not None

@@ -5,7 +5,11 @@ A ``loudness`` step followed by a peak limiter aims its gain through the limiter
 at one gain. Without a replay every try ran the whole chain up to the limiter
 again from the file (1-6 extra passes through the EQ, compressor, resampler...);
 with it the chunks entering the loudness step are kept from the measuring pass and
-each try runs only ``gain -> limiter -> meter`` over them.
+each try runs only ``gain -> limiter -> meter`` over them. When that loudness step
+is the chain's last analysis step, the writing pass starts from the kept chunks too
+(:class:`fxcli.engine.runner.Tail`): the file is not read a further time, and when
+the limiter ends the chain and the aim settled on its last try, that try's output,
+kept as well, is what gets written.
 
 The chunks stay where they are (host arrays, or tensors on their device) up to
 ``budget_bytes`` in all; beyond that they are written to one anonymous temporary

@@ -79,6 +79,35 @@ class FileRun:
     input_id: tuple[int, int, int, int] | None = None
     #: the analysis steps' measurements (filled by the measuring passes)
     measured: list[promises.Measured] = field(default_factory=list)
+    #: measures the input in the first pass that reads it (None: no promises)
+    in_meter: LevelMeter | None = None
+    #: whether a pass has read the input (its meter and non-finite counts are taken)
+    input_read: bool = False
+    #: keep the last aimed loudness step's replay for the writing pass (:class:`Tail`)
+    keep_tail: bool = False
+    tail: Tail | None = None
+
+
+@dataclass
+class Tail:
+    """The writing pass from a measuring pass's kept chunks: ``steps`` (the chain from
+    the last analysis step on, resolved and fused) over ``replay`` (the chunks that
+    entered that step). Used when the last analysis step aimed its gain through a
+    limiter: the output is then exactly what the last aim measured, and the file is
+    not read, nor the chain before that step run, a further time."""
+
+    replay: Replay
+    steps: list[Step]
+    #: channels of the kept chunks (the chain before the step may remix)
+    channels: int
+    #: when the limiter ends the chain: its output at the chosen gain, kept from the
+    #: aim's last try (then ``steps`` is empty: the chunks are the finished output)
+    out: Replay | None = None
+
+    def close(self) -> None:
+        self.replay.close()
+        if self.out is not None:
+            self.out.close()
 
 
 @dataclass
@@ -232,7 +261,9 @@ class Engine:
         def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
             states = init_states(head, (info.channels,), self.device)
             offset = 0
-            for block in prefetch(lambda: self._uploads(info, frames, None)):
+            first, run.input_read = not run.input_read, True
+            res, meter = (run.res, run.in_meter) if first else (None, None)
+            for block in prefetch(lambda: self._uploads(info, frames, res, meter)):
                 x = self.transfer.adopt(block)
                 y, states = self.run_chunk(head, x, states, offset, run)
                 offset += x.shape[-1]
@@ -241,7 +272,18 @@ class Engine:
             if tail is not None:
                 yield tail
 
-        return resolve_analysis(steps, measure_pass, self.device, measured=run.measured)
+        kept: list[Tail] | None = [] if run.keep_tail else None
+        fused = resolve_analysis(
+            steps,
+            measure_pass,
+            self.device,
+            measured=run.measured,
+            keep=kept,
+            stream=(info.samplerate, info.channels),
+        )
+        if kept:
+            run.tail = kept[0]
+        return fused
 
     def _uploads(
         self, info: AudioInfo, frames: int, res: FileResult | None, meter: LevelMeter | None = None
@@ -304,10 +346,16 @@ class Engine:
                 out_stream = chain_output(steps, info.samplerate, info.channels)
             ofmt = prepare_output(ofmt, self.lossy, info, *out_stream)
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
-            run = FileRun(res, frames, input_id)
-            steps = self._resolve_analysis(steps, info, frames, run)
-            check_input_unchanged(job.src, input_id)  # between the measuring and writing passes
-            self._write(job, info, steps, frames, ofmt, run, progress)
+            run = FileRun(res, frames, input_id, keep_tail=True)
+            if promises.has_promises(self.chain_for(info.samplerate, info.channels)):
+                run.in_meter = LevelMeter(info.channels, info.samplerate)
+            try:
+                steps = self._resolve_analysis(steps, info, frames, run)
+                check_input_unchanged(job.src, input_id)  # between measuring and writing
+                self._write(job, info, steps, frames, ofmt, run, progress)
+            finally:
+                if run.tail is not None:
+                    run.tail.close()
         except OutputExistsError as exc:
             # the output appeared while this file was processed (another run?): never
             # replaced unless overwriting; when skipping existing outputs, a skip
@@ -374,9 +422,8 @@ class Engine:
                 )
 
             designed = self.chain_for(info.samplerate, info.channels)
-            in_meter = out_meter = None
-            if promises.has_promises(designed):  # measured while reading and writing
-                in_meter = LevelMeter(info.channels, info.samplerate)
+            in_meter, out_meter = run.in_meter, None
+            if in_meter is not None:  # measured while reading and writing
                 out_meter = LevelMeter(channels, rate)
 
             def write(get: HostArray) -> None:
@@ -386,7 +433,16 @@ class Engine:
                     out_meter.update(y)
 
             with WriteBehind(write) as behind:
-                for block in prefetch(lambda: self._uploads(info, frames, res, in_meter)):
+                if run.tail is not None:  # from the kept chunks: the file is not read again
+                    steps = run.tail.steps
+                    states = init_states(steps, (run.tail.channels,), self.device)
+                    kept = run.tail.replay if run.tail.out is None else run.tail.out
+                    blocks: Iterator[Any] = iter(kept)
+                else:
+                    first, run.input_read = not run.input_read, True
+                    meter, counts = (in_meter, res) if first else (None, None)
+                    blocks = prefetch(lambda: self._uploads(info, frames, counts, meter))
+                for block in blocks:
                     x = self.transfer.adopt(block)
                     y, states = self.run_chunk(steps, x, states, offset, run)
                     behind.submit(self.transfer.download(y))
@@ -493,6 +549,8 @@ def resolve_analysis(
     device: torch.device | str,
     *,
     measured: list[promises.Measured] | None = None,
+    keep: list[Tail] | None = None,
+    stream: tuple[float, int] | None = None,
 ) -> list[Step]:
     """Replace each analysis step (normalize, loudness) by its resolved gain, then fuse.
 
@@ -509,9 +567,16 @@ def resolve_analysis(
     limiter and the meter over them, not the chain before them again.
 
     ``measured``: a list that gets each analysis step's measurement and gain (for the
-    report, :mod:`fxcli.engine.promises`).
+    report, :mod:`fxcli.engine.promises`). ``keep``: when the last analysis step aims
+    through a limiter and the chain before it keeps the input's rate (``stream``:
+    the input's rate and channels), a :class:`Tail` (its replay, open: the caller
+    closes it, and the chain from that step on) is appended instead of the replay
+    being dropped.
     """
     steps = list(steps)
+    last = max((k for k, s in enumerate(steps) if s.needs_analysis), default=-1)
+    tail_at, tail_replay, tail_channels = -1, None, 0
+    tail_out: Replay | None = None
     for k, step in enumerate(steps):
         if not step.needs_analysis:
             continue
@@ -524,42 +589,90 @@ def resolve_analysis(
             resolved, aimed = step.resolve(acc), False
         else:
             assert nxt is not None
-            with Replay() as replay:
+            head = fuse(steps[:k])
+            out = chain_output(head, *stream) if stream is not None else None
+            keeping = bool(keep is not None and k == last and stream and out)
+            keeping = keeping and out is not None and stream is not None and out[0] == stream[0]
+            # the limiter ends the chain: each try's output is kept (one at a time), the
+            # last try's is the finished output when the aim settles on its gain
+            tries: list[tuple[float, Replay]] | None = (
+                [] if keeping and k + 2 == len(steps) else None
+            )
+            replay = Replay()
+            try:
                 acc = None
-                for y in measure_pass(fuse(steps[:k])):
+                for y in measure_pass(head):
                     replay.add(y)
                     acc = step.measure(acc, y)
                 resolved = aim(
                     acc,
-                    functools.partial(_measure_replay, step, replay, limiter=nxt, device=device),
+                    functools.partial(
+                        _measure_replay, step, replay, limiter=nxt, device=device, tries=tries
+                    ),
                 )
+            except BaseException:
+                replay.close()
+                for _, kept in tries or []:
+                    kept.close()
+                raise
+            last_try = tries.pop() if tries else None
+            if keeping and out is not None:
+                tail_at, tail_replay, tail_channels = k, replay, out[1]
+                if last_try is not None and last_try[0] == float(getattr(resolved, "gain", 0.0)):
+                    tail_out, last_try = last_try[1], None
+            else:
+                replay.close()
+            if last_try is not None:
+                last_try[1].close()
             aimed = True
         if measured is not None:
             gain = float(getattr(resolved, "gain", 1.0))
             measured.append(promises.Measured(k, step, acc, gain, aimed))
         steps[k] = resolved.to(device)
+    if keep is not None and tail_replay is not None:
+        if tail_out is not None:
+            keep.append(Tail(tail_replay, [], tail_channels, tail_out))
+        else:
+            keep.append(Tail(tail_replay, fuse(steps[tail_at:]), tail_channels))
     return fuse(steps)
 
 
 def _measure_replay(
-    step: Step, replay: Replay, gain: float, *, limiter: Step, device: torch.device | str
+    step: Step,
+    replay: Replay,
+    gain: float,
+    *,
+    limiter: Step,
+    device: torch.device | str,
+    tries: list[tuple[float, Replay]] | None = None,
 ) -> Any:
     """``step``'s measurement of ``limiter(gain * chunk)`` over the replayed chunks
-    (and the limiter's tail at the end)."""
+    (and the limiter's tail at the end). ``tries``: gets ``(gain, output chunks)`` of
+    this try (the previous try's output is dropped first: one is kept at a time)."""
     chain = [Gain.factor(gain).to(device), limiter]
     acc: Any = None
     states: list[Any] | None = None
     dtype: Any = None
+    kept: Replay | None = None
+    if tries is not None:
+        while tries:
+            tries.pop()[1].close()
+        kept = Replay()
+        tries.append((gain, kept))
     for x in replay:
         if states is None:
             states = init_states(chain, tuple(x.shape[:-1]), device)
             dtype = x.dtype
         y, states = run_chain(chain, x, states)
         acc = step.measure(acc, y)
+        if kept is not None:
+            kept.add(y)
     if states is not None:
         tail, _ = flush_chain(chain, states, dtype)
         if tail is not None:
             acc = step.measure(acc, tail)
+            if kept is not None:
+                kept.add(tail)
     return acc
 
 
