@@ -508,3 +508,46 @@ def test_format_and_subtype_choices_come_from_the_vocabulary(
     r = run("process", str(src), str(out), "-p", str(simple_preset), "--subtype", "PCM_U8")
     assert r.exit_code == 0, r.output
     assert sf.info(str(out)).subtype == "PCM_U8"
+
+
+def test_dry_run_plans_every_file_and_writes_nothing(tmp_path: Path) -> None:
+    """--dry-run / -n: every check a run makes before reading audio (output names and
+    policy, headers, the chain designed for each file's rate, containers, encoder
+    limits), one line per file, nothing written; exit 1 when a file would fail."""
+    src = tmp_path / "in"
+    write_audio(src / "a.wav", 0.1 * noise(2, 4800), 48000, "PCM_24")
+    write_audio(src / "low.wav", 0.1 * noise(1, 1600), 16000, "PCM_16")
+    (src / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    preset = tmp_path / "lp.yaml"  # a 10 kHz lowpass cannot be designed at 16 kHz
+    preset.write_text("version: 1\nchain:\n  - {type: lowpass, cutoff_hz: 10000}\n")
+    out = tmp_path / "out"
+    r = fxcli_subprocess("process", str(src), str(out), "-p", str(preset), "--dry-run")
+    assert r.returncode == 1, r.stderr
+    assert not out.exists()
+    lines = r.stderr.splitlines()
+    plan = [ln for ln in lines if ln.startswith("plan")]
+    assert plan == [
+        f"plan    {src / 'a.wav'} -> {out / 'a.wav'} "
+        "(0.10 s; in 48000 Hz 2 ch PCM_24, out 48000 Hz 2 ch PCM_24)"
+    ]
+    errors = {ln.split(": ")[1]: ln for ln in lines if ln.startswith("error")}
+    assert "10000" in errors[str(src / "low.wav")] and "Nyquist" in errors[str(src / "low.wav")]
+    assert str(src / "broken.wav") in errors
+    assert lines[-1].startswith("1 planned (dry run: nothing written), 2 failed")
+    # -n with --json: one record per file, status planned; an existing output is refused
+    # as the real run would refuse it, and --skip-existing skips it
+    (out).mkdir()
+    (out / "a.flac").write_bytes(b"x")
+    r = fxcli_subprocess(
+        "process", str(src / "a.wav"), str(out / "a.flac"), "-p", "voice", "-n", "--json"
+    )
+    assert r.returncode == 1 and json.loads(r.stdout)["status"] == "failed"
+    assert "use --overwrite or --skip-existing" in json.loads(r.stdout)["error"]
+    r = fxcli_subprocess(
+        "process", str(src / "a.wav"), str(out / "b.mp3"), "-p", "dataset", "-n", "--json"
+    )
+    rec = json.loads(r.stdout)
+    assert r.returncode == 0 and rec["status"] == "planned", r.stderr
+    assert (rec["output_sample_rate"], rec["output_channels"]) == (16000, 1)
+    assert rec["output_subtype"] == "MPEG_LAYER_III"
+    assert sorted(p.name for p in out.iterdir()) == ["a.flac"]

@@ -82,6 +82,8 @@ class ProcessOptions:
     channels: int | None = None
     #: ``--report``: the batch's HTML page (:mod:`fxcli.measure.batch_report`)
     report: str | None = None
+    #: ``--dry-run``: every check and each file's plan, nothing read past the header
+    dry_run: bool = False
 
 
 def process(
@@ -211,6 +213,16 @@ def process(
             "true peak, gain, clipping, notes, failures and a loudness plot; sortable.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            "-n",
+            help="Check everything and print what each file would become (output name, "
+            "rate, channels, subtype); read only headers, write nothing. Exit 1 if a "
+            "file would fail.",
+        ),
+    ] = False,
 ) -> None:
     """Run a preset's chain over audio files, writing outputs in the input's format.
 
@@ -226,6 +238,7 @@ def process(
       fxcli process s3://bucket/in/ s3://bucket/out/ -p voice --shard 3/16 --manifest run3.jsonl
       fxcli process in.flac out.wav -p none --rate 16000 --channels 1 --bits 16
       fxcli process in/ out/ -p voice --report report.html
+      fxcli process in/ out/ -p mastering --format flac --dry-run
 
     Exit codes: 0 all done (files with warnings included, unless --strict), 1 some files
     failed (with --strict: or missed a promise: a loudness target, a ceiling, clipping),
@@ -273,6 +286,7 @@ def process(
         rate=rate,
         channels=channels,
         report=report,
+        dry_run=dry_run,
     )
     from dataclasses import replace
 
@@ -397,6 +411,8 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         default_jobs=lambda devs, n: files_per_device(list(devs), n),
         ignored=found.ignored, in_output=found.in_output, words=cli_text,
     )  # fmt: skip
+    if opts.dry_run:
+        return _dry_run(tasks, cfg.build(devices[0], opts.overwrite), opts, found.ignored)
     if page is None:
         return run_reported(
             batch, json_mode=opts.json_mode, quiet=opts.quiet, progress=opts.progress,
@@ -421,3 +437,30 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         batch, json_mode=opts.json_mode, quiet=opts.quiet, progress=opts.progress,
         names=opts.names, on_file=lambda res: report.add(res.to_json()), finish=write_page,
     )  # fmt: skip
+
+
+def _dry_run(tasks: list[Any], engine: Any, opts: ProcessOptions, ignored: int) -> int:
+    """``--dry-run``: each file planned by the engine (header, output format, chain
+    designed for its rate, encoder limits, existing outputs), one line each; URLs are
+    listed without being fetched. Returns the exit code (1 if a file would fail)."""
+    import time
+    from pathlib import Path
+
+    from fxcli.batch.remote import is_url
+    from fxcli.cli.report import Reporter
+    from fxcli.engine.runner import FileResult
+    from fxcli.io.paths import Job
+
+    t0 = time.perf_counter()
+    rep = Reporter(json_mode=opts.json_mode, quiet=opts.quiet, progress="never")
+    for task in tasks:
+        if is_url(task.src) or is_url(task.dest):
+            res = FileResult(task.src, task.dest, "planned", notes=["URL: not fetched"])
+        else:
+            res = engine.process(Job(Path(task.src), Path(task.dest)), dry_run=True)
+        if opts.names:
+            res.input = opts.names.get(res.input, res.input)
+            res.output = opts.names.get(res.output, res.output)
+        rep.file_done(res)
+    rep.summary(ignored, time.perf_counter() - t0)
+    return rep.exit_code(None)

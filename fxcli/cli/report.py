@@ -104,6 +104,8 @@ class Reporter:
             self._say(self.ok_line(result))
             for w in getattr(result, "warnings", None) or []:
                 self._say(f"warning: {result.input}: {w}")
+        elif result.status == "planned":
+            self._say("plan    " + self.ok_line(result)[len("ok      ") :])
         elif result.status == "skipped":
             self._say(f"skipped {result.input}: {'; '.join(result.notes)}")
         else:
@@ -160,6 +162,8 @@ class Reporter:
             return
         counts = self.counts
         parts = [f"{counts.get('ok', 0)} processed"]
+        if counts.get("planned"):
+            parts = [f"{counts['planned']} planned (dry run: nothing written)"]
         if counts.get("warned"):
             parts.append(f"{counts['warned']} with warnings (--strict fails them)")
         if counts.get("failed"):

@@ -311,11 +311,16 @@ class Engine:
             yield block
 
     # ------------------------------------------------------------------ files
-    def process(self, job: Job, progress: ProgressFn | None = None) -> FileResult:
+    def process(
+        self, job: Job, progress: ProgressFn | None = None, *, dry_run: bool = False
+    ) -> FileResult:
         """Process one file; never raises for per-file problems (returns a failed result).
 
         :class:`Cancelled` (after ``cancel`` is set) propagates once the partial output
-        is removed.
+        is removed. ``dry_run``: everything up to the first read of the audio (the
+        output policy, the header, the output's container and subtype, the chain
+        designed for the file's rate and channels, the encoder's limits), then a result
+        with status ``planned`` and nothing written or measured.
         """
         if self.cancel.is_set():
             raise Cancelled()
@@ -345,6 +350,12 @@ class Engine:
                 steps = self.chain_for(info.samplerate, info.channels, to_rate)
                 out_stream = chain_output(steps, info.samplerate, info.channels)
             ofmt = prepare_output(ofmt, self.lossy, info, *out_stream)
+            if dry_run:
+                res.status, res.subtype = "planned", ofmt.subtype
+                res.output_sample_rate, res.output_channels = round(out_stream[0]), out_stream[1]
+                res.frames, res.seconds = info.frames, round(info.frames / info.samplerate, 6)
+                res.elapsed_s = round(time.perf_counter() - t0, 6)
+                return res
             frames = chunk_frames(self.device, info.samplerate, info.channels, self.chunk_seconds)
             run = FileRun(res, frames, input_id, keep_tail=True)
             if promises.has_promises(self.chain_for(info.samplerate, info.channels)):
