@@ -14,6 +14,7 @@ import typer
 from fxcli.cli.options import (
     MAX_CHUNK_SECONDS,
     MAX_SPOOL_GB,
+    AddressOpt,
     InputListOpt,
     JsonOpt,
     NonFinite,
@@ -23,6 +24,7 @@ from fxcli.cli.options import (
     ProgressOpt,
     QuietOpt,
     SkipExistingOpt,
+    SpoolGbOpt,
     ThreadsOpt,
     apply_threads,
     check_inputs_and_output,
@@ -161,13 +163,8 @@ def features(
     executor: Annotated[
         str, typer.Option(help="local (threads; short files batched) | ray.")
     ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster address (--executor ray; default: start a local one)."),
-    ] = None,
-    spool_gb: Annotated[
-        float, typer.Option(help="Bound on the local copies of URL inputs/outputs, in GB.")
-    ] = 4.0,
+    address: AddressOpt = None,
+    spool_gb: SpoolGbOpt = 4.0,
     threads: ThreadsOpt = None,
     dtype: Annotated[
         FeatureDtype,

@@ -81,6 +81,15 @@ NullOpt = Annotated[
     ),
 ]
 
+#: --executor ray's cluster (process, features)
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address (--executor ray; default: start a local one)."),
+]
+#: the bound on local copies of URL inputs and outputs (process, features)
+SpoolGbOpt = Annotated[
+    float, typer.Option(help="Bound on the local copies of URL inputs/outputs, in GB.")
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(

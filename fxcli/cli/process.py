@@ -13,6 +13,7 @@ from fxcli.cli.conversion_options import BitsOpt, ChannelsOpt, RateOpt
 from fxcli.cli.options import (
     MAX_CHUNK_SECONDS,
     MAX_SPOOL_GB,
+    AddressOpt,
     Fmt,
     InputListOpt,
     JsonOpt,
@@ -23,6 +24,7 @@ from fxcli.cli.options import (
     ProgressOpt,
     QuietOpt,
     SkipExistingOpt,
+    SpoolGbOpt,
     StrictOpt,
     Subtype,
     ThreadsOpt,
@@ -177,13 +179,8 @@ def process(
     executor: Annotated[
         str, typer.Option(help="local (threads, one pipeline per device) | ray.")
     ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster address (--executor ray; default: start a local one)."),
-    ] = None,
-    spool_gb: Annotated[
-        float, typer.Option(help="Bound on the local copies of URL inputs/outputs, in GB.")
-    ] = 4.0,
+    address: AddressOpt = None,
+    spool_gb: SpoolGbOpt = 4.0,
     allow_preset_paths: Annotated[
         bool,
         typer.Option(
