@@ -15,7 +15,10 @@
 // Groups of 4 rows ("tiles") are transposed to a time-major buffer and filtered
 // with 4-wide vectors: four channels for about the cost of one. The section loops
 // and the row/thread policy are in iir_kernels.hpp (shared with the adjoint).
+// Inputs of fewer than 4 rows put sections, skewed by one sample each, in the
+// lanes instead (iir_skew.hpp); tiles=False keeps scalar rows (the reference).
 #include "iir_kernels.hpp"
+#include "iir_skew.hpp"
 
 namespace fx {
 namespace {
@@ -23,6 +26,12 @@ namespace {
 template <class T>
 void cascade(const T* x, T* y, std::ptrdiff_t rows, std::ptrdiff_t n_t, const double* sos,
              std::ptrdiff_t n_sec, double* z, int threads, bool use_tiles) {
+#if FX_HAVE_VEC
+    if (use_tiles && rows < LANES && n_sec > 0) {  // mono/stereo: sections in the lanes
+        skew_cascade(x, y, rows, n_t, sos, n_sec, z, threads);
+        return;
+    }
+#endif
     run_rows(
         rows, n_t, threads, use_tiles,
         [&](std::ptrdiff_t r0) {
@@ -64,7 +73,9 @@ void register_iir(py::module_& m) {
     m.def("sosfilt", &sosfilt, py::arg("x"), py::arg("y"), py::arg("sos"), py::arg("z"),
           py::arg("threads") = 1, py::arg("tiles") = true,
           "Biquad cascade: x (rows, n) float32/float64 -> y (same shape and dtype); sos (S, 6) "
-          "float64 with a0 == 1; z (S, rows, 2) float64 state, updated in place. GIL released.");
+          "float64 with a0 == 1; z (S, rows, 2) float64 state, updated in place. GIL released. "
+          "tiles=False: scalar rows only (no 4-row tiles, no skewed sections for < 4 rows); "
+          "the same bits either way.");
 }
 
 }  // namespace fx

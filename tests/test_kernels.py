@@ -251,6 +251,95 @@ def test_sosfilt_cpu_any_split_is_bit_identical(cuts: list[int], seed: int) -> N
 
 
 # ---------------------------------------------------------------------------
+# sosfilt: the skewed-section schedule of fewer than 4 rows (mono, stereo, 3 ch)
+# ---------------------------------------------------------------------------
+# issue 15: inputs of 1-3 rows put one row's sections, skewed by one sample each,
+# in the SIMD lanes (csrc/iir_skew.hpp). Every value must stay the scalar kernel's
+# (core.sosfilt(..., tiles=False), unchanged) and SciPy's, bit for bit: 1..9
+# sections (one vector group, several, a partly filled last vector), 17 (balanced
+# groups through the block buffer), lengths shorter than the pipeline's fill.
+
+
+def _skew_sos(n_sec: int, seed: int) -> np.ndarray:
+    """``n_sec`` sections taken from random designs (lowpass, highpass, bandpass)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    while sum(len(p) for p in parts) < n_sec:
+        f = float(rng.uniform(0.002, 0.45))
+        kind = int(rng.integers(3))
+        if kind == 0:
+            parts.append(sig.butter(2, f, output="sos"))
+        elif kind == 1:
+            parts.append(sig.cheby1(2, 0.5, f, btype="highpass", output="sos"))
+        else:
+            parts.append(sig.butter(2, [f / 2, f], btype="bandpass", output="sos"))
+    return np.ascontiguousarray(np.concatenate(parts)[:n_sec])
+
+
+def _core_run(x: np.ndarray, sos: np.ndarray, z0: np.ndarray, tiles: bool, threads: int = 1):
+    """core.sosfilt on a (rows, n) array; returns (y, final state)."""
+    from fxcli.dsp.native import core
+
+    z = z0.copy()
+    y = np.empty_like(x)
+    core.sosfilt(x, y, sos, z, threads, tiles)
+    return y, z
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_sec", [*range(1, 10), 17])
+def test_sosfilt_few_rows_skewed_is_bit_identical(rows: int, dtype, n_sec: int) -> None:
+    sos = _skew_sos(n_sec, 100 * rows + n_sec)
+    rng = np.random.default_rng(n_sec)
+    for n in (0, 1, 3, 4097):
+        x = rng.uniform(-1.0, 1.0, (rows, n)).astype(dtype)
+        if n > 10:
+            x[:, 5] = 0.0
+            x[0, 6] = -0.0  # signed zeros pass through unchanged
+        for z0 in (np.zeros((n_sec, rows, 2)), rng.uniform(-0.3, 0.3, (n_sec, rows, 2))):
+            ref_y, ref_z = _core_run(x, sos, z0, tiles=False)  # scalar rows
+            y, z = _core_run(x, sos, z0, tiles=True)  # skewed lanes
+            assert np.array_equal(y, ref_y) and np.array_equal(z, ref_z), (rows, n, n_sec)
+            y2, z2 = _core_run(x, sos, z0, tiles=True, threads=2)
+            assert np.array_equal(y2, ref_y) and np.array_equal(z2, ref_z)
+            if n:  # SciPy (float64 arithmetic; float32 output is its result rounded)
+                sy, sz = sig.sosfilt(sos, x.astype(np.float64), zi=z0)
+                assert np.array_equal(y, sy.astype(dtype)) and np.array_equal(z, sz)
+            # chunked calls with the state carried: one call's bits
+            cuts = sorted({0, min(1, n), min(2, n), n // 3, n})
+            zc, parts = z0.copy(), []
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                ya, zc = _core_run(np.ascontiguousarray(x[:, a:b]), sos, zc, tiles=True)
+                parts.append(ya)
+            if parts:
+                assert np.array_equal(np.concatenate(parts, axis=1), y)
+            assert np.array_equal(zc, z)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_sosfilt_few_rows_skewed_long_and_non_finite(rows: int) -> None:
+    # issue 15: 1e6 samples in one call (no block buffer up to 8-16 sections), and
+    # inf/nan inputs propagate exactly as in the scalar kernel
+    sos = _skew_sos(6, rows)
+    rng = np.random.default_rng(rows)
+    x = rng.uniform(-1.0, 1.0, (rows, 1_000_000)).astype(np.float32)
+    z0 = rng.uniform(-0.1, 0.1, (6, rows, 2))
+    ref_y, ref_z = _core_run(x, sos, z0, tiles=False)
+    y, z = _core_run(x, sos, z0, tiles=True)
+    assert np.array_equal(y, ref_y) and np.array_equal(z, ref_z)
+    xf = rng.uniform(-1.0, 1.0, (rows, 500))
+    xf[0, 100], xf[-1, 300] = np.inf, np.nan
+    for n_sec in (1, 5, 9):
+        s = _skew_sos(n_sec, 7)
+        z0 = np.zeros((n_sec, rows, 2))
+        ref_y, ref_z = _core_run(xf, s, z0, tiles=False)
+        y, z = _core_run(xf, s, z0, tiles=True)
+        assert np.array_equal(y, ref_y, equal_nan=True)
+        assert np.array_equal(z, ref_z, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------
 # sosfilt backends agree, edge cases, errors
 # ---------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ Two backends compute it:
     all sections run with their coefficients and states in registers; the batch
     is flattened to rows (channels) that are spread over threads
     (:func:`fxcli.dsp.native.threads`), and groups of 4 rows are filtered
-    together with 4-wide SIMD vectors on a time-major copy. The
+    together with 4-wide SIMD vectors on a time-major copy; inputs of 1-3 rows
+    (mono, stereo) put the sections, skewed one sample apart, in the lanes. The
     arithmetic is operation for operation SciPy's transposed direct form II
     (no FMA contraction), so on x86-64 float64 results equal
     ``scipy.signal.sosfilt`` bit for bit, and chunked calls always equal one

@@ -4,7 +4,10 @@
 For each sample all sections of a group (up to 4) run with coefficients and states
 in registers; groups of :data:`LANES` rows are filtered together with 4-wide
 vectors, the remaining rows one by one, spread over :func:`fxcli.dsp.native.threads`
-threads. The arithmetic is operation for operation SciPy's transposed direct form
+threads. Inputs of fewer than :data:`LANES` rows (mono, stereo, 3 channels) fill the
+lanes with sections instead: section s works on sample t - s while section s + 1
+works on t - s - 1 (``csrc/iir_skew.hpp``; each section's operations unchanged, so the
+same bits). The arithmetic is operation for operation SciPy's transposed direct form
 II (no FMA contraction), so on x86-64 float64 results equal
 ``scipy.signal.sosfilt`` bit for bit, and chunked calls always equal one call bit
 for bit. No torch and no JIT: this is the CPU path's entry.
