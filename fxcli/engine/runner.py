@@ -453,13 +453,20 @@ class Engine:
                     first, run.input_read = not run.input_read, True
                     meter, counts = (in_meter, res) if first else (None, None)
                     blocks = prefetch(lambda: self._uploads(info, frames, counts, meter))
-                for block in blocks:
-                    x = self.transfer.adopt(block)
-                    y, states = self.run_chunk(steps, x, states, offset, run)
-                    behind.submit(self.transfer.download(y))
-                    offset += x.shape[-1]
-                    if progress:
-                        progress(x.shape[-1])
+                try:
+                    for block in blocks:
+                        x = self.transfer.adopt(block)
+                        y, states = self.run_chunk(steps, x, states, offset, run)
+                        behind.submit(self.transfer.download(y))
+                        offset += x.shape[-1]
+                        if progress:
+                            progress(x.shape[-1])
+                finally:
+                    # the reader thread stops now, also when a chunk raised (Cancelled):
+                    # the traceback keeps this frame, and with it the generator, alive
+                    close = getattr(blocks, "close", None)
+                    if close is not None:
+                        close()
                 tail, states = flush_chain(steps, states, info_dtype(info))
                 if tail is not None:
                     behind.submit(self.transfer.download(tail))
