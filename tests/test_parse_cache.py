@@ -49,8 +49,8 @@ def test_a_hit_is_the_same_preset_as_parsing(cache_dir: Path) -> None:
         path = BUNDLED_DIR / f"{name}.yaml"
         first, second = load_preset(str(path)), load_preset(str(path))
         assert first == second == _uncached(path), name
-    doc = json.loads((cache_dir / parse_cache.FILE_NAME).read_text())
-    assert len(doc["presets"]) == len(bundled_names())
+    # the bundled presets come from the package's parses: nothing in the user's cache
+    assert not (cache_dir / parse_cache.FILE_NAME).exists()
 
 
 def test_a_warm_load_does_not_import_yaml(cache_dir: Path, tmp_path: Path) -> None:
@@ -162,3 +162,24 @@ def test_the_cache_keeps_the_newest_entries(
         load_preset(str(p))
     doc = json.loads((cache_dir / parse_cache.FILE_NAME).read_text())
     assert [e[0] for e in doc["presets"].values()] == texts[2:]
+
+
+def test_bundled_parses_ship_with_the_package_and_match_the_presets() -> None:
+    """The bundled presets' parses (fxcli/presets/parsed.json) equal a fresh parse of
+    each bundled preset: their first use after an install imports no PyYAML (issue 15:
+    first run == second run). After editing a bundled preset, regenerate it:
+    python -c "from fxcli.preset.loader import *; from fxcli.preset.parse_cache import *;
+    BUNDLED_FILE.write_bytes(bundled_parses([(BUNDLED_DIR / f'{n}.yaml').read_text(
+    encoding='utf-8') for n in bundled_names()]))" """
+    texts = [(BUNDLED_DIR / f"{n}.yaml").read_text(encoding="utf-8") for n in bundled_names()]
+    assert parse_cache.BUNDLED_FILE.read_bytes() == parse_cache.bundled_parses(texts)
+
+
+def test_a_bundled_preset_is_not_parsed_even_without_a_cache(tmp_path: Path) -> None:
+    code = (
+        "import sys; from fxcli.preset.loader import load_preset; load_preset('mastering'); "
+        "print('yaml' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FXCLI_CACHE_DIR": "off"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

@@ -15,6 +15,10 @@ YAML is never cached: it is parsed, and reported, every time. It is only a cache
 missing, unreadable, foreign or broken cache file, or one that cannot be written,
 means parsing as without it, never an error. ``FXCLI_CACHE_DIR=off`` turns it off
 with the design cache.
+
+The bundled presets' parses ship with the package (``fxcli/presets/parsed.json``, in
+the same form; a test keeps it equal to a fresh parse of each), so their first use
+after an install does not import PyYAML either.
 """
 
 from __future__ import annotations
@@ -138,10 +142,29 @@ def _remember(text: str, data: Any, lines: dict[int, int], path: Path) -> None:
         pass
 
 
+#: the bundled presets' parses, shipped with the package
+BUNDLED_FILE = Path(__file__).resolve().parent.parent / "presets" / "parsed.json"
+
+
+def bundled_parses(texts: list[str]) -> bytes:
+    """The content of :data:`BUNDLED_FILE` for the bundled presets' ``texts``."""
+    from fxcli.preset.yaml_text import load_yaml as parse
+
+    entries = {}
+    for text in texts:
+        data, lines = parse(text, "bundled")
+        entries[_key(text)] = [text, _encode(data, lines)]
+    return (json.dumps({"format": _FORMAT, "presets": entries}, indent=0) + "\n").encode()
+
+
 def load_yaml(text: str, source: str) -> tuple[Any, dict[int, int]]:
     """:func:`fxcli.preset.yaml_text.load_yaml` (the data and a map ``id(container) ->
-    line``), from the cache when it holds ``text``. Raises what that function raises
-    (:class:`fxcli.errors.PresetError`), never a cache problem."""
+    line``), from the bundled parses or the cache when they hold ``text``. Raises what
+    that function raises (:class:`fxcli.errors.PresetError`), never a cache problem."""
+    if len(text) <= MAX_TEXT_CHARS:
+        hit = _lookup(text, BUNDLED_FILE)
+        if hit is not None:
+            return hit
     path = _path() if len(text) <= MAX_TEXT_CHARS else None
     if path is not None:
         hit = _lookup(text, path)
