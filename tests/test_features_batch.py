@@ -213,3 +213,24 @@ def test_text_on_stdin_points_to_input_list(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.rglob("*.npy")) == ["f0.npy", "f1.npy"]
     r = fx(tmp_path / "a.wav", "-", stdin=b"")
     assert r.returncode == 2 and "OUTPUT -" in r.stderr.decode()
+
+
+def test_non_finite_samples_are_counted_once_with_a_measuring_pass(tmp_path: Path) -> None:
+    """Guards a double count: with an analysis step (loudness) the input is read by the
+    measuring pass and again by the feature pass; --nonfinite zero must report the 2
+    replaced samples once, as process does (it said 4)."""
+    x = 0.1 * noise(1, 48000 * 3, seed=4)
+    x[0, 1000], x[0, 2000] = np.nan, np.inf
+    src = write_audio(tmp_path / "nf.wav", x, 48000, "FLOAT")
+    preset = tmp_path / "p.yaml"
+    preset.write_text("version: 1\nchain:\n  - {type: loudness, target_lufs: -20}\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for cmd, out in (("features", tmp_path / "f"), ("process", tmp_path / "o.wav")):
+        args = [cmd, str(src), str(out), "-p", str(preset), "--nonfinite", "zero", "--json"]
+        r = subprocess.run(
+            [sys.executable, "-m", "fxcli", *args], capture_output=True, env=env, timeout=300
+        )
+        assert r.returncode == 0, r.stderr
+        rec = json.loads(r.stdout)
+        assert rec["nonfinite_replaced"] == 2, (cmd, rec)
+        assert "replaced 2 non-finite input samples with 0" in rec["notes"], (cmd, rec)

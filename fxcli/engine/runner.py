@@ -261,7 +261,11 @@ class Engine:
         def measure_pass(head: list[Step]) -> Iterator[torch.Tensor]:
             states = init_states(head, (info.channels,), self.device)
             offset = 0
-            first, run.input_read = not run.input_read, True
+            # the first read takes the input's meter and non-finite counts when the
+            # writing pass is this engine's (keep_tail): a subclass reading on its own
+            # (features) counts in its own pass
+            first = run.keep_tail and not run.input_read
+            run.input_read = run.input_read or first
             res, meter = (run.res, run.in_meter) if first else (None, None)
             for block in prefetch(lambda: self._uploads(info, frames, res, meter)):
                 x = self.transfer.adopt(block)
