@@ -613,8 +613,14 @@ def resolve_analysis(
             assert nxt is not None
             head = fuse(steps[:k])
             out = chain_output(head, *stream) if stream is not None else None
-            keeping = bool(keep is not None and k == last and stream and out)
-            keeping = keeping and out is not None and stream is not None and out[0] == stream[0]
+            # kept for the writing pass: the last analysis step, the rate unchanged before it
+            keeping = (
+                keep is not None
+                and k == last
+                and out is not None
+                and stream is not None
+                and out[0] == stream[0]
+            )
             # the limiter ends the chain: each try's output is kept (one at a time), the
             # last try's is the finished output when the aim settles on its gain
             tries: list[tuple[float, Replay]] | None = (
