@@ -117,6 +117,87 @@ FX_CLONES void group_tile(double* buf, std::ptrdiff_t n, const double* sos, std:
     }
 }
 
+// Tile transposes: rows r0..r0+3 of x (row stride `stride`), samples t0..t0+n-1 ->
+// the time-major buffer buf[4t + c] as float64, and back. Blocks of 4 x 4 samples
+// are converted and transposed in vector registers (the element-by-element loops
+// cost about as much as the filter itself); the tail runs element by element. The
+// conversions are exact (float -> double) or the usual rounding (double -> float),
+// so the bits are those of static_cast.
+template <class T>
+inline __attribute__((always_inline)) v4d load_row4(const T* p) {
+    if constexpr (sizeof(T) == sizeof(float)) {
+        typedef float v4f __attribute__((vector_size(16)));
+        v4f v;
+        std::memcpy(&v, p, sizeof v);
+        return __builtin_convertvector(v, v4d);
+    } else {
+        return load4(p);
+    }
+}
+
+template <class T>
+inline __attribute__((always_inline)) void store_row4(T* p, v4d v) {
+    if constexpr (sizeof(T) == sizeof(float)) {
+        typedef float v4f __attribute__((vector_size(16)));
+        v4f f = __builtin_convertvector(v, v4f);
+        std::memcpy(p, &f, sizeof f);
+    } else {
+        store4(p, v);
+    }
+}
+
+// the 4 x 4 transpose of rows a, b, c, d (in place)
+inline __attribute__((always_inline)) void transpose4(v4d& a, v4d& b, v4d& c, v4d& d) {
+    typedef long long v4i __attribute__((vector_size(32)));
+#if defined(__clang__)
+    v4d t0 = __builtin_shufflevector(a, b, 0, 4, 2, 6), t1 = __builtin_shufflevector(a, b, 1, 5, 3, 7);
+    v4d t2 = __builtin_shufflevector(c, d, 0, 4, 2, 6), t3 = __builtin_shufflevector(c, d, 1, 5, 3, 7);
+    a = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+    b = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    c = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    d = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+#else
+    v4d t0 = __builtin_shuffle(a, b, v4i{0, 4, 2, 6}), t1 = __builtin_shuffle(a, b, v4i{1, 5, 3, 7});
+    v4d t2 = __builtin_shuffle(c, d, v4i{0, 4, 2, 6}), t3 = __builtin_shuffle(c, d, v4i{1, 5, 3, 7});
+    a = __builtin_shuffle(t0, t2, v4i{0, 1, 4, 5});
+    b = __builtin_shuffle(t1, t3, v4i{0, 1, 4, 5});
+    c = __builtin_shuffle(t0, t2, v4i{2, 3, 6, 7});
+    d = __builtin_shuffle(t1, t3, v4i{2, 3, 6, 7});
+#endif
+}
+
+template <class T>
+FX_CLONES void tile_in(const T* x, std::ptrdiff_t stride, double* buf, std::ptrdiff_t n) {
+    std::ptrdiff_t t = 0;
+    for (; t + 4 <= n; t += 4) {
+        v4d a = load_row4(x + t), b = load_row4(x + stride + t);
+        v4d c = load_row4(x + 2 * stride + t), d = load_row4(x + 3 * stride + t);
+        transpose4(a, b, c, d);
+        store4(buf + LANES * t, a);
+        store4(buf + LANES * (t + 1), b);
+        store4(buf + LANES * (t + 2), c);
+        store4(buf + LANES * (t + 3), d);
+    }
+    for (; t < n; ++t)
+        for (int c = 0; c < LANES; ++c) buf[LANES * t + c] = static_cast<double>(x[c * stride + t]);
+}
+
+template <class T>
+FX_CLONES void tile_out(const double* buf, T* y, std::ptrdiff_t stride, std::ptrdiff_t n) {
+    std::ptrdiff_t t = 0;
+    for (; t + 4 <= n; t += 4) {
+        v4d a = load4(buf + LANES * t), b = load4(buf + LANES * (t + 1));
+        v4d c = load4(buf + LANES * (t + 2)), d = load4(buf + LANES * (t + 3));
+        transpose4(a, b, c, d);
+        store_row4(y + t, a);
+        store_row4(y + stride + t, b);
+        store_row4(y + 2 * stride + t, c);
+        store_row4(y + 3 * stride + t, d);
+    }
+    for (; t < n; ++t)
+        for (int c = 0; c < LANES; ++c) y[c * stride + t] = static_cast<T>(buf[LANES * t + c]);
+}
+
 inline void group_tile_m(int m, double* buf, std::ptrdiff_t n, const double* sos,
                          std::ptrdiff_t g, double* st) {
     switch (m) {
@@ -201,20 +282,14 @@ void one_tile(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrd
                     for (int i = 0; i < 2; ++i) ckj[2 * s + i] = st[LANES * (2 * s + i) + c];
             }
         }
-        for (int c = 0; c < LANES; ++c) {
-            const T* xr = x + (r0 + c) * n_t + t0;
-            for (std::ptrdiff_t t = 0; t < n; ++t) buf[LANES * t + c] = static_cast<double>(xr[t]);
-        }
+        tile_in(x + r0 * n_t + t0, n_t, buf.data(), n);
         std::ptrdiff_t g = 0;
         for (std::ptrdiff_t k = 0; k < n_groups; ++k) {
             int m = group_size(n_sec, g, n_groups, k);
             group_tile_m(m, buf.data(), n, sos, g, st.data() + LANES * 2 * g);
             g += m;
         }
-        for (int c = 0; c < LANES; ++c) {
-            T* yr = y + (r0 + c) * n_t + t0;
-            for (std::ptrdiff_t t = 0; t < n; ++t) yr[t] = static_cast<T>(buf[LANES * t + c]);
-        }
+        tile_out(buf.data(), y + r0 * n_t + t0, n_t, n);
     }
     for (std::ptrdiff_t s = 0; s < n_sec; ++s)
         for (int i = 0; i < 2; ++i)

@@ -258,6 +258,10 @@ def test_sosfilt_cpu_any_split_is_bit_identical(cuts: list[int], seed: int) -> N
 # (core.sosfilt(..., tiles=False), unchanged) and SciPy's, bit for bit: 1..9
 # sections (one vector group, several, a partly filled last vector), 17 (balanced
 # groups through the block buffer), lengths shorter than the pipeline's fill.
+# Inputs of 4 or more rows are split into 4-row tiles, skewed pairs and a skewed
+# single by cost and spread over the threads (csrc/iir.cpp vector_rows; before,
+# a 4-row input on 2 threads and the rows after the last tile ran scalar code):
+# 4-9 rows, with 1-3 threads and inputs long enough for threads (9001 samples).
 
 
 def _skew_sos(n_sec: int, seed: int) -> np.ndarray:
@@ -286,13 +290,13 @@ def _core_run(x: np.ndarray, sos: np.ndarray, z0: np.ndarray, tiles: bool, threa
     return y, z
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 8, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_sec", [*range(1, 10), 17])
-def test_sosfilt_few_rows_skewed_is_bit_identical(rows: int, dtype, n_sec: int) -> None:
+def test_sosfilt_rows_in_lanes_are_bit_identical(rows: int, dtype, n_sec: int) -> None:
     sos = _skew_sos(n_sec, 100 * rows + n_sec)
     rng = np.random.default_rng(n_sec)
-    for n in (0, 1, 3, 4097):
+    for n in (0, 1, 3, 4097) if rows < 4 else (0, 3, 9001):
         x = rng.uniform(-1.0, 1.0, (rows, n)).astype(dtype)
         if n > 10:
             x[:, 5] = 0.0
@@ -301,8 +305,9 @@ def test_sosfilt_few_rows_skewed_is_bit_identical(rows: int, dtype, n_sec: int) 
             ref_y, ref_z = _core_run(x, sos, z0, tiles=False)  # scalar rows
             y, z = _core_run(x, sos, z0, tiles=True)  # skewed lanes
             assert np.array_equal(y, ref_y) and np.array_equal(z, ref_z), (rows, n, n_sec)
-            y2, z2 = _core_run(x, sos, z0, tiles=True, threads=2)
-            assert np.array_equal(y2, ref_y) and np.array_equal(z2, ref_z)
+            for threads in (2, 3):
+                y2, z2 = _core_run(x, sos, z0, tiles=True, threads=threads)
+                assert np.array_equal(y2, ref_y) and np.array_equal(z2, ref_z), threads
             if n:  # SciPy (float64 arithmetic; float32 output is its result rounded)
                 sy, sz = sig.sosfilt(sos, x.astype(np.float64), zi=z0)
                 assert np.array_equal(y, sy.astype(dtype)) and np.array_equal(z, sz)
@@ -317,7 +322,7 @@ def test_sosfilt_few_rows_skewed_is_bit_identical(rows: int, dtype, n_sec: int) 
             assert np.array_equal(zc, z)
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 6])
 def test_sosfilt_few_rows_skewed_long_and_non_finite(rows: int) -> None:
     # issue 15: 1e6 samples in one call (no block buffer up to 8-16 sections), and
     # inf/nan inputs propagate exactly as in the scalar kernel
