@@ -8,6 +8,7 @@ void register_dynamics(py::module_& m);
 void register_iir_adjoint(py::module_& m);
 void register_iir_tv(py::module_& m);
 void register_loudness(py::module_& m);
+void register_memory(py::module_& m);
 void register_reverb(py::module_& m);
 void register_truepeak(py::module_& m);
 void register_wav(py::module_& m);
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     fx::register_iir_adjoint(m);
     fx::register_iir_tv(m);
     fx::register_loudness(m);
+    fx::register_memory(m);
     fx::register_reverb(m);
     fx::register_truepeak(m);
     fx::register_wav(m);

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fxcli.batch.run import Batch
+from fxcli.cli.memory_policy import keep_freed_buffers
 from fxcli.cli.report import Reporter, progress_shown
 from fxcli.cli.signals import Stop
 
@@ -59,6 +60,7 @@ def run_reported(
         if on_file is not None:
             on_file(res)
 
+    keep_freed_buffers()
     t0 = time.perf_counter()
     with stop.installed():
         try:
