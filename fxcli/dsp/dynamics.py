@@ -36,14 +36,14 @@ The per-sample recurrences are kernels of the compiled core
 :func:`fxcli.dsp.native.threads` threads (the level detection, the dB/linear
 conversions, the limiter's requirements and output in blocks of frames; the
 recurrences one thread per gain group). For CUDA tensors the compressor /
-expander gain runs on the device (:mod:`fxcli.dsp.dynamics_triton`: Triton
-programs for the sequential recurrences, one per channel row or gain group, torch
-for the rest; equal to the CPU kernel within float64 rounding) when Triton is
-importable; otherwise, and for the limiter, the detector signal (the limiter's
-input) is copied to the CPU, the recurrence runs there and the gain (the limited
-signal) is returned to the tensor's device. Chunked calls carrying the state give
-bit-identical results to one call on the whole signal on the CPU (to float64
-rounding on the device).
+expander gain (:mod:`fxcli.dsp.dynamics_triton`) and the limiter
+(:mod:`fxcli.dsp.limiter_triton`) run on the device when Triton is importable:
+Triton programs for the sequential recurrences, one per channel row or gain group,
+torch for the rest; equal to the CPU kernel within float64 rounding. Otherwise the
+detector signal (the limiter's input) is copied to the CPU, the recurrence runs
+there and the gain (the limited signal) is returned to the tensor's device.
+Chunked calls carrying the state give bit-identical results to one call on the
+whole signal on the CPU (to float64 rounding on the device).
 """
 
 from __future__ import annotations
@@ -457,9 +457,10 @@ def limit(
        ceiling) nor in the adversarial tests; it is not ruled out by proof.
 
     Args:
-        x: ``(*batch, n)`` float32/float64, a tensor on any device (computed on the
-            CPU; output returned to ``x``'s device) or a numpy array (output and
-            state numpy too).
+        x: ``(*batch, n)`` float32/float64, a tensor on any device or a numpy array
+            (output and state numpy too). CUDA tensors are computed on the device
+            when Triton is importable (:mod:`fxcli.dsp.limiter_triton`; the state
+            moves there), others on the CPU (output returned to ``x``'s device).
         state: :func:`limiter_init_state` or the previous call's (``None`` = zeros).
         ceiling: Linear ceiling (> 0). true_peak: check interpolated peaks.
         lookahead: Ramp length in frames (>= 1). release_ms: release time.
@@ -480,6 +481,14 @@ def limit(
     n_g, n_c = _groups(batch, True)
     arrays = isinstance(x, np.ndarray)
     it = limiter_interpolator(fs, interp)
+    if not arrays and x.device.type == "cuda":
+        from fxcli.dsp import limiter_triton as LT
+
+        if LT.usable(x):  # on the device: no copy to the CPU and back
+            return _limit_device(
+                x, state, ceiling=ceiling, true_peak=true_peak, lookahead=lookahead,
+                release_ms=release_ms, fs=fs, interp=it,
+            )  # fmt: skip
     if state is None:
         state = limiter_init_state(batch, None if arrays else "cpu", lookahead, true_peak, fs, it)
     d = limiter_latency(lookahead, true_peak, fs, it)
@@ -546,3 +555,64 @@ def limit(
         skip=new_skip,
     )
     return y, new_state
+
+
+def _limit_device(
+    x: Tensor,
+    state: LimiterState | None,
+    *,
+    ceiling: float,
+    true_peak: bool,
+    lookahead: int,
+    release_ms: float,
+    fs: float,
+    interp: Interpolator | None = None,
+) -> tuple[Tensor, LimiterState]:
+    """:func:`limit` on ``x``'s device (:mod:`fxcli.dsp.limiter_triton`): the same
+    arguments, state and results; the state's tensors on ``x``'s device (``skip``: a
+    CPU 0-d tensor). :func:`limit` calls it for CUDA tensors when Triton is usable;
+    the tests call it on CPU tensors under Triton's interpreter."""
+    import torch
+
+    from fxcli.dsp.limiter_triton import limit_device
+
+    batch = tuple(x.shape[:-1])
+    n = x.shape[-1]
+    n_g, n_c = _groups(batch, True)
+    it = limiter_interpolator(fs, interp)
+    if state is None:
+        state = limiter_init_state(batch, x.device, lookahead, true_peak, fs, it)
+    d = limiter_latency(lookahead, true_peak, fs, it)
+    if n == 0:
+        return x.detach().clone(), state
+    if tuple(state.pending.shape) != (n_g, n_c, d):
+        raise ValueError(
+            f"state.pending must have shape {(n_g, n_c, d)}, got {tuple(state.pending.shape)}"
+        )
+    ceil = float(ceiling) * _CEILING_GUARD
+    target = ceil * 10.0 ** (-_margin_db(true_peak) / 20.0)
+    skip = int(state.skip)
+    drop = min(skip, n)
+    y, (pend, tpq, req, gain, plan, fin, unf) = limit_device(
+        x.reshape(n_g, n_c, n),
+        state,
+        phases=it.phases,
+        true_peak=bool(true_peak),
+        ceil=ceil,
+        target=target,
+        a_rel=one_pole_coeff(release_ms, fs),
+        snap=_UNITY_SNAP,
+        solve=_SOLVE,
+        drop=drop,
+    )
+    new_state = LimiterState(
+        pending=pend,
+        tpq=tpq,
+        req=req,
+        gain=gain,
+        plan=plan,
+        fin=fin,
+        unf=unf,
+        skip=torch.tensor(skip - drop, dtype=torch.int64),
+    )
+    return y.reshape(*batch, n - drop), new_state

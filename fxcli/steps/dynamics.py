@@ -162,9 +162,11 @@ class Limiter(Step):
     has the input's length and alignment. Release: one-pole in dB, 63.2 % in
     ``release_ms``.
 
-    Devices: any (the gain envelope runs on the CPU kernel; CUDA tensors are copied to
-    the CPU for it and the result back). Autograd: not supported: calling it on a
-    tensor that requires grad raises (run it under torch.no_grad()).
+    Devices: any (CPU: the compiled limiter kernel; CUDA: Triton programs on the
+    device, :mod:`fxcli.dsp.limiter_triton`, with the state there, no copy to the
+    CPU; where Triton is missing CUDA tensors are copied to the CPU kernel and the
+    result back). Autograd: not supported: calling it on a tensor that requires grad
+    raises (run it under torch.no_grad()).
     """
 
     differentiable = False
