@@ -12,10 +12,13 @@
 //   sequential in time; the libm calls, most of the cost, are spread over threads
 //   in blocks of frames.
 // - limiter: the gain requirements (sample peak or true peak: the interpolator of
-//   L phases x T taps passed in `h`, L a multiple of 4; fxcli passes the
-//   rate-dependent sinc of fxcli.dsp.truepeak.interpolator, issue 17) in parallel
-//   blocks of frames, then per group the sequential planner and exact output
-//   check, then the gain applied to the delayed input (parallel blocks). Vectors
+//   L phases x T taps passed in `h`, L a multiple of 4, at most 64; fxcli passes
+//   fxcli.dsp.dynamics.limiter_interpolator: the rate-dependent sinc of
+//   fxcli.dsp.truepeak.interpolator plus scipy's resample_poly(8) and FFmpeg's
+//   ebur128 interpolators, 20-36 phases at 16-96 kHz, issue 17; every bound
+//   below is derived from the phases passed in) in parallel blocks of frames,
+//   then per group the sequential planner and exact output check, then the gain
+//   applied to the delayed input (parallel blocks). Vectors
 //   of 4 lanes hold 4 frames in the requirement stage and 4 interpolation phases
 //   of one output point in the exact check (L / 4 vectors per point), whose window
 //   of pending output points slides along a buffer instead of being shifted.
@@ -664,7 +667,7 @@ FX_CLONES void tp_group(const Input<T>& in, const LimParams& P, std::ptrdiff_t g
     // the ceiling is checked exactly
     const double rel_margin = 1e-9 * l1;
     const double ceil = P.ceil;
-    Window w(C, LAG + 1 + 64, PH, LAG);  // F, U: ~10 KB each (stereo, L = 8), in L1
+    Window w(C, LAG + 1 + 64, PH, LAG);  // F, U: ~14 KB each per 8 phases (stereo)
     for (int q = 0; q < LAG; ++q)
         for (std::ptrdiff_t c = 0; c < C; ++c)
             for (int p = 0; p < PH; ++p) {

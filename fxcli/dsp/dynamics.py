@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 from fxcli.dsp.native import core, threads
+from fxcli.dsp.peak_meters import limiter_phases
 from fxcli.dsp.truepeak import Interpolator, interpolator
 
 __all__ = [
@@ -310,10 +311,16 @@ _CEILING_GUARD = 1.0 - 1e-6
 _UNITY_SNAP = 1.0 - 1e-7
 #: Planning target under the ceiling once limiting is engaged (true-peak mode), dB.
 #: The detector's 8x grid can miss up to 0.14 dB of a crest at 0.45 fs
-#: between its points, and other careful meters use other filters; measured on
-#: voice and music driven +12 to +18 dB into a -1 dBTP ceiling at 44.1/48 kHz,
-#: 16x FFT oversampling and scipy's resample_poly(8) read up to 0.16 dB above the
-#: detector's figure: with 0.05 dB that was -0.89 dBTP; with 0.15, -0.99 at worst.
+#: between its points, and meters other than the ones the limiter checks use
+#: other filters; measured on voice and music driven +12 to +18 dB into a -1 dBTP
+#: ceiling at 44.1/48 kHz, 16x FFT oversampling and scipy's resample_poly(8) read
+#: up to 0.16 dB above the sinc detector's figure: with 0.05 dB that was -0.89
+#: dBTP; with 0.15, -0.99 at worst. Issue 17: the margin alone did not cover
+#: near-Nyquist content (click and tone bursts, clipped noise: resample_poly(8)
+#: up to 0.27 dB above the sinc's figure, +0.12 dB over the ceiling; FFmpeg's
+#: ebur128 +0.05 dB over), so the limiter now also checks resample_poly(8)'s and
+#: FFmpeg's interpolators exactly (:func:`limiter_interpolator`); the margin is
+#: slack for the exact check and for meters outside that set.
 TRUE_PEAK_MARGIN_DB = 0.15
 
 
@@ -350,11 +357,22 @@ class LimiterState(NamedTuple):
 
 
 def limiter_interpolator(fs: float, interp: Interpolator | None = None) -> Interpolator:
-    """The limiter's true-peak interpolator: ``interp``, else
-    :func:`fxcli.dsp.truepeak.interpolator` for ``fs`` (8x or more, >= 192 kHz, 48
-    taps per phase: the meter of ``fxcli analyze``). Its phase count must be a
-    multiple of 4 (the compiled check holds 4 phases per vector)."""
-    it = interpolator(fs) if interp is None else interp
+    """The limiter's true-peak interpolator: ``interp``, else (issue 17) the union of
+    three meters' interpolators for ``fs`` (:func:`fxcli.dsp.peak_meters.limiter_phases`):
+    :func:`fxcli.dsp.truepeak.interpolator` (8x or more, >= 192 kHz, 48 taps per
+    phase: the meter of ``fxcli analyze``), scipy's ``resample_poly(x, 8, 1)`` (its
+    8 phases) and FFmpeg's ``ebur128`` true-peak filter (libswresample
+    to 192 kHz: the fractional positions its grid visits, up to 16 of them), each
+    placed in the same 48 taps with the same centre (latency unchanged). Its
+    ``factor`` is the phase count (20-36 from 16 to 96 kHz: 32 at 44.1 kHz, 20 at
+    48 and 96 kHz), not an oversampling factor; ``delay`` is 24 input samples. The phase
+    count must be a multiple of 4 (the compiled check holds 4 phases per vector)."""
+    if interp is None:
+        base = interpolator(fs)
+        phases = limiter_phases(float(fs), base.phases.tobytes(), base.phases.shape[1])
+        it = Interpolator("limiter", phases.shape[0], phases, base.history, base.delay)
+    else:
+        it = interp
     if it.factor % 4:
         raise ValueError(
             f"the limiter's interpolator needs a multiple of 4 phases, got {it.factor}"
@@ -424,8 +442,9 @@ def limit(
     1. Requirement ``r[j] = 1`` where ``P[j] <= c`` (``c = ceiling * (1 - 1e-6)``),
        else ``r[j] = c' / P[j]``, with ``P[j] = max_ch |x[j]|`` (sample peak) or,
        with ``true_peak``, also the largest interpolated value (``L`` phases of
-       ``T`` taps, :func:`limiter_interpolator`: by default the meter of
-       ``fxcli analyze``, 8x or more, 48 taps) of every output point
+       ``T`` taps, :func:`limiter_interpolator`: by default the union of the
+       meter of ``fxcli analyze`` (8x or more), scipy's ``resample_poly(8)`` and
+       FFmpeg's ``ebur128`` filter, 48 taps) of every output point
        whose ``T``-tap support contains sample ``j`` (a gain at or below ``r``
        on a whole support limits that point exactly when the gain is constant
        there). ``c' = c`` in sample-peak
@@ -436,7 +455,7 @@ def limit(
        sample-peak mode exact); release is a one-pole in dB towards 0 dB with
        time constant ``release_ms`` (63.2 % convention), snapped to exactly 1
        within 1e-7 of it.
-    3. True-peak mode, exact output check: a gain that varies inside a 12-tap
+    3. True-peak mode, exact output check: a gain that varies inside a ``T``-tap
        support can push an interpolated point over ``c`` although every gain
        is under its requirement (the planner alone overshoots by up to ~0.14 dB
        with 1-2 sample ramps). Gains are finalized ``T - 1`` samples after they
@@ -455,6 +474,18 @@ def limit(
        sines and sparse impulses up to +12 dB, ramps of 1-240 samples, release
        0.1-50 ms, ceilings -6 to -0.1 dBTP; closest 0.001 dB under the
        ceiling) nor in the adversarial tests; it is not ruled out by proof.
+       What holds for the ``L`` phases holds for the meters they are: with the
+       default interpolator the output stays at or under the ceiling by
+       ``fxcli analyze``, by ``resample_poly(y, 8, 1)`` and by FFmpeg's
+       ``ebur128=peak=true`` at 4.6-192 kHz (at 22.05, 44.1 and
+       88.2 kHz FFmpeg's grid visits 640-1024 fractional positions, of which 15
+       are checked: values between them for content up to 0.55 fs are at most
+       0.05 dB higher, inside the 0.15 dB target margin wherever the margin is
+       reached). Not covered: FFmpeg mirrors a stream's first 32 samples
+       (``x[-k] = x[k]``), so a transient in a file's first ~1 ms can read higher by
+       FFmpeg than the signal's true peak (measured up to 0.75 dB: a +1/-1 click
+       at sample 0 or 1 limited to -1.15 dBTP reads -0.64 / -0.55 dBTP there;
+       issue 17).
 
     Args:
         x: ``(*batch, n)`` float32/float64, a tensor on any device or a numpy array

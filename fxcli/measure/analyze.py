@@ -4,7 +4,10 @@ Per file: integrated loudness (LUFS, ITU-R BS.1770-4 gating), loudness range
 (LU, EBU Tech 3342), max momentary and max short-term loudness (LUFS), and over
 all channels the sample peak, true peak, RMS and clipped-sample count; per
 channel: sample peak (dBFS), true peak (dBTP, :func:`fxcli.dsp.truepeak.interpolator`:
-8x or more, at least 192 kHz, agreeing with ffmpeg's ``ebur128=peak=true``;
+8x or more, at least 192 kHz, agreeing with ffmpeg's ``ebur128=peak=true``
+within 0.1 dB on music and speech; on clicks, clipped noise and tones near Nyquist
+ffmpeg reads up to 1.6 dB lower (its 192 kHz grid is 4x at 48 kHz, 2x at 96 kHz)
+or up to 0.05 dB higher (issue 17);
 including the interpolator's ringing after the last sample),
 RMS (dBFS), DC offset (mean, full scale = 1), clipped samples and the
 channel's own integrated loudness (measured alone as mono). Plus duration,

@@ -148,9 +148,12 @@ class Limiter(Step):
     ``peak_limiter``: a ``loudness`` step directly before a limiter aims its gain
     through it (see :func:`fxcli.engine.runner.resolve_analysis`).
 
-    With ``true_peak`` the output's true peak (measured as ``fxcli analyze`` does,
-    :func:`fxcli.dsp.truepeak.interpolator`: 8x or more, at least 192 kHz) never
-    exceeds ``ceiling_db`` dBTP (it aims 0.15 dB under, see
+    With ``true_peak`` the output's true peak never exceeds ``ceiling_db`` dBTP as
+    measured by ``fxcli analyze`` (:func:`fxcli.dsp.truepeak.interpolator`: 8x or
+    more, at least 192 kHz), by scipy's ``resample_poly(y, 8, 1)`` and by FFmpeg's
+    ``ebur128=peak=true`` (the limiter checks all three interpolators,
+    :func:`fxcli.dsp.dynamics.limiter_interpolator`; FFmpeg's reading of a file's
+    first ~1 ms excepted: it mirrors them) (it aims 0.15 dB under, see
     :data:`fxcli.dsp.dynamics.TRUE_PEAK_MARGIN_DB`); without, its sample peak never
     exceeds ``ceiling_db`` dBFS.
     The gain aims :data:`QUANTIZATION_MARGIN` below the ceiling so that 16-bit
