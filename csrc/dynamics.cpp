@@ -331,19 +331,30 @@ FX_CLONES void tp_frames(const Input<T>& in, const LimParams& P, std::ptrdiff_t 
     const int PH = P.L, TAPS = P.T, LAG = P.LAG;
     // hs[4 (p * TAPS + k) + l] = h[p, k] (4 copies; loaded unaligned with ld4)
     std::vector<double> hs(static_cast<size_t>(4 * PH * TAPS));
+    // taps lo[p] .. hi[p] - 1 of phase p hold its non-zero coefficients (the
+    // limiter's union of meters pads shorter filters with zeros: 21 of 48 taps for
+    // resample_poly's phases, 32 for FFmpeg's, 1 for the sinc's phase 0)
+    std::vector<int> lo(static_cast<size_t>(PH), 0), hi(static_cast<size_t>(PH), 0);
     double l1 = 1.0;
     for (int p = 0; p < PH; ++p) {
         double s = 0.0;
         for (int k = 0; k < TAPS; ++k) {
-            s += std::fabs(P.h[p * TAPS + k]);
-            for (int l = 0; l < 4; ++l) hs[4 * (p * TAPS + k) + l] = P.h[p * TAPS + k];
+            const double hk = P.h[p * TAPS + k];
+            s += std::fabs(hk);
+            for (int l = 0; l < 4; ++l) hs[4 * (p * TAPS + k) + l] = hk;
+            if (hk != 0.0) {
+                if (hi[p] == 0) lo[p] = k;
+                hi[p] = k + 1;
+            }
         }
         l1 = std::max(l1, s);
     }
     const std::ptrdiff_t len = t1 - t0;
     const std::ptrdiff_t nblk = len / PB;  // whole blocks (the rest is never pruned)
-    // bnd[b]: the block's bound (max over channels), 0 where it is not pruned
+    // bnd[b]: the block's bound (max over channels), 0 where it is not pruned;
+    // fin[c nblk + b]: channel c's supports of block b hold finite values only
     std::vector<double> bnd(static_cast<size_t>(nblk), 0.0);
+    std::vector<char> fin(static_cast<size_t>(P.C * nblk), 0);
     for (std::ptrdiff_t c = 0; c < P.C; ++c) {
         // buf[LAG + t - k] = xx[D + t0 + t - k]
         in.copy(g * P.C + c, P.D + t0 - LAG, len + LAG, buf);
@@ -356,6 +367,7 @@ FX_CLONES void tp_frames(const Input<T>& in, const LimParams& P, std::ptrdiff_t 
                 if (!(v <= 1e300)) finite = false;
                 if (v > mx) mx = v;
             }
+            fin[static_cast<size_t>(c * nblk + b)] = finite;
             double bound = finite ? mx * l1 * (1.0 + 1e-9) : INFINITY;
             bnd[b] = c == 0 ? bound : std::max(bnd[b], bound);
         }
@@ -369,10 +381,26 @@ FX_CLONES void tp_frames(const Input<T>& in, const LimParams& P, std::ptrdiff_t 
             if (t / PB < nblk && bnd[t / PB] > 0.0) continue;
             const double* xt = buf + LAG + t;
             d4 m = splat(0.0);
+            // finite supports: the zero taps are skipped. Every product they add is
+            // +-0, which leaves a sum unchanged except for the sign of a zero sum,
+            // and |.| follows, so the value is the same; with inf or NaN in the
+            // support (0 * inf is NaN) every tap is summed, as before.
+            const bool skip_zeros = t / PB < nblk && fin[static_cast<size_t>(c * nblk + t / PB)];
             for (int p = 0; p < PH; ++p) {
                 const double* hp = hs.data() + 4 * p * TAPS;
-                d4 acc = ld4(xt) * ld4(hp);
-                for (int k = 1; k < TAPS; ++k) acc = acc + ld4(xt - k) * ld4(hp + 4 * k);
+                d4 acc;
+                if (skip_zeros) {
+                    if (hi[p] == 0) {
+                        acc = splat(0.0);
+                    } else {
+                        acc = ld4(xt - lo[p]) * ld4(hp + 4 * lo[p]);
+                        for (int k = lo[p] + 1; k < hi[p]; ++k)
+                            acc = acc + ld4(xt - k) * ld4(hp + 4 * k);
+                    }
+                } else {
+                    acc = ld4(xt) * ld4(hp);
+                    for (int k = 1; k < TAPS; ++k) acc = acc + ld4(xt - k) * ld4(hp + 4 * k);
+                }
                 acc = abs4(acc);
                 m = p == 0 ? acc : nanmax4(m, acc);
             }

@@ -13,6 +13,7 @@ both modes, NaN and inf.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from fxcli.dsp import dynamics as dyn
@@ -72,3 +73,28 @@ def test_fast_mode_quiet_then_loud_float32_nan() -> None:
     xt = torch.tensor(x.reshape(1, 2, n), dtype=torch.float32)
     cuts = [(0, 500), (500, 1500), (1500, n)]
     _run_both(xt, cuts, ceiling=0.5, true_peak=True, lookahead=3, release_ms=1.0, fs=FS, interp=it)
+
+
+@pytest.mark.parametrize("fs", [44100, 48000])
+def test_default_interpolator_zero_taps_skipped_same_bits(fs: int) -> None:
+    """issue 17: the limiter's default interpolator is a union of meters whose shorter
+    filters are padded with zero taps (resample_poly's 21 of 48, FFmpeg's 32); the
+    requirement stage skips them on finite supports and sums every tap where the
+    support holds inf or NaN (0 * inf is NaN). Same bits as the reference, which sums
+    every tap, on loud bursts, clicks, a NaN and an inf, chunk by chunk."""
+    it = dyn.limiter_interpolator(fs)
+    assert it.factor > 8 and (it.phases == 0.0).any()
+    rng = np.random.default_rng(fs)
+    n = 1600
+    t = np.arange(n)
+    x = 0.05 * np.sin(2 * np.pi * 0.011 * t)[None, :] * np.array([[1.0], [0.6]])
+    for s in rng.integers(300, n - 150, 6):
+        m = int(rng.integers(5, 80))
+        x[:, s : s + m] = 3.0 * np.sign(np.sin(np.pi / 2 * t[s : s + m] + rng.uniform(0, 6)))
+    for s in rng.integers(300, n, 10):
+        x[int(rng.integers(0, 2)), s] = rng.choice([-1, 1]) * rng.uniform(1, 4)
+    x[0, 1100] = np.nan
+    x[1, 1300] = np.inf
+    xt = torch.tensor(x.reshape(1, 2, n), dtype=torch.float32)
+    cuts = [(0, 400), (400, 1001), (1001, n)]
+    _run_both(xt, cuts, ceiling=0.5, true_peak=True, lookahead=3, release_ms=1.0, fs=fs, interp=it)
