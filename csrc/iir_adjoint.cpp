@@ -355,7 +355,8 @@ void ckpt_run(const py::array& x, py::array& y, const double* s, double* zp, dou
         },
         [&](std::ptrdiff_t r) {
             one_row(xp, yp, sh.n_t, s, sh.n_sec, zp, sh.rows, r, ckp, sh.n_blocks);
-        });
+        },
+        FWD_TILE_COST);
 }
 
 void sosfilt_ckpt(const py::array& x, py::array& y, const py::array& sos, py::array& z,

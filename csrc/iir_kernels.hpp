@@ -209,10 +209,14 @@ inline void group_tile_m(int m, double* buf, std::ptrdiff_t n, const double* sos
 }
 #endif
 
-// A tile of 4 rows takes about 2.2 single rows' time on one thread (measured
-// with the previous kernel; the same shape holds here): with several threads and
-// few rows, single rows on every thread can finish first.
+// What a tile of 4 rows costs in single rows' time on one thread, for run_rows'
+// choice between tiles and single rows on several threads. The adjoint's backward
+// tile: about 2.2 (measured with the previous kernel; 2.5 on 4 rows x 480k, 3
+// sections, 2026-12-05). The forward tile (the checkpointing forward): 0.73 since
+// the vector transposes (3.3 ms for a tile vs 4.5 per scalar row), so tiles always
+// win there (the old 2.2 sent 4 rows on 2 threads to scalar rows: 9.1 ms vs 3.3).
 constexpr double TILE_COST = 2.2;
+constexpr double FWD_TILE_COST = 1.0;
 // below this many samples in all, threads cost more than they save
 constexpr std::ptrdiff_t PAR_MIN_SAMPLES = 1 << 15;
 
@@ -304,13 +308,13 @@ void one_tile(const T* x, T* y, std::ptrdiff_t n_t, const double* sos, std::ptrd
 // tile(r0) runs rows r0..r0+LANES-1, row(r) runs row r; items touch disjoint rows.
 template <class TileFn, class RowFn>
 void run_rows(std::ptrdiff_t rows, std::ptrdiff_t n_t, int threads, bool use_tiles,
-              const TileFn& tile, const RowFn& row) {
+              const TileFn& tile, const RowFn& row, double tile_cost = TILE_COST) {
     std::ptrdiff_t n_tiles = FX_HAVE_VEC && use_tiles ? rows / LANES : 0;
     int th = static_cast<int>(std::min<std::ptrdiff_t>(std::max(threads, 1), rows));
     if (rows * n_t < PAR_MIN_SAMPLES) th = 1;
     if (th > 1 && n_tiles) {
         std::ptrdiff_t rem = rows - LANES * n_tiles;
-        double tiled = std::max(TILE_COST, (TILE_COST * n_tiles + rem) / th);
+        double tiled = std::max(tile_cost, (tile_cost * n_tiles + rem) / th);
         if (tiled >= static_cast<double>((rows + th - 1) / th)) n_tiles = 0;
     }
     std::ptrdiff_t items = n_tiles + rows - LANES * n_tiles;
