@@ -39,6 +39,32 @@ def _run_both(x: torch.Tensor, cuts: list[tuple[int, int]], **kw: object) -> Non
         assert all(map(_bits_equal, l_new, l_ref)), (a, b, kw)
 
 
+def _quiet_then_bursts(
+    n: int,
+    start: int,
+    longest: int,
+    bursts: int,
+    clicks: int,
+    *,
+    nan_at: int,
+    inf_at: int,
+    seed: int,
+) -> torch.Tensor:
+    """(1, 2, n) float32: a quiet sine, then from ``start`` on fs/4 square bursts and
+    single clicks 1-4x full scale, a NaN in channel 0 and an inf in channel 1."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    x = 0.05 * np.sin(2 * np.pi * 0.011 * t)[None, :] * np.array([[1.0], [0.6]])
+    for s in rng.integers(start, n - 150, bursts):
+        m = int(rng.integers(5, longest))
+        x[:, s : s + m] = 3.0 * np.sign(np.sin(np.pi / 2 * t[s : s + m] + rng.uniform(0, 6)))
+    for s in rng.integers(start, n, clicks):
+        x[int(rng.integers(0, 2)), s] = rng.choice([-1, 1]) * rng.uniform(1, 4)
+    x[0, nan_at] = np.nan
+    x[1, inf_at] = np.inf
+    return torch.tensor(x.reshape(1, 2, n), dtype=torch.float32)
+
+
 def test_fast_mode_with_corrections_matches_reference() -> None:
     """issue 17: gated clipped noise through a 1-frame ramp: long stretches in the
     fast mode, new points over the ceiling (a rebuild, a correction, the exact mode
@@ -59,19 +85,8 @@ def test_fast_mode_quiet_then_loud_float32_nan() -> None:
     loud bursts near fs/4 and clicks, float32, a NaN and an inf late in the
     signal: the same bits as the reference, chunk by chunk."""
     it = Interpolator("test", 8, kaiser_sinc_phases(8, 16), 15, 8.0)
-    rng = np.random.default_rng(5)
-    n = 2400
-    t = np.arange(n)
-    x = 0.05 * np.sin(2 * np.pi * 0.011 * t)[None, :] * np.array([[1.0], [0.6]])
-    for s in rng.integers(900, n - 150, 8):
-        m = int(rng.integers(5, 100))
-        x[:, s : s + m] = 3.0 * np.sign(np.sin(np.pi / 2 * t[s : s + m] + rng.uniform(0, 6)))
-    for s in rng.integers(900, n, 12):
-        x[int(rng.integers(0, 2)), s] = rng.choice([-1, 1]) * rng.uniform(1, 4)
-    x[0, 2100] = np.nan
-    x[1, 2200] = np.inf
-    xt = torch.tensor(x.reshape(1, 2, n), dtype=torch.float32)
-    cuts = [(0, 500), (500, 1500), (1500, n)]
+    xt = _quiet_then_bursts(2400, 900, 100, 8, 12, nan_at=2100, inf_at=2200, seed=5)
+    cuts = [(0, 500), (500, 1500), (1500, 2400)]
     _run_both(xt, cuts, ceiling=0.5, true_peak=True, lookahead=3, release_ms=1.0, fs=FS, interp=it)
 
 
@@ -84,17 +99,6 @@ def test_default_interpolator_zero_taps_skipped_same_bits(fs: int) -> None:
     every tap, on loud bursts, clicks, a NaN and an inf, chunk by chunk."""
     it = dyn.limiter_interpolator(fs)
     assert it.factor > 8 and (it.phases == 0.0).any()
-    rng = np.random.default_rng(fs)
-    n = 1600
-    t = np.arange(n)
-    x = 0.05 * np.sin(2 * np.pi * 0.011 * t)[None, :] * np.array([[1.0], [0.6]])
-    for s in rng.integers(300, n - 150, 6):
-        m = int(rng.integers(5, 80))
-        x[:, s : s + m] = 3.0 * np.sign(np.sin(np.pi / 2 * t[s : s + m] + rng.uniform(0, 6)))
-    for s in rng.integers(300, n, 10):
-        x[int(rng.integers(0, 2)), s] = rng.choice([-1, 1]) * rng.uniform(1, 4)
-    x[0, 1100] = np.nan
-    x[1, 1300] = np.inf
-    xt = torch.tensor(x.reshape(1, 2, n), dtype=torch.float32)
-    cuts = [(0, 400), (400, 1001), (1001, n)]
+    xt = _quiet_then_bursts(1600, 300, 80, 6, 10, nan_at=1100, inf_at=1300, seed=fs)
+    cuts = [(0, 400), (400, 1001), (1001, 1600)]
     _run_both(xt, cuts, ceiling=0.5, true_peak=True, lookahead=3, release_ms=1.0, fs=fs, interp=it)
