@@ -4,7 +4,9 @@ pybind11), from ``csrc/``; everything else is in pyproject.toml.
 Flags: -O3 and -ffp-contract=off (a product and a sum are never fused into one
 FMA: the kernels' results are operation for operation SciPy's), never
 -ffast-math and never -march=native; the IIR tiles carry an AVX2 clone chosen at
-load time (see csrc/common.hpp). FXCLI_CORE_DEBUG=1 builds with -O0 -g.
+load time (see csrc/common.hpp), the FIR's FFT loop an AVX2 build of its own
+(csrc/fir_avx2.cpp); csrc/third_party/pocketfft is vendored (BSD-3, header-only).
+FXCLI_CORE_DEBUG=1 builds with -O0 -g.
 """
 
 import os
@@ -30,6 +32,6 @@ ext = Pybind11Extension(
     cxx_std=17,
     extra_compile_args=flags,
 )
-ext.depends = sorted(glob("csrc/*.hpp"))
+ext.depends = sorted(glob("csrc/*.hpp") + glob("csrc/third_party/*/*.h"))
 
 setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})

@@ -17,7 +17,10 @@ Backends (one row each, same CSV columns as ``fxcli bench``):
 - iir ``scipy-lfilter-x4``: ``scipy.signal.lfilter(b, a)`` per filter (the seed's
   baseline)
 - fir ``fxcli-firfilt``: ``fxcli.dsp.firfilt`` with the 5 filters' taps convolved
-  (511 taps, one call, as the engine fuses them)
+  (511 taps, one call, as the engine fuses them); a CPU tensor without autograd, so
+  the compiled kernel behind a torch wrapper
+- fir ``fxcli-firfilt-np``: ``fxcli.dsp.fir.cpu.firfilt_np``, the same fused taps on
+  the numpy array (the CLI's torch-free path, the compiled kernel ``core.firfilt``)
 - fir ``fxcli-firfilt-x5``: ``firfilt`` once per filter
 - fir ``scipy-lfilter-x5``: ``scipy.signal.lfilter`` per filter, float64 taps (the
   seed's baseline)
@@ -50,6 +53,7 @@ from scipy import signal
 
 from fxcli.cli.bench import finish
 from fxcli.dsp.fir import firfilt
+from fxcli.dsp.fir.cpu import firfilt_np
 from fxcli.dsp.iir import sosfilt
 from fxcli.measure import benchmark as B
 from fxcli.steps import FIR, IIR
@@ -130,6 +134,7 @@ def fir_backends(steps):
 
     out = {
         "fxcli-firfilt": lambda x: firfilt(torch.from_numpy(x), taps_t)[0],
+        "fxcli-firfilt-np": lambda x: firfilt_np(x, taps, None)[0],
         f"fxcli-firfilt-x{n_each}": firfilt_each,
         f"scipy-lfilter-x{n_each}": lfilter_each,
         "scipy-oaconvolve": oaconv,

@@ -5,6 +5,7 @@
 namespace fx {
 void register_iir(py::module_& m);
 void register_dynamics(py::module_& m);
+void register_fir(py::module_& m);
 void register_iir_adjoint(py::module_& m);
 void register_iir_tv(py::module_& m);
 void register_loudness(py::module_& m);
@@ -20,6 +21,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("LANES") = fx::LANES;
     fx::register_iir(m);
     fx::register_dynamics(m);
+    fx::register_fir(m);
     fx::register_iir_adjoint(m);
     fx::register_iir_tv(m);
     fx::register_loudness(m);

@@ -27,7 +27,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fxcli.dsp.fir import firfilt
+from fxcli.dsp.fir.cpu import NATIVE_FFT_MIN_TAPS, fft_size, firfilt_np
 from fxcli.dsp.iir import sosfilt
+from fxcli.dsp.native import core, set_threads
+from tests._fir_reference import firfilt_np_reference
 
 BACKENDS = ["cpu", "torch"]
 SHAPES = [(), (1,), (2,), (8,), (2, 3)]  # batch shapes; time is appended
@@ -518,6 +521,150 @@ def test_firfilt_edge_cases_and_errors() -> None:
         firfilt(torch.zeros(10), h, method="winograd")
     with pytest.raises(ValueError, match="non-finite"):
         firfilt(torch.zeros(10), torch.tensor([1.0, math.inf]))
+
+
+# ---------------------------------------------------------------------------
+# issue 15: the compiled FIR kernel (core.firfilt behind firfilt_np and CPU tensors)
+# ---------------------------------------------------------------------------
+
+NP_KS = [1, 2, 7, 8, 31, 101, 511]
+
+
+def _lfilter_hist(h: np.ndarray, x: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """Independent float64 reference: lfilter over concat(history, x), history outputs dropped."""
+    full = np.concatenate([hist, x.astype(np.float64)], axis=-1)
+    if x.shape[-1] == 0:  # lfilter refuses empty input
+        return np.zeros(x.shape)
+    return sig.lfilter(h, [1.0], full, axis=-1)[..., hist.shape[-1] :]
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "auto"])
+@pytest.mark.parametrize("k", NP_KS)
+@pytest.mark.parametrize("batch", [(), (3,), (2, 2)], ids=str)
+@pytest.mark.parametrize("n", [0, 5, 3000, 9001])
+def test_firfilt_np_compiled_vs_lfilter_and_old_path(method: str, k: int, batch, n: int) -> None:
+    # issue 15: the compiled kernel equals scipy's lfilter (float64) and the old numpy
+    # overlap-save / GEMM path to float64 rounding, incl. zi, K = 1, K > n and n = 0
+    h = _taps(k)
+    x = _signal(batch, n, k + n)
+    hist = np.random.default_rng(k).uniform(-1, 1, (*batch, k - 1))
+    ref = _lfilter_hist(h, x, hist)
+    old_method = method if method != "auto" else ("direct" if k < NATIVE_FFT_MIN_TAPS else "fft")
+    old, old_zf = firfilt_np_reference(x, h, hist, old_method)
+    for zi in (hist, None):
+        y, zf = firfilt_np(x, h, zi, method)
+        assert y.shape == x.shape and y.dtype == np.float64
+        assert zf.shape == (*batch, k - 1) and zf.dtype == np.float64
+        want = ref if zi is not None else _lfilter_hist(h, x, np.zeros_like(hist))
+        np.testing.assert_allclose(y, want, rtol=0, atol=1e-13)
+        zi_full = hist if zi is not None else np.zeros_like(hist)
+        np.testing.assert_array_equal(zf, np.concatenate([zi_full, x], axis=-1)[..., n:])
+    y, zf = firfilt_np(x, h, hist, method)
+    np.testing.assert_allclose(y, old, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(zf, old_zf)
+    # float32 in and out, float64 inside: rounded once, so within one float32 ulp
+    x32 = x.astype(np.float32)
+    y32, zf32 = firfilt_np(x32, h, hist, method)
+    assert y32.dtype == np.float32 and zf32.dtype == np.float64
+    ref32 = _lfilter_hist(h, x32, hist)
+    atol32 = 2e-7 * max(1.0, np.abs(ref32).max(initial=0.0))
+    np.testing.assert_allclose(y32, ref32, rtol=0, atol=atol32)
+    old32, _ = firfilt_np_reference(x32, h, hist, old_method)
+    np.testing.assert_allclose(y32, old32, rtol=0, atol=atol32)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+@pytest.mark.parametrize("k", [3, 101, 511])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_firfilt_np_compiled_chunked_and_threads(method: str, k: int, dtype) -> None:
+    # issue 15: the state is the K-1 input history, so chunked runs (chunks shorter
+    # and longer than K and than an FFT frame) equal one run to float64 rounding;
+    # the threads split rows and frames, never the arithmetic: identical bits
+    h = _taps(k)
+    x = _signal((3,), 20_000, k).astype(dtype)
+    y, zf = firfilt_np(x, h, None, method)
+    ys, z = [], None
+    for a, b in _chunks(x.shape[-1], (1, 7, k + 3, 4097, 300)):
+        yy, z = firfilt_np(x[..., a:b], h, z, method)
+        ys.append(yy)
+    atol = 1e-13 if dtype == np.float64 else 2e-7
+    np.testing.assert_allclose(np.concatenate(ys, axis=-1), y, rtol=0, atol=atol)
+    np.testing.assert_array_equal(z, zf)
+    np.testing.assert_allclose(y, sig.lfilter(h, [1.0], x.astype(np.float64)), rtol=0, atol=atol)
+    try:
+        for n_threads in (1, 2, 3):
+            set_threads(n_threads)
+            y_t, zf_t = firfilt_np(x, h, None, method)
+            np.testing.assert_array_equal(y_t, y)
+            np.testing.assert_array_equal(zf_t, zf)
+    finally:
+        set_threads(None)
+    if method == "fft":  # the 4-frame AVX2 loop (where it runs) and the 2-frame one
+        x2 = np.ascontiguousarray(x)
+        y_wide, y_narrow = np.empty_like(x2), np.empty_like(x2)
+        zeros = np.zeros((3, k - 1))
+        core.firfilt(x2, y_wide, h, zeros, fft_size(k), 2)
+        core.firfilt(x2, y_narrow, h, zeros, fft_size(k), 2, wide=False)
+        np.testing.assert_array_equal(y_wide, y)
+        np.testing.assert_array_equal(y_narrow, y)
+    # a mono signal (one row: frames split over threads) against np.convolve
+    y1, _ = firfilt_np(x[0].astype(np.float64), h, None, method)
+    np.testing.assert_allclose(
+        y1, np.convolve(x[0].astype(np.float64), h)[: x.shape[-1]], rtol=0, atol=1e-13
+    )
+
+
+@pytest.mark.parametrize("k", [5, 101])
+def test_firfilt_np_compiled_nonfinite(k: int) -> None:
+    # issue 15: nan/inf spoil the outputs whose sums read them, and nothing else:
+    # "fft" exactly the frames the old numpy path spoiled (same frames), "direct"
+    # exactly lfilter's K outputs per bad sample; the history carries them on
+    h = _taps(k)
+    x = _signal((2,), 12_000, 4)
+    x[0, 5000], x[1, 100], x[1, 11_999] = np.nan, np.inf, -np.inf
+    y, zf = firfilt_np(x, h, None, "fft")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's FFT of nan
+        old, old_zf = firfilt_np_reference(x, h, None, "fft")
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(old))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(old))
+    good = np.isfinite(old)
+    assert not good.all() and good.sum() > x.size // 2
+    np.testing.assert_allclose(y[good], old[good], rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(zf, old_zf)
+    y_d, _ = firfilt_np(x, h, None, "direct")
+    with np.errstate(invalid="ignore"):
+        ref = sig.lfilter(h, [1.0], x, axis=-1)
+    np.testing.assert_array_equal(np.isnan(y_d), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(y_d), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(y_d[fin], ref[fin], rtol=0, atol=1e-13)
+
+
+def test_firfilt_cpu_tensor_uses_compiled_kernel() -> None:
+    # issue 15: CPU tensors without autograd take the compiled kernel (same bits as
+    # firfilt_np); errors in the arguments are the numpy path's
+    h = _taps(101)
+    x = _signal((2, 3), 5000, 9)
+    hist = np.random.default_rng(2).uniform(-1, 1, (2, 3, 100))
+    for method in ("direct", "fft", "auto"):
+        y, zf = firfilt(
+            torch.from_numpy(x), torch.from_numpy(h), torch.from_numpy(hist), method=method
+        )
+        y_np, zf_np = firfilt_np(x, h, hist, method)
+        np.testing.assert_array_equal(y.numpy(), y_np)
+        np.testing.assert_array_equal(zf.numpy(), zf_np)
+    xt = torch.from_numpy(x).transpose(0, 1)  # not contiguous
+    y, _ = firfilt(xt, torch.from_numpy(h))
+    np.testing.assert_array_equal(
+        y.numpy(), firfilt_np(np.ascontiguousarray(xt.numpy()), h, None)[0]
+    )
+    with pytest.raises(ValueError, match="zi must have shape"):
+        firfilt_np(x, h, np.zeros((2, 100)))
+    with pytest.raises(ValueError, match="finite"):
+        firfilt_np(x, np.array([1.0, np.nan]), None)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        firfilt_np(x.astype(np.float16), h, None)
 
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """The compiled CPU core (the extension module ``fxcli._core``, C++ built from
 ``csrc/`` at install time) and the one thread policy of its kernels.
 
-Every CPU kernel of fxcli (biquad cascades and their adjoint, dynamics envelopes
-and the lookahead limiter, true-peak oversampling, the reverb, the WAV codec) is a
-function of :data:`core` taking numpy arrays; it releases the GIL and spreads
-independent rows (channels) over at most :func:`threads` threads, started per call
-and joined before it returns (nothing spins or waits between calls).
+Every CPU kernel of fxcli (biquad cascades and their adjoint, the FIR filter,
+dynamics envelopes and the lookahead limiter, true-peak oversampling, the reverb, the
+WAV codec) is a function of :data:`core` taking numpy arrays; it releases the GIL and
+spreads independent rows (channels; the FIR also frames of a row) over at most
+:func:`threads` threads, started per call and joined before it returns (nothing
+spins or waits between calls).
 
 Threads, first match wins: :func:`set_threads` (the CLI's ``--threads``), the
 environment variable ``FXCLI_THREADS``, torch's intra-op setting when torch is

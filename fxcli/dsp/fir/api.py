@@ -2,13 +2,13 @@
 
 :func:`firfilt` computes ``scipy.signal.lfilter(taps, [1.0], x, axis=-1)`` in
 float64, either by direct convolution (explicit K-term sums) or by overlap-save
-FFT convolution (:func:`torch.fft.rfft`; on CPU tensors the frames are assembled
-by NumPy in small reused buffers, see :func:`_fft_cpu`). The state is the input history (the
-last ``K - 1`` input samples), so chunked calls that carry ``zf`` into the
-next call's ``zi`` equal one call on the whole signal. float32 signals on CUDA
-devices with at most :data:`AUTO_TRITON_MAX_TAPS` taps go by default through the
-Triton kernel of :mod:`fxcli.dsp.fir.triton` (float32 arithmetic on tensor cores,
-3xTF32) when triton is available.
+FFT convolution (on CPU tensors without autograd the compiled kernel of
+:func:`fxcli.dsp.fir.cpu.firfilt_np`, elsewhere :func:`torch.fft.rfft`). The
+state is the input history (the last ``K - 1`` input samples), so chunked calls
+that carry ``zf`` into the next call's ``zi`` equal one call on the whole signal.
+float32 signals on CUDA devices with at most :data:`AUTO_TRITON_MAX_TAPS` taps go
+by default through the Triton kernel of :mod:`fxcli.dsp.fir.triton` (float32
+arithmetic on tensor cores, 3xTF32) when triton is available.
 """
 
 from __future__ import annotations
@@ -51,14 +51,16 @@ def firfilt(
             sample just before ``x[..., 0]``). ``None`` means zeros. Used as
             float64 on ``x``'s device; never modified. This is not SciPy's
             ``lfilter`` ``zi`` (a filter state) but the raw input history.
-        method: ``"direct"`` (explicit K-term sums, evaluated as a banded
-            Toeplitz GEMM), ``"fft"`` (overlap-save, FFT length the next power
-            of two >= 8 K, at least 256), ``"triton"``
+        method: ``"direct"`` (explicit K-term sums: in the compiled kernel
+            on CPU, evaluated as a banded Toeplitz GEMM elsewhere), ``"fft"``
+            (overlap-save, FFT length the next power of two >= 8 K, at least
+            256), ``"triton"``
             (:func:`fxcli.dsp.fir.triton.firfilt_triton`: float32 ``x`` on CUDA
             only, float32 arithmetic with 3xTF32 tensor-core products) or
             ``"auto"`` (triton for float32 CUDA ``x`` and ``K <=
             AUTO_TRITON_MAX_TAPS`` when triton is available, else direct for
-            ``K < AUTO_FFT_MIN_TAPS``, else fft).
+            ``K < AUTO_FFT_MIN_TAPS`` (on CPU ``K <
+            fxcli.dsp.fir.cpu.NATIVE_FFT_MIN_TAPS``), else fft).
 
     Returns:
         ``(y, zf)``: ``y`` has ``x``'s shape, dtype and device; ``zf`` is the

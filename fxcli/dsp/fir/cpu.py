@@ -1,11 +1,12 @@
 """The FIR filter on numpy arrays (no torch): the torch-free CPU path's
-:func:`firfilt_np`, and the frame plan shared with :mod:`fxcli.dsp.fir.dispatch`.
+:func:`firfilt_np`, which runs the compiled kernel ``core.firfilt`` (csrc/fir.cpp),
+and the frame plan shared with :mod:`fxcli.dsp.fir.dispatch`.
 
-The same frames as the torch methods (:func:`plan`): "direct" is a banded Toeplitz GEMM
-per frame of ``B + K - 1`` inputs (``B`` = :func:`direct_block`), "fft" overlap-save
-with an FFT of :func:`fft_size` points (numpy's pocketfft; torch uses its own FFT, so
-the two paths agree to float64 rounding, not bit for bit). float64 arithmetic, the
-output rounded once to the input's dtype.
+Methods: "fft" is overlap-save with the frames of :func:`plan` (FFT of
+:func:`fft_size` points, pocketfft vendored in the core; torch uses its own FFT on
+CUDA, so the paths agree to float64 rounding, not bit for bit), "direct" explicit
+K-term sums. float64 arithmetic, the output rounded once to the input's dtype; the
+kernel releases the GIL and spreads rows and frames over :func:`threads` threads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import math
 
 import numpy as np
 
-__all__ = ["AUTO_FFT_MIN_TAPS", "direct_block", "fft_size", "firfilt_np", "plan"]
+from fxcli.dsp.native import core, threads
+
+__all__ = [
+    "AUTO_FFT_MIN_TAPS",
+    "NATIVE_FFT_MIN_TAPS",
+    "direct_block",
+    "fft_size",
+    "firfilt_np",
+    "plan",
+]
 
 # "auto" uses the FFT from this many taps on. Measured on the 2-core AMD EPYC
 # (Zen 3) dev VM, torch 2.13 CPU, one thread, 8 ch x 2^20 float32 samples,
@@ -23,8 +33,13 @@ __all__ = ["AUTO_FFT_MIN_TAPS", "direct_block", "fft_size", "firfilt_np", "plan"
 # frame grows from 64 to 128 outputs (K = 65).
 AUTO_FFT_MIN_TAPS = 65
 
-#: float64 elements per slab of frames on the CPU (cache-resident)
-SLAB = 1 << 18
+# "auto" in the compiled kernel (firfilt_np, and torch CPU tensors without autograd)
+# uses the FFT from this many taps on. Measured on the 2-core dev VM (AMD EPYC, AVX2),
+# one thread, 8 ch x 2^18 float32 samples, Msamples/s direct vs fft (plan's frames):
+# K=2 670 vs 440, K=4 390 vs 440, K=8 305 vs 425, K=16 140 vs 415, K=32 63 vs 400.
+# Without AVX2 (the 2-frame SSE2 loop) the FFT is ~1.5x slower and the crossover
+# sits near K = 12.
+NATIVE_FFT_MIN_TAPS = 8
 
 
 def fft_size(k: int) -> int:
@@ -59,14 +74,22 @@ def firfilt_np(
     """:func:`fxcli.dsp.firfilt` for numpy arrays: ``x`` (*batch, n) float32/float64,
     ``taps`` (K,), ``zi`` (*batch, K-1) float64 input history or ``None`` (zeros;
     never modified). Returns ``(y, zf)``: ``y`` in ``x``'s shape and dtype, ``zf`` the
-    last K-1 samples of ``concat(zi, x)`` (float64, exact copies). CPU only, no torch."""
-    h = np.asarray(taps, dtype=np.float64)
+    last K-1 samples of ``concat(zi, x)`` (float64, exact copies). CPU only, no torch.
+
+    ``method``: "fft" (overlap-save, :func:`plan`'s frames), "direct" (explicit K-term
+    sums) or "auto" (direct below :data:`NATIVE_FFT_MIN_TAPS` taps, else fft). A
+    non-finite sample spoils the outputs whose sums include it: for "direct" the K
+    outputs from it on (as ``scipy.signal.lfilter``), for "fft" every output of the
+    (one or two) frames that read it."""
+    h = np.ascontiguousarray(taps, dtype=np.float64)
     if h.ndim != 1 or h.shape[0] < 1:
         raise ValueError(f"taps must have shape (K,) with K >= 1, got {tuple(h.shape)}")
     if not np.isfinite(h).all():
         raise ValueError("taps must be finite")
     if method not in ("auto", "direct", "fft"):
         raise ValueError(f"method must be auto, direct or fft on numpy arrays, got {method!r}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     k = h.shape[0]
     batch, n_t = x.shape[:-1], x.shape[-1]
     rows = math.prod(batch)
@@ -75,33 +98,14 @@ def firfilt_np(
     else:
         if tuple(zi.shape) != (*batch, k - 1):
             raise ValueError(f"zi must have shape {(*batch, k - 1)}, got {tuple(zi.shape)}")
-        hist = np.asarray(zi, dtype=np.float64).reshape(rows, k - 1)
-    x2 = x.reshape(rows, n_t)
-    full0 = np.concatenate((hist, x2.astype(np.float64)), axis=1)
-    zf = full0[:, full0.shape[1] - (k - 1) :].copy().reshape(*batch, k - 1)
-    if n_t == 0 or rows == 0 or k == 1:
-        return (x2.astype(np.float64) * h[0]).astype(x.dtype).reshape(x.shape), zf
-    if method == "auto":
-        method = "direct" if k < AUTO_FFT_MIN_TAPS else "fft"
-    step, win, n_frames = plan(method, k, n_t)
-    full = np.zeros((rows, (n_frames - 1) * step + win))
-    full[:, : full0.shape[1]] = full0
-    y = np.empty((rows, n_t), dtype=x.dtype)
-    if method == "direct":
-        i = np.arange(win)[:, None]
-        d = i - np.arange(step)[None, :]
-        w = np.where((d >= 0) & (d < k), h[::-1][np.clip(d, 0, k - 1)], 0.0)
+        hist = np.ascontiguousarray(np.asarray(zi, dtype=np.float64).reshape(rows, k - 1))
+    x2 = np.ascontiguousarray(x.reshape(rows, n_t))
+    if n_t >= k - 1:
+        zf = x2[:, n_t - (k - 1) :].astype(np.float64)
     else:
-        hf = np.fft.rfft(h, n=win)
-    per = max(1, SLAB // (rows * win))
-    for f0 in range(0, n_frames, per):
-        f1 = min(n_frames, f0 + per)
-        seg = full[:, f0 * step : (f1 - 1) * step + win]
-        frames = np.lib.stride_tricks.sliding_window_view(seg, win, axis=-1)[:, ::step]
-        if method == "direct":
-            out = frames @ w
-        else:
-            out = np.fft.irfft(np.fft.rfft(frames, axis=-1) * hf, n=win, axis=-1)[..., k - 1 :]
-        t0, t1 = f0 * step, min(n_t, f1 * step)
-        y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
-    return y.reshape(x.shape), zf
+        zf = np.concatenate((hist[:, n_t:], x2), axis=1, dtype=np.float64)
+    if method == "auto":
+        method = "direct" if k < NATIVE_FFT_MIN_TAPS else "fft"
+    y = np.empty((rows, n_t), dtype=x.dtype)
+    core.firfilt(x2, y, h, hist, fft_size(k) if method == "fft" else 0, threads())
+    return y.reshape(x.shape), zf.reshape(*batch, k - 1)

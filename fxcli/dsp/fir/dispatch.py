@@ -1,7 +1,8 @@
-"""The forward FIR filter without autograd: direct (banded Toeplitz GEMM) or
-overlap-save FFT (on CPU the frames are assembled by NumPy in small reused buffers,
-see :func:`_fft_cpu`); float32 CUDA signals with at most
-:data:`AUTO_TRITON_MAX_TAPS` taps take the Triton kernel of :mod:`fxcli.dsp.fir.triton`.
+"""The forward FIR filter without autograd. CPU tensors go to the compiled kernel
+(:func:`fxcli.dsp.fir.cpu.firfilt_np`: overlap-save FFT or direct sums, GIL released,
+:func:`fxcli.dsp.native.threads` threads); other devices use direct (banded Toeplitz
+GEMM) or overlap-save FFT in torch, and float32 CUDA signals with at most
+:data:`AUTO_TRITON_MAX_TAPS` taps the Triton kernel of :mod:`fxcli.dsp.fir.triton`.
 The semantics are :func:`fxcli.dsp.firfilt`'s.
 """
 
@@ -9,11 +10,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from fxcli.dsp.fir.args import check_taps, history
-from fxcli.dsp.fir.cpu import AUTO_FFT_MIN_TAPS
+from fxcli.dsp.fir.cpu import AUTO_FFT_MIN_TAPS, firfilt_np
 from fxcli.dsp.fir.cpu import plan as _plan
 
 __all__ = ["AUTO_FFT_MIN_TAPS", "AUTO_TRITON_MAX_TAPS", "forward"]
@@ -43,58 +43,6 @@ def _slab_elements(device: torch.device) -> int:
     """float64 elements per slab of frames: small on CPU (cache-resident, and no
     page-fault churn from fresh large allocations), large on GPUs."""
     return 1 << 18 if device.type == "cpu" else 1 << 24
-
-
-def _fft_cpu(
-    x: np.ndarray, hist: np.ndarray, h: torch.Tensor, y: np.ndarray, slab: int = 1 << 18
-) -> None:
-    """Overlap-save on the CPU, float64 throughout; the same frames as :func:`_convolve`.
-
-    ``x`` (rows, n) float32/float64, ``hist`` (rows, K-1) float64, ``y`` (rows, n)
-    receives ``y[:, m] = sum_k h[k] * full[:, m + K-1 - k]`` with
-    ``full = concat(hist, x, zeros)``. Each slab of frames is copied by NumPy
-    (strided copies in NumPy are ~10x faster than torch's ``unfold`` copies here)
-    into one reused cache-resident float64 buffer, straight from ``x`` for
-    interior slabs (only the first and last slab, which need the history or the
-    zero padding, go through a second small buffer), so there is no full-length
-    float64 copy of the signal; the slab is transformed as one contiguous batch
-    by ``torch.fft`` (MKL on x86-64 builds: measured ~1.2x faster than pocketfft
-    with 2 workers), and the outputs are written to ``y`` in one strided copy.
-    Measured on the 2-core dev VM, K = 511, 8 ch x 60 s float32: ~1.8x the
-    throughput of the ``unfold`` path of :func:`_convolve`. Same frames
-    (:func:`_plan`) as that path, so the results agree to rounding.
-    """
-    rows, n = y.shape
-    k = h.shape[0]
-    step, win, n_frames = _plan("fft", k, n)
-    hf = torch.fft.rfft(h, n=win)
-    per = max(1, min(n_frames, slab // (rows * win)))
-    buf = np.empty((rows, (per - 1) * step + win), dtype=np.float64)
-    frames = np.empty((rows, per, win), dtype=np.float64)
-    for f0 in range(0, n_frames, per):
-        f1 = min(n_frames, f0 + per)
-        t0, t1 = f0 * step, min(n, f1 * step)
-        length = (f1 - f0 - 1) * step + win
-        a = t0 - (k - 1)  # full[t0 + j] = x[a + j]
-        if a >= 0 and a + length <= n:  # interior slab: frames straight from x
-            b = x[:, a : a + length]
-        else:  # first / last slab: history and zero padding through buf
-            b = buf[:, :length]
-            lo = max(0, -a)
-            if lo:
-                b[:, :lo] = hist[:, k - 1 - lo :]
-            e = max(lo, min(length, n - a))
-            b[:, lo:e] = x[:, a + lo : a + e]
-            b[:, e:] = 0.0
-        fr = frames[:, : f1 - f0]
-        np.copyto(fr, np.lib.stride_tricks.sliding_window_view(b, win, axis=-1)[:, ::step])
-        spec = torch.fft.rfft(torch.from_numpy(fr), dim=-1)
-        spec *= hf
-        out = torch.fft.irfft(spec, n=win, dim=-1).numpy()[..., k - 1 :]
-        if t1 - t0 == (f1 - f0) * step:  # whole frames: one strided copy, no reshape copy
-            y[:, t0:t1].reshape(rows, f1 - f0, step)[...] = out
-        else:
-            y[:, t0:t1] = out.reshape(rows, (f1 - f0) * step)[:, : t1 - t0]
 
 
 def _direct_matrix(h: torch.Tensor, step: int, win: int) -> torch.Tensor:
@@ -159,19 +107,16 @@ def forward(
     device = x.device
     hist_shape = (*batch, k - 1)
     hist = history(zi, batch, k, device)
+    if device.type == "cpu":
+        # issue 15: the compiled kernel; measured on the 2-core dev VM, K = 511,
+        # 8 ch x 60 s float32: ~0.15-0.25 s against ~1-3 s for torch.fft frames
+        x_np = x.detach().reshape(rows, n_t).contiguous().numpy()
+        y_np, zf_np = firfilt_np(x_np, h.numpy(), hist.numpy(), method)
+        y_t, zf_t = torch.from_numpy(y_np), torch.from_numpy(zf_np)
+        return y_t.reshape(x.shape), zf_t.reshape(hist_shape)
     if method == "auto":
         method = "direct" if k < AUTO_FFT_MIN_TAPS else "fft"
     with torch.no_grad():
-        if method == "fft" and device.type == "cpu" and n_t and rows and k > 1:
-            x_np = x.detach().reshape(rows, n_t).numpy()
-            hist_np = hist.numpy()
-            if n_t >= k - 1:
-                zf = torch.from_numpy(x_np[:, n_t - (k - 1) :].astype(np.float64))
-            else:
-                zf = torch.from_numpy(np.concatenate((hist_np[:, n_t:], x_np), axis=1))
-            y_np = np.empty((rows, n_t), dtype=x_np.dtype)
-            _fft_cpu(x_np, hist_np, h, y_np)
-            return torch.from_numpy(y_np).reshape(x.shape), zf.reshape(hist_shape)
         if n_t == 0 or rows == 0 or k == 1:
             x2 = x.detach().reshape(rows, n_t).to(torch.float64)
             full = torch.cat((hist, x2), dim=1)
