@@ -11,6 +11,9 @@ command, interpreter start-up included):
   (``-D``: no dither, so outputs are comparable)
 - ``ffmpeg``: ``ffmpeg -filter_threads 1 -i in.wav -af highpass=f=20,...,lowpass=f=4850
   -c:a pcm_s24le out.wav``
+- ``ffmpeg-fsync``: the same FFmpeg command, then an ``fsync`` of its output (timed
+  together): the durability fxcli's atomic write gives its outputs (fsync before the
+  rename), which FFmpeg and SoX do not do; for a like-for-like ratio
 - ``scipy-script``: a Python script: ``soundfile.read`` -> ``scipy.signal.sosfilt``
   per filter -> ``soundfile.write``
 - ``soundfile-io``: read + write alone (a Python script): the I/O floor
@@ -122,7 +125,7 @@ def commands(src: Path, out: Path, preset: Path) -> dict[str, list[str] | None]:
     af = ",".join([f"highpass=f={f}" for f in HP] + [f"lowpass=f={f}" for f in LP])
     sox = shutil.which("sox")
     ffmpeg = shutil.which("ffmpeg")
-    return {
+    cmds: dict[str, list[str] | None] = {
         "fxcli-process": [
             *fxcli_cmd(),
             "process",
@@ -169,6 +172,10 @@ def commands(src: Path, out: Path, preset: Path) -> dict[str, list[str] | None]:
         "scipy-script": [sys.executable, "-c", SCIPY_SCRIPT, str(src), str(out)],
         "soundfile-io": [sys.executable, "-c", IO_SCRIPT, str(src), str(out)],
     }
+    # FFmpeg, then an fsync of its output: what fxcli's atomic write guarantees
+    # (the output durable before it replaces the old one); timed as one command
+    cmds["ffmpeg-fsync"] = cmds["ffmpeg"]
+    return cmds
 
 
 @contextlib.contextmanager
@@ -484,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 cmd = [str(out) if c == "OUT" else c for c in cmd]
 
-                def run(cmd: list[str] = cmd) -> None:
+                def run(cmd: list[str] = cmd, out: Path = out, name: str = name) -> None:
                     p = subprocess.run(
                         cmd,
                         capture_output=True,
@@ -493,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     if p.returncode != 0:
                         raise RuntimeError(f"{cmd[0]} failed: {p.stderr.strip()[-500:]}")
+                    if name.endswith("-fsync"):
+                        fd = os.open(out, os.O_RDONLY)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
 
             run()  # warm-up (page cache, numba cache) and output for the check
             ts, cs = [], []
