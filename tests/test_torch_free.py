@@ -346,8 +346,10 @@ sys.argv = ["fxcli", *sys.argv[1:]]
 try:
     main()
 except SystemExit as exc:
+    import gc
     watch = os.environ["WATCH_MODULES"].split(",")
     print("LOADED", ",".join(m for m in watch if m in sys.modules) or "-", file=sys.stderr)
+    print("GC", gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)
     print("OPENBLAS_THREAD_TIMEOUT", os.environ.get("OPENBLAS_THREAD_TIMEOUT"), file=sys.stderr)
     raise
 """
@@ -365,6 +367,9 @@ NOT_NEEDED = (
     "yaml",
     "torch",
     "scipy",
+    # issue 15: OpenSSL's hashing only for a manifest or Ray (~3 ms of a one-file call)
+    "hashlib",
+    "_hashlib",
 )
 
 
@@ -374,7 +379,10 @@ def test_one_file_process_imports_only_what_it_needs(tmp_path: Path) -> None:
     signatures were ~25 ms), draws no dither generator for an output without dither
     (numpy.random), measures no levels for a chain that promises none (the meters'
     modules), and a preset parsed before comes from the parse cache (PyYAML's import is
-    ~15 ms). numpy's OpenBLAS is told not to spin idle threads."""
+    ~15 ms), hashes nothing without a manifest (hashlib loads OpenSSL). numpy's OpenBLAS
+    is told not to spin idle threads. The garbage collector, paused while the command
+    starts (fxcli.cli.gc_pause), is on again for the files, with start-up's objects
+    frozen."""
     src = tmp_path / "in.wav"
     rng = np.random.default_rng(3)
     sf.write(src, 0.1 * rng.standard_normal((4410, 2)), 44100, subtype="PCM_24")
@@ -393,6 +401,7 @@ def test_one_file_process_imports_only_what_it_needs(tmp_path: Path) -> None:
         )
         assert r.returncode == 0, r.stderr
     assert "LOADED -" in r.stderr.splitlines(), r.stderr
+    assert "GC True True" in r.stderr.splitlines(), r.stderr
     assert "OPENBLAS_THREAD_TIMEOUT 4" in r.stderr, r.stderr
     assert sf.info(str(out)).frames == 4410
     r = subprocess.run(  # a value the user set is kept

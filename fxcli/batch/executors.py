@@ -23,7 +23,6 @@ for ``process``, a :class:`~fxcli.engine.feature_engine.FeatureEngine` for
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import os
 import threading
@@ -311,6 +310,7 @@ _WORKER_SPOOL: list[Spool] = []
 
 
 def _worker_engine(cfg: WorkerConfig, device: str, overwrite: str) -> Any:
+    import hashlib  # here, not at the top: a local run needs no OpenSSL (~3 ms)
     import pickle
 
     from fxcli.engine.device import resolve_device
@@ -356,6 +356,8 @@ def _ray_entry(
 def fault_marker(fault_dir: str, task: Task) -> Path:
     """Test hook of :func:`run_ray`: a file here makes the worker running ``task``
     die (``os._exit``) after its first chunk, once."""
+    import hashlib
+
     return Path(fault_dir) / hashlib.sha256(task.dest.encode()).hexdigest()
 
 

@@ -24,7 +24,6 @@ finished (the file is redone), since the output may differ.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -99,6 +98,8 @@ def check_manifest_path(path: str | os.PathLike[str]) -> None:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a local file's bytes (read in 1 MiB blocks)."""
+    import hashlib  # here: loading OpenSSL is ~3 ms of a run that hashes nothing
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(_HASH_BLOCK):
@@ -113,6 +114,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     if isinstance(value, np.ndarray):
+        import hashlib
+
         arr = np.ascontiguousarray(value, dtype=np.float64)
         return {"ndarray": list(arr.shape), "sha256": hashlib.sha256(arr.tobytes()).hexdigest()}
     if isinstance(value, (np.floating, np.integer)):
@@ -136,6 +139,8 @@ def config_digest(preset: Any, options: dict[str, Any]) -> str:
         "options": _canonical(options),
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -1,7 +1,9 @@
 """``fxcli analyze``: levels and loudness per file (:mod:`fxcli.measure.analyze`),
 as a table per file on stdout or one JSON object per file."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here (issue 15): Typer reads the
+# command's annotations at each call and evaluates string ones twice; names imported
+# only for type checkers are quoted.
 
 import json
 import math
@@ -113,6 +115,7 @@ def run_analyze(
     ``plot``: a PNG of the (one) file's loudness over time.
     Finding no audio file and an invalid ``device`` raise
     :class:`fxcli.io.paths.UsageError` (exit 2, before any file is read)."""
+    from fxcli.cli import gc_pause
     from fxcli.cli.signals import Stop
     from fxcli.engine.device import cuda_may_exist, resolve_device
     from fxcli.io.audio import AudioError
@@ -133,6 +136,7 @@ def run_analyze(
     rep = AnalyzeReporter(json_mode=json_mode)
     stop = Stop()
     rep.on_stdout_closed = stop.stdout_closed
+    gc_pause.resume()  # start-up is over (fxcli.cli.gc_pause)
     for path in paths:
         if stop.is_set():
             break
@@ -165,7 +169,7 @@ def _check_plot(plot: str, files: list[str], input_list: str | None) -> None:
         raise UsageError("--plot needs matplotlib: pip install 'fxcli[plot]'") from None
 
 
-def _plot(path: Any, res: FileAnalysis, plot: str, rep: Reporter) -> None:
+def _plot(path: Any, res: "FileAnalysis", plot: str, rep: Reporter) -> None:
     """Draw the file's loudness over time; a failure fails the file (one line)."""
     from fxcli.measure.loudness_plot import loudness_over_time, plot_loudness
 
@@ -195,7 +199,7 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
-def print_file(r: FileAnalysis, console: Any) -> None:
+def print_file(r: "FileAnalysis", console: Any) -> None:
     """Human report of one file on ``console`` (rich): a summary line, then a table
     with one row per channel and an ``all`` row (narrow enough for 80 columns)."""
     from rich.table import Table

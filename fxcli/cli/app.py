@@ -119,9 +119,11 @@ def main() -> None:
     """
     import os
 
+    from fxcli.cli import gc_pause
     from fxcli.cli.blas_env import quiet_idle_blas_threads
     from fxcli.cli.signals import exit_at_once
 
+    gc_pause.pause(sys.argv)  # until the command has prepared its run
     exit_at_once()  # until a command installs its own handlers
     quiet_idle_blas_threads()  # before numpy loads
     first = sys.argv[1] if len(sys.argv) > 1 else None
@@ -134,6 +136,7 @@ def main() -> None:
         else:
             sys.stderr.write(f"{exc.code}\n")
             code = 1
+    gc_pause.resume(freeze=False)  # a command that ended before its run (usage error)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

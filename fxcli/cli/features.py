@@ -3,7 +3,9 @@ file (:mod:`fxcli.batch.feature_run` runs them like ``process``: local threads o
 shards, a manifest, URLs; :mod:`fxcli.engine.feature_engine` computes them;
 ``index.jsonl`` in OUTPUT lists them)."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here (issue 15): Typer reads the
+# command's annotations at each call and evaluates string ones twice; names imported
+# only for type checkers are quoted.
 
 import math
 from enum import Enum
@@ -274,7 +276,7 @@ class FeatureReporter(Reporter):
 def run_features(
     inputs: list[str],
     output: str,
-    opts: FeatureOptions,
+    opts: "FeatureOptions",
     *,
     json_mode: bool = False,
     quiet: bool = False,
@@ -285,9 +287,11 @@ def run_features(
     file is touched. The index is written after the run (a failure to write it
     counts as a failed file)."""
     from fxcli.batch.feature_run import prepare_features
+    from fxcli.cli import gc_pause
     from fxcli.cli.batch_session import run_reported
 
     batch, index = prepare_features(inputs, output, opts)
+    gc_pause.resume()  # start-up is over (fxcli.cli.gc_pause)
 
     def write_index(rep: Reporter) -> None:
         try:

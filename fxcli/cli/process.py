@@ -1,7 +1,10 @@
 """``fxcli process``: run a preset's chain over audio files (:mod:`fxcli.batch` runs
 them: local threads or Ray, shards, a manifest, URLs, several devices)."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here (issue 15): Typer reads the
+# annotations of ``process`` at each call, and as strings it evaluates each one twice
+# (~5 ms of a one-file call); every annotation in this module must name something
+# defined or imported at its top.
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,6 +358,7 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
     from fxcli.batch.devices import files_per_device, parse_devices
     from fxcli.batch.executors import EngineConfig
     from fxcli.batch.manifest import config_digest
+    from fxcli.cli import gc_pause
     from fxcli.cli.batch_session import run_reported
 
     if opts.chunk_seconds is not None and not 0 < opts.chunk_seconds < float("inf"):
@@ -403,11 +407,14 @@ def run_process(inputs: list[str], output: str | Path, opts: ProcessOptions) -> 
         options["tags"] = "none"
     if opts.strict:  # a file that passed without --strict is not done under it
         options["strict"] = "true"
+    # only a manifest keeps the digest (hashing loads OpenSSL, ~3 ms of a one-file call)
+    digest = config_digest(preset, options) if opts.manifest is not None else ""
     batch = batch_run.prepare(
-        tasks, cfg, bopts, config_sha256=config_digest(preset, options), devices=devices,
+        tasks, cfg, bopts, config_sha256=digest, devices=devices,
         default_jobs=lambda devs, n: files_per_device(list(devs), n),
         ignored=found.ignored, in_output=found.in_output, words=cli_text,
     )  # fmt: skip
+    gc_pause.resume()  # start-up is over (fxcli.cli.gc_pause)
     if opts.dry_run:
         return _dry_run(tasks, cfg.build(devices[0], opts.overwrite), opts, found.ignored)
     if page is None:
