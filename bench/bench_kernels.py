@@ -76,7 +76,7 @@ def iir_backends(steps):
     sos_t = torch.from_numpy(sos)
     ba = [(sec[:3], sec[3:]) for s in sos_each for sec in s]  # order 2: one section each
     out = {
-        "fxcli-sosfilt": lambda x: sosfilt(torch.from_numpy(x), sos_t, backend="numba")[0],
+        "fxcli-sosfilt": lambda x: sosfilt(torch.from_numpy(x), sos_t, backend="cpu")[0],
         "fxcli-sosfilt-torch": lambda x: sosfilt(torch.from_numpy(x), sos_t, backend="torch")[0],
         "scipy-sosfilt": lambda x: signal.sosfilt(sos, x, axis=-1),
     }
