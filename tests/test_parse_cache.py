@@ -21,8 +21,10 @@ from fxcli.preset import parse_cache
 from fxcli.preset.loader import BUNDLED_DIR, bundled_names, load_preset, parse_preset
 from tests.conftest import ROOT
 
+# quoted: outside the plain fast path (fxcli/preset/plain_yaml.py), which reads plain
+# texts without PyYAML and without the cache
 GOOD = """version: 1
-description: a test chain
+description: 'a test chain'
 output: {subtype: PCM_24}
 chain:
   - {type: highpass, cutoff_hz: 80, order: 2}
