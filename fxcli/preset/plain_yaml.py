@@ -167,27 +167,43 @@ class _Flow:
         return out
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _block_end(raw: list[str], i: int) -> int:
+    """The index after the body of a block scalar introduced on raw[i]: the non-blank
+    lines after it that are more indented than raw[i]."""
+    j = i + 1
+    while j < len(raw) and raw[j].strip() != "" and _indent(raw[j]) > _indent(raw[i]):
+        j += 1
+    return j
+
+
 class _Block:
-    """The block structure over (indent, content, line number) entries."""
+    """The block structure over (indent, content, 1-based line) entries: the lines that
+    are not blank, not comments and not in a block scalar's body."""
 
     def __init__(self, raw: list[str]) -> None:
         self.raw = raw
         self.lines: dict[int, int] = {}
-        # entries: (indent, content, 1-based line, index into raw)
-        self.ent: list[tuple[int, str, int, int]] = []
+        self.ent: list[tuple[int, str, int]] = []
         self.k = 0
         self.depth = 0  # block collections open (compact "- key:" items not counted)
-
-    def scan(self, start: int, stop: int) -> None:
-        for idx in range(start, stop):
-            line = self.raw[idx]
-            body = line.lstrip(" ")
-            content = _strip_comment(body)
+        i = 0
+        while i < len(raw):
+            content = _strip_comment(raw[i].lstrip(" "))
             if content:
-                self.ent.append((len(line) - len(body), content, idx + 1, idx))
+                self.ent.append((_indent(raw[i]), content, i + 1))
+            m = _KEY.match(content)
+            if m is not None and content[m.end() : m.end() + 1] == ":":
+                if content[m.end() + 1 :].strip() in _BLOCK_SCALAR:
+                    i = _block_end(raw, i)  # its body is content, not entries
+                    continue
+            i += 1
 
     def node(self, indent: int) -> Any:
-        ind, content, _, _ = self.ent[self.k]
+        ind, content, _ = self.ent[self.k]
         if ind != indent or self.depth >= MAX_DEPTH:
             raise _Unsupported
         self.depth += 1
@@ -198,9 +214,9 @@ class _Block:
         finally:
             self.depth -= 1
 
-    def value_after(self, indent: int, rest: str, line: int, idx: int, seq_ok: bool) -> Any:
-        """The value of an entry at ``indent`` whose text after the indicator is
-        ``rest`` (line ``line``, raw index ``idx``)."""
+    def value_after(self, indent: int, rest: str, line: int, seq_ok: bool) -> Any:
+        """The value of an entry at ``indent`` on ``line`` whose text after the
+        indicator is ``rest``."""
         nxt = self.ent[self.k] if self.k < len(self.ent) else None
         if rest == "":
             if nxt is not None and nxt[0] > indent:
@@ -218,42 +234,28 @@ class _Block:
             raise _Unsupported  # handled by mapping(); elsewhere not in the subset
         return _scalar(rest)
 
-    def block_scalar(self, style: str, indent: int, idx: int) -> str:
-        """The lines after raw[idx] more indented than ``indent``, folded (``>``) or
-        kept (``|``); ``-``: no final line break."""
-        body: list[str] = []
-        col = None
-        j = idx + 1
-        while j < len(self.raw):
-            line = self.raw[j]
-            if line.strip() == "":
-                break
-            ind = len(line) - len(line.lstrip(" "))
-            if ind <= indent:
-                break
-            if col is None:
-                col = ind
-            if ind != col or line != line.rstrip():
-                raise _Unsupported
-            body.append(line[col:])
-            j += 1
-        if not body:
+    def block_scalar(self, style: str, line: int) -> str:
+        """The body of the block scalar introduced on ``line`` (1-based), folded
+        (``>``) or kept (``|``); ``-``: no final line break."""
+        i = line - 1
+        end = _block_end(self.raw, i)
+        body = self.raw[i + 1 : end]
+        if not body or any(_indent(b) != _indent(body[0]) or b != b.rstrip() for b in body):
             raise _Unsupported
         # what follows must be the next entry (or the end): no blank line inside
+        j = end
         while j < len(self.raw) and self.raw[j].strip() == "":
             j += 1
-        if j < len(self.raw):
-            nxt = self.raw[j]
-            if len(nxt) - len(nxt.lstrip(" ")) > indent:
-                raise _Unsupported
-        text = (" " if style[0] == ">" else "\n").join(body)
+        if j < len(self.raw) and _indent(self.raw[j]) > _indent(self.raw[i]):
+            raise _Unsupported
+        text = (" " if style[0] == ">" else "\n").join(b[_indent(body[0]) :] for b in body)
         return text if style.endswith("-") else text + "\n"
 
     def mapping(self, indent: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         first = self.ent[self.k][2]
         while self.k < len(self.ent) and self.ent[self.k][0] == indent:
-            ind, content, line, idx = self.ent[self.k]
+            _, content, line = self.ent[self.k]
             m = _KEY.match(content)
             if m is None or content[m.end() : m.end() + 1] != ":":
                 raise _Unsupported
@@ -265,9 +267,9 @@ class _Block:
                 raise _Unsupported
             self.k += 1
             if rest in _BLOCK_SCALAR:
-                out[key] = self.block_scalar(rest, indent, idx)
+                out[key] = self.block_scalar(rest, line)
                 continue
-            out[key] = self.value_after(indent, rest, line, idx, True)
+            out[key] = self.value_after(indent, rest, line, True)
         if self.k < len(self.ent) and self.ent[self.k][0] > indent:
             raise _Unsupported
         self.lines[id(out)] = first
@@ -277,7 +279,7 @@ class _Block:
         out: list[Any] = []
         first = self.ent[self.k][2]
         while self.k < len(self.ent) and self.ent[self.k][0] == indent:
-            ind, content, line, idx = self.ent[self.k]
+            _, content, line = self.ent[self.k]
             if not (content == "-" or content.startswith("- ")):
                 break
             rest = content[1:]
@@ -286,11 +288,11 @@ class _Block:
             m = _KEY.match(rest)
             if m is not None and rest[m.end() : m.end() + 1] == ":" and rest[0] not in "{[":
                 # "- key: value": a mapping whose indent is the key's column
-                self.ent[self.k] = (indent + 1 + inner, rest, line, idx)
+                self.ent[self.k] = (indent + 1 + inner, rest, line)
                 out.append(self.mapping(indent + 1 + inner))
                 continue
             self.k += 1
-            out.append(self.value_after(indent, rest, line, idx, False))
+            out.append(self.value_after(indent, rest, line, False))
         self.lines[id(out)] = first
         return out
 
@@ -311,28 +313,6 @@ def parse_plain(text: str) -> tuple[Any, dict[int, int]] | None:
 
 def _parse(raw: list[str]) -> tuple[Any, dict[int, int]]:
     b = _Block(raw)
-    # block scalars' lines are content, not entries: scan around them
-    pending = []
-    for idx, line in enumerate(raw):
-        body = _strip_comment(line.lstrip(" "))
-        m = _KEY.match(body)
-        if m is not None and body[m.end() : m.end() + 1] == ":":
-            if body[m.end() + 1 :].strip() in _BLOCK_SCALAR:
-                pending.append(idx)
-    # entries, skipping each block scalar's body (found again by block_scalar)
-    skip_until = -1
-    for idx, line in enumerate(raw):
-        if idx < skip_until:
-            continue
-        b.scan(idx, idx + 1)
-        if idx in pending:
-            indent = len(line) - len(line.lstrip(" "))
-            j = idx + 1
-            while j < len(raw) and raw[j].strip() != "":
-                if len(raw[j]) - len(raw[j].lstrip(" ")) <= indent:
-                    break
-                j += 1
-            skip_until = j
     if not b.ent or b.ent[0][0] != 0:
         raise _Unsupported
     root = b.node(0)
