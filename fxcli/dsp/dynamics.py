@@ -507,27 +507,82 @@ def limit(
         :class:`fxcli.steps.dynamics.Limiter.flush`) to get the rest. A frame
         whose gain is 1 is output unchanged (bit for bit).
     """
+    on_device = False
+    if not isinstance(x, np.ndarray) and x.device.type == "cuda":
+        from fxcli.dsp import limiter_triton as LT
+
+        on_device = LT.usable(x)  # on the device: no copy to the CPU and back
+    return _limit(x, state, ceiling, true_peak, lookahead, release_ms, fs, interp, on_device)
+
+
+def _limit_device(
+    x: Tensor,
+    state: LimiterState | None,
+    *,
+    ceiling: float,
+    true_peak: bool,
+    lookahead: int,
+    release_ms: float,
+    fs: float,
+    interp: Interpolator | None = None,
+) -> tuple[Tensor, LimiterState]:
+    """:func:`limit` on ``x``'s device (:mod:`fxcli.dsp.limiter_triton`): the same
+    arguments, state and results; the state's tensors on ``x``'s device (``skip``: a
+    CPU 0-d tensor). :func:`limit` takes this path for CUDA tensors when Triton is
+    usable; the tests call it on CPU tensors under Triton's interpreter."""
+    return _limit(x, state, ceiling, true_peak, lookahead, release_ms, fs, interp, True)
+
+
+def _limit(
+    x: Any,
+    state: LimiterState | None,
+    ceiling: float,
+    true_peak: bool,
+    lookahead: int,
+    release_ms: float,
+    fs: float,
+    interp: Interpolator | None,
+    on_device: bool,
+) -> tuple[Any, LimiterState]:
+    """:func:`limit`: the compiled CPU kernel, or with ``on_device`` the device
+    kernels of :mod:`fxcli.dsp.limiter_triton` (state on ``x``'s device)."""
     batch = tuple(x.shape[:-1])
     n = x.shape[-1]
     n_g, n_c = _groups(batch, True)
     arrays = isinstance(x, np.ndarray)
     it = limiter_interpolator(fs, interp)
-    if not arrays and x.device.type == "cuda":
-        from fxcli.dsp import limiter_triton as LT
-
-        if LT.usable(x):  # on the device: no copy to the CPU and back
-            return _limit_device(
-                x, state, ceiling=ceiling, true_peak=true_peak, lookahead=lookahead,
-                release_ms=release_ms, fs=fs, interp=it,
-            )  # fmt: skip
     if state is None:
-        state = limiter_init_state(batch, None if arrays else "cpu", lookahead, true_peak, fs, it)
+        where = None if arrays else (x.device if on_device else "cpu")
+        state = limiter_init_state(batch, where, lookahead, true_peak, fs, it)
     d = limiter_latency(lookahead, true_peak, fs, it)
     if n == 0:
-        return (x.copy() if isinstance(x, np.ndarray) else x.detach().clone()), state
+        return (x.copy() if arrays else x.detach().clone()), state
+    if tuple(state.pending.shape) != (n_g, n_c, d):
+        raise ValueError(
+            f"state.pending must have shape {(n_g, n_c, d)}, got {tuple(state.pending.shape)}"
+        )
+    ceil = float(ceiling) * _CEILING_GUARD
+    # peaks at or under the ceiling need nothing; louder ones are planned to the
+    # target (a margin under the ceiling absorbs the effect of gain changes
+    # inside the interpolator's support, which the exact check would fix)
+    target = ceil * 10.0 ** (-_margin_db(true_peak) / 20.0)
+    a_rel = one_pole_coeff(release_ms, fs)
+    skip = int(state.skip)
+    drop = min(skip, n)
+    if on_device:
+        import torch
+
+        from fxcli.dsp.limiter_triton import limit_device
+
+        y_dev, (pend_d, tpq_d, req_d, gain_d, plan_d, fin_d, unf_d) = limit_device(
+            x.reshape(n_g, n_c, n), state, phases=it.phases, true_peak=bool(true_peak),
+            ceil=ceil, target=target, a_rel=a_rel, snap=_UNITY_SNAP, solve=_SOLVE,
+            drop=drop,
+        )  # fmt: skip
+        skip_t = torch.tensor(skip - drop, dtype=torch.int64)
+        st_d = LimiterState(pend_d, tpq_d, req_d, gain_d, plan_d, fin_d, unf_d, skip_t)
+        return y_dev.reshape(*batch, n - drop), st_d
     pend = _host(state.pending)
-    if pend.shape != (n_g, n_c, d):
-        raise ValueError(f"state.pending must have shape {(n_g, n_c, d)}, got {pend.shape}")
     xn = _cpu_array(x, (n_g, n_c, n))
     tpq = _host(state.tpq)
     req = _host(state.req)
@@ -535,13 +590,6 @@ def limit(
     plan = _host(state.plan)
     fin = _host(state.fin)
     unf = _host(state.unf)
-    ceil = float(ceiling) * _CEILING_GUARD
-    # peaks at or under the ceiling need nothing; louder ones are planned to the
-    # target (a margin under the ceiling absorbs the effect of gain changes
-    # inside the interpolator's support, which the exact check would fix)
-    target = ceil * 10.0 ** (-_margin_db(true_peak) / 20.0)
-    skip = int(state.skip)
-    drop = min(skip, n)
     new_pend = np.empty_like(pend)
     gain = np.empty((n_g, n), dtype=np.float64)
     y_np = np.empty((n_g, n_c, n - drop), dtype=xn.dtype)
@@ -562,7 +610,7 @@ def limit(
         bool(true_peak),
         ceil,
         target,
-        one_pole_coeff(release_ms, fs),
+        a_rel,
         _UNITY_SNAP,
         _SOLVE,
         threads(),
@@ -586,64 +634,3 @@ def limit(
         skip=new_skip,
     )
     return y, new_state
-
-
-def _limit_device(
-    x: Tensor,
-    state: LimiterState | None,
-    *,
-    ceiling: float,
-    true_peak: bool,
-    lookahead: int,
-    release_ms: float,
-    fs: float,
-    interp: Interpolator | None = None,
-) -> tuple[Tensor, LimiterState]:
-    """:func:`limit` on ``x``'s device (:mod:`fxcli.dsp.limiter_triton`): the same
-    arguments, state and results; the state's tensors on ``x``'s device (``skip``: a
-    CPU 0-d tensor). :func:`limit` calls it for CUDA tensors when Triton is usable;
-    the tests call it on CPU tensors under Triton's interpreter."""
-    import torch
-
-    from fxcli.dsp.limiter_triton import limit_device
-
-    batch = tuple(x.shape[:-1])
-    n = x.shape[-1]
-    n_g, n_c = _groups(batch, True)
-    it = limiter_interpolator(fs, interp)
-    if state is None:
-        state = limiter_init_state(batch, x.device, lookahead, true_peak, fs, it)
-    d = limiter_latency(lookahead, true_peak, fs, it)
-    if n == 0:
-        return x.detach().clone(), state
-    if tuple(state.pending.shape) != (n_g, n_c, d):
-        raise ValueError(
-            f"state.pending must have shape {(n_g, n_c, d)}, got {tuple(state.pending.shape)}"
-        )
-    ceil = float(ceiling) * _CEILING_GUARD
-    target = ceil * 10.0 ** (-_margin_db(true_peak) / 20.0)
-    skip = int(state.skip)
-    drop = min(skip, n)
-    y, (pend, tpq, req, gain, plan, fin, unf) = limit_device(
-        x.reshape(n_g, n_c, n),
-        state,
-        phases=it.phases,
-        true_peak=bool(true_peak),
-        ceil=ceil,
-        target=target,
-        a_rel=one_pole_coeff(release_ms, fs),
-        snap=_UNITY_SNAP,
-        solve=_SOLVE,
-        drop=drop,
-    )
-    new_state = LimiterState(
-        pending=pend,
-        tpq=tpq,
-        req=req,
-        gain=gain,
-        plan=plan,
-        fin=fin,
-        unf=unf,
-        skip=torch.tensor(skip - drop, dtype=torch.int64),
-    )
-    return y.reshape(*batch, n - drop), new_state
